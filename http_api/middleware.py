@@ -1,0 +1,155 @@
+"""Two middlewares wrap every request, REST or not.
+
+`observe` (outermost) gives the request its id, and once a response exists,
+stamps the headers, records the audit entry of a mutating call, counts the
+request in /metrics and writes its JSON log line. `errors` turns every
+failure — ours, aiohttp's 404/405/413, a database outage, a bug — into the
+standard `{"error", "code", "details"}` body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+
+from http_api.routing import PRINCIPAL, QUOTA, REQUEST_ID, RESOURCE_ID, ROUTE, json_response
+from hub.db.database import CONNECTION_ERRORS, database_unavailable
+from hub.errors import ApiError
+from hub.services import SERVICES, Services
+from hub.store import audit
+
+log = logging.getLogger("hub.http")
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+_AIOHTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.body(), error.status, headers=error.headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> ApiError:
+    code = _AIOHTTP_CODES.get(exc.status, "HTTP_ERROR")
+    details: dict = {}
+    if exc.status == 405 and isinstance(exc, web.HTTPMethodNotAllowed):
+        details["allowed"] = sorted(exc.allowed_methods)
+    message = {
+        404: "Not found",
+        405: "Method not allowed",
+        413: "The request body is too large",
+    }.get(exc.status, exc.reason)
+    headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+    return ApiError(exc.status, code, message, details, headers)
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc))
+    except CONNECTION_ERRORS:
+        log.warning(orjson.dumps({"event": "database_unavailable"}).decode())
+        return error_response(database_unavailable())
+    except Exception:
+        log.exception(
+            orjson.dumps({"event": "unhandled_error", "request_id": request[REQUEST_ID]}).decode()
+        )
+        return error_response(
+            ApiError(
+                500,
+                "INTERNAL_ERROR",
+                "Something went wrong on our side",
+                {"request_id": request[REQUEST_ID]},
+            )
+        )
+
+
+def _resource_id(request: web.Request) -> str | None:
+    return request.get(RESOURCE_ID) or request.match_info.get("id")
+
+
+async def _write_audit(request: web.Request, services: Services, status: int) -> None:
+    principal = request.get(PRINCIPAL)
+    if principal is None or request.method not in MUTATING:
+        return
+    try:
+        async with services.db.tenant(principal.company_id) as conn:
+            await audit.record(
+                conn,
+                company_id=principal.company_id,
+                user_id=principal.user_id,
+                method=request.method,
+                path=request.path,
+                resource_id=_resource_id(request),
+                status=status,
+                ip=request.remote,
+                request_id=request[REQUEST_ID],
+            )
+    except (ApiError, *CONNECTION_ERRORS):
+        log.error(
+            orjson.dumps(
+                {"event": "audit_write_failed", "request_id": request[REQUEST_ID]}
+            ).decode()
+        )
+
+
+@web.middleware
+async def observe(request: web.Request, handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    started = time.perf_counter()
+    response = await handler(request)
+    elapsed = time.perf_counter() - started
+
+    services: Services = request.app[SERVICES]
+    if not response.prepared:  # a WebSocket or a stream has sent its headers already
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+        quota = request.get(QUOTA)
+        if quota is not None:
+            response.headers.update(quota.headers())
+    await _write_audit(request, services, response.status)
+
+    route = request.get(ROUTE) or _route_label(request)
+    services.metrics.observe_request(request.method, route, response.status, elapsed)
+    log.info(
+        orjson.dumps(
+            {
+                "event": "request",
+                "request_id": request[REQUEST_ID],
+                "method": request.method,
+                "route": route,
+                "path": request.path,
+                "status": response.status,
+                "latency_ms": round(elapsed * 1000, 2),
+            }
+        ).decode()
+    )
+    return response
+
+
+def _route_label(request: web.Request) -> str:
+    # Never the raw path for unmatched requests: label cardinality stays bounded.
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical

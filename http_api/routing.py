@@ -1,0 +1,220 @@
+"""The route table: each REST route declared once with what it takes and gives.
+
+A declaration carries its auth, its request and response models and its
+status; the same declaration drives the aiohttp handler (authenticate, rate
+limit, parse, validate, call, serialise) and the OpenAPI document, so the
+document cannot drift from what the server does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.auth import Principal
+from hub.errors import ApiError
+from hub.ratelimit import Quota
+from hub.services import SERVICES, Services
+
+Auth = Literal["user", "none"]
+
+# What a request carries between the middlewares and the handler.
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+QUOTA = web.RequestKey("quota", Quota)
+ROUTE = web.RequestKey("route", str)
+RESOURCE_ID = web.RequestKey("resource_id", str)
+
+
+@dataclass
+class Call:
+    """What a handler receives: the request, who made it, and its validated input."""
+
+    request: web.Request
+    services: Services
+    principal: Principal | None
+    params: dict[str, Any]
+    body: Any = None
+    query: Any = None
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route declared without auth"
+        return self.principal
+
+    def tenant(self):
+        """The tenant transaction of the caller's company."""
+        return self.services.db.tenant(self.user.company_id)
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tags: tuple[str, ...]
+    auth: Auth = "user"
+    roles: tuple[str, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    rate_limit: Literal["user", "auth_ip"] = "user"
+    errors: tuple[int, ...] = field(default_factory=tuple)
+
+
+def validation_fields(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "body"
+        fields.setdefault(name, error["msg"])
+    return fields
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _path_params(request: web.Request) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, raw in request.match_info.items():
+        if name == "id" or name.endswith("_id"):
+            try:
+                params[name] = UUID(raw)
+            except ValueError:
+                # An id that cannot exist is simply not found.
+                raise ApiError.not_found() from None
+        else:
+            params[name] = raw
+    return params
+
+
+async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Send the body as application/json",
+            {"content_type": request.content_type},
+        )
+    raw = await request.read()
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError.bad_request(
+            "INVALID_JSON", "The body is not valid JSON", reason=str(exc)
+        ) from None
+    try:
+        # Strict JSON validation: "0.7" is not a temperature and "true" is not a boolean.
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise ApiError.validation(validation_fields(exc)) from None
+
+
+def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ApiError.validation(validation_fields(exc)) from None
+
+
+async def _authenticate(request: web.Request, services: Services) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError.unauthorized()
+    principal = await services.verifier.verify(token.strip())
+    await services.known_company(principal.company_id)
+    return principal
+
+
+async def _rate_limit(request: web.Request, services: Services, route: Route) -> None:
+    if route.rate_limit == "auth_ip":
+        key, limit = f"ip:{request.remote}:auth", services.settings.auth_rate_limit_per_hour
+    else:
+        principal = request[PRINCIPAL]
+        key, limit = f"user:{principal.user_id}", services.settings.rate_limit_per_hour
+    quota = await services.limiter.hit(key, limit, 3600)
+    request[QUOTA] = quota
+    if not quota.allowed:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            "Too many requests",
+            {"limit": quota.limit, "reset_at": quota.reset_at},
+            headers={"Retry-After": str(quota.retry_after())},
+        )
+
+
+def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        services: Services = request.app[SERVICES]
+        request[ROUTE] = route.path
+        principal = None
+        if route.auth == "user":
+            principal = await _authenticate(request, services)
+            request[PRINCIPAL] = principal
+        await _rate_limit(request, services, route)
+        if route.roles and principal is not None and not principal.can(*route.roles):
+            raise ApiError.forbidden(f"This needs the role {' or '.join(route.roles)}")
+        call = Call(request, services, principal, _path_params(request))
+        if route.query is not None:
+            call.query = _read_query(request, route.query)
+        if route.body is not None:
+            call.body = await _read_body(request, route.body)
+        result = await route.handler(call)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        if route.response is not None:
+            result = route.response.model_validate(result).model_dump(mode="json")
+        return json_response(result, route.status)
+
+    return handle
+
+
+class Api:
+    """Collects route declarations; `install` puts them on an aiohttp app."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = options.pop("summary", None) or (handler.__doc__ or "").strip()
+            self.routes.append(Route(method, path, handler, summary=summary, **options))
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any):
+        return self.route("GET", path, **options)
+
+    def post(self, path: str, **options: Any):
+        return self.route("POST", path, **options)
+
+    def patch(self, path: str, **options: Any):
+        return self.route("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any):
+        return self.route("DELETE", path, **options)
+
+    def install(self, app: web.Application) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, make_handler(route))

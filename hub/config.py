@@ -1,0 +1,149 @@
+"""Settings from the environment: the one place that reads environment variables.
+
+Everything else receives a `Settings` object. Tests build one directly with the
+values they need instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str = field(default="", repr=False)
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_ttl_seconds: int = 3600
+    rate_limit_per_hour: int = 1000
+    auth_rate_limit_per_hour: int = 60
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: str | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./var")
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    # Keys in a shared Redis are prefixed so that several hubs (or test runs)
+    # can share one server without seeing each other's counters.
+    redis_prefix: str = "syntera"
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+            return value
+
+        def url(name: str, schemes: tuple[str, ...]) -> str | None:
+            raw = text(name)
+            if raw is None:
+                return None
+            parts = urlsplit(raw)
+            if parts.scheme not in schemes:
+                raise ConfigError(f"{name} must be a URL starting with {' or '.join(schemes)}")
+            return raw
+
+        log_level = (text("LOG_LEVEL") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
+        livekit = {
+            "LIVEKIT_URL": url("LIVEKIT_URL", ("ws", "wss", "http", "https")),
+            "LIVEKIT_API_KEY": text("LIVEKIT_API_KEY"),
+            "LIVEKIT_API_SECRET": text("LIVEKIT_API_SECRET"),
+        }
+        if any(livekit.values()) and not all(livekit.values()):
+            missing = next(name for name, value in livekit.items() if not value)
+            raise ConfigError(f"{missing} must be set when any LIVEKIT_* variable is set")
+
+        data_dir = Path(text("SYNTERA_DATA_DIR") or "./var")
+        settings = cls(
+            database_url=url("DATABASE_URL", ("postgres", "postgresql")),
+            redis_url=url("REDIS_URL", ("redis", "rediss", "unix")),
+            jwt_secret=text("JWT_SECRET") or "",
+            jwt_jwks_url=url("JWT_JWKS_URL", ("http", "https")),
+            jwt_audience=text("JWT_AUDIENCE"),
+            jwt_issuer=text("JWT_ISSUER"),
+            rate_limit_per_hour=integer("RATE_LIMIT_PER_HOUR", 1000, 1, 10_000_000),
+            auth_rate_limit_per_hour=integer("AUTH_RATE_LIMIT_PER_HOUR", 60, 1, 10_000_000),
+            openai_api_key=text("OPENAI_API_KEY"),
+            openai_base_url=url("OPENAI_BASE_URL", ("http", "https")),
+            livekit_url=livekit["LIVEKIT_URL"],
+            livekit_api_key=livekit["LIVEKIT_API_KEY"],
+            livekit_api_secret=livekit["LIVEKIT_API_SECRET"],
+            host=text("HOST") or "127.0.0.1",
+            port=integer("PORT", 8080, 1, 65535),
+            data_dir=data_dir,
+            log_level=log_level,
+            redis_prefix=text("REDIS_PREFIX") or "syntera",
+        )
+        if settings.jwt_secret and len(settings.jwt_secret) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters")
+        return settings
+
+    def ensure_jwt_secret(self) -> Settings:
+        """Without JWT_SECRET, use a random secret generated once and kept in the data dir.
+
+        A hard-coded default would let anyone mint tokens for any hub that forgot
+        to set one.
+        """
+        if self.jwt_secret:
+            return self
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Write aside, then link into place: processes starting together all
+            # end up reading the one secret that won, never a half-written file.
+            tmp = path.with_name(f".jwt_secret.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return replace(self, jwt_secret=path.read_text().strip())
+
+    def configure_logging(self) -> None:
+        logging.basicConfig(level=self.log_level, format="%(message)s")

@@ -1,0 +1,110 @@
+"""The pool and the transaction helper.
+
+Every query runs in a transaction opened here. A tenant transaction switches
+to the `syntera_app` role, which row-level security applies to, and sets
+`app.company_id`: a query that forgets its company filter still sees only
+that company's rows. A system transaction (sign-up, log-in, migrations,
+cross-tenant jobs) runs as the connecting role and is used by name, never by
+default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from hub.config import Settings
+from hub.db.embedded import embedded_database_url
+from hub.errors import ApiError
+
+APP_ROLE = "syntera_app"
+
+# What asyncpg raises when the server is gone or refusing; the HTTP layer turns
+# these into a fast 503 instead of a hanging request or a 500.
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    TimeoutError,
+)
+
+
+def database_unavailable() -> ApiError:
+    return ApiError.unavailable("The database is unavailable", "DATABASE_UNAVAILABLE")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+class Database:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+
+    @asynccontextmanager
+    async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self.pool.acquire(timeout=10)
+        except CONNECTION_ERRORS as exc:
+            raise database_unavailable() from exc
+        try:
+            async with conn.transaction():
+                if company_id is not None:
+                    # One round trip: SET LOCAL ROLE and SET LOCAL app.company_id.
+                    await conn.execute(
+                        "SELECT set_config('role', $1, true),"
+                        " set_config('app.company_id', $2, true)",
+                        APP_ROLE,
+                        str(company_id),
+                    )
+                yield conn
+        finally:
+            await self.pool.release(conn)
+
+    def tenant(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction confined by row-level security to one company."""
+        if company_id is None:
+            raise ValueError("a tenant transaction needs a company id")
+        return self._transaction(company_id)
+
+    def system(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction as the owning role: for work that precedes or spans tenants."""
+        return self._transaction(None)
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=3) as conn:
+            await conn.fetchval("SELECT 1", timeout=3)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return embedded_database_url(settings.data_dir)
+
+
+async def connect(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> Database:
+    url = database_url(settings)
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        max_inactive_connection_lifetime=300,
+    )
+    return Database(pool, url)

@@ -1,0 +1,57 @@
+"""The one error type. Every failure a client sees is an ApiError rendered as
+`{"error", "code", "details"}` — by REST, and later by Socket.IO acks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, "details": self.details}
+
+    # The common cases, so call sites read as what happened.
+    @classmethod
+    def not_found(cls, what: str = "Resource", **details: Any) -> ApiError:
+        return cls(404, "NOT_FOUND", f"{what} not found", details)
+
+    @classmethod
+    def bad_request(cls, code: str, message: str, **details: Any) -> ApiError:
+        return cls(400, code, message, details)
+
+    @classmethod
+    def validation(cls, fields: dict[str, str]) -> ApiError:
+        return cls(400, "VALIDATION_ERROR", "Request validation failed", {"fields": fields})
+
+    @classmethod
+    def unauthorized(
+        cls, message: str = "Authentication required", code: str = "UNAUTHORIZED"
+    ) -> ApiError:
+        return cls(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+    @classmethod
+    def forbidden(cls, message: str = "You do not have permission to do this") -> ApiError:
+        return cls(403, "FORBIDDEN", message)
+
+    @classmethod
+    def conflict(cls, message: str, **details: Any) -> ApiError:
+        return cls(409, "CONFLICT", message, details)
+
+    @classmethod
+    def unavailable(cls, message: str, code: str = "SERVICE_UNAVAILABLE") -> ApiError:
+        return cls(503, code, message, headers={"Retry-After": "5"})

@@ -1,0 +1,78 @@
+"""Fixed-window request counters: in-process, or in Redis when REDIS_URL is set
+so that every process behind the load balancer shares one count."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    remaining: int
+    reset_at: int  # unix seconds when the window ends
+    allowed: bool
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+
+    def retry_after(self, now: float | None = None) -> int:
+        return max(1, self.reset_at - int(now if now is not None else time.time()))
+
+
+def _quota(count: int, limit: int, reset_at: int) -> Quota:
+    return Quota(limit, max(0, limit - count), reset_at, count <= limit)
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}  # key -> (window start, count)
+        self._next_sweep = 0.0
+
+    async def hit(self, key: str, limit: int, window: int) -> Quota:
+        now = time.time()
+        start = int(now // window * window)
+        if now >= self._next_sweep:  # drop finished windows now and then
+            self._counts = {k: v for k, v in self._counts.items() if v[0] + window > now}
+            self._next_sweep = now + 60
+        seen_start, count = self._counts.get(key, (start, 0))
+        count = count + 1 if seen_start == start else 1
+        self._counts[key] = (start, count)
+        return _quota(count, limit, start + window)
+
+
+class RedisRateLimiter:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, on_failure: Callable[[], None] = lambda: None
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.on_failure = on_failure
+
+    async def hit(self, key: str, limit: int, window: int) -> Quota:
+        start = int(time.time() // window * window)
+        redis_key = f"{self.prefix}:rl:{key}:{start}"
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(redis_key)
+                pipe.expireat(redis_key, start + window + 5)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # Fail open: a Redis outage must not take the API down with it.
+            # The outage shows in /healthz and in this counter.
+            self.on_failure()
+            log.warning('{"event":"rate_limit_unavailable","error":"%s"}', exc)
+            return Quota(limit, limit, start + window, True)
+        return _quota(int(count), limit, start + window)

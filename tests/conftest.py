@@ -1,0 +1,173 @@
+"""Test infrastructure: a real PostgreSQL and a real Redis, and hub apps on them.
+
+PostgreSQL: TEST_DATABASE_URL when set (CI: this machine's server), else an
+embedded one from pgserver. Each run gets a fresh database, dropped at the end.
+Redis: TEST_REDIS_URL when set, else a private redis-server on a free port.
+Tests share one database: every test makes its own companies, so isolation
+comes from tenancy itself rather than from truncating tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis as sync_redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.app import build_app
+from hub.config import Settings
+from tests.helpers import Account, signup
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="syntera-tests-"))
+    # As root, pgserver runs PostgreSQL as its own unprivileged user, which must
+    # be able to reach the data directory inside this one.
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_root: Path) -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from hub.db.embedded import embedded_database_url
+
+    yield embedded_database_url(tmp_root)
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh database for this run, on the server above."""
+    name = f"syntera_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(postgres_server_url, name)
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root: Path) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed and TEST_REDIS_URL is not set (scripts/test installs it)"
+        )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = sync_redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except sync_redis.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, tmp_root: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=secrets.token_urlsafe(48),
+        data_dir=tmp_root / "data",
+        # Tests sign up many companies from one address.
+        auth_rate_limit_per_hour=1_000_000,
+        rate_limit_per_hour=1_000_000,
+        redis_prefix=f"syntera-test-{uuid.uuid4().hex[:8]}",
+    )
+
+
+async def start_client(settings: Settings) -> TestClient:
+    client = TestClient(TestServer(build_app(settings)))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture(scope="session")
+async def client(base_settings: Settings) -> AsyncIterator[TestClient]:
+    """One hub for the whole run, in the embedded-style single-process mode."""
+    client = await start_client(base_settings)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def make_client(base_settings: Settings) -> AsyncIterator:
+    """Start hubs with settings of the test's own; closed at the end of the test."""
+    started: list[TestClient] = []
+
+    async def make(**overrides) -> TestClient:
+        client = await start_client(base_settings.with_overrides(**overrides))
+        started.append(client)
+        return client
+
+    yield make
+    for client in started:
+        await client.close()
+
+
+@pytest.fixture
+async def account(client: TestClient) -> Account:
+    return await signup(client)
