@@ -15,6 +15,7 @@ from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.db import connect
 from hub.db.migrate import migrate
+from hub.events import EventBus, RedisEventBus
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from hub.services import SERVICES, Services
@@ -39,19 +40,26 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
         limiter = RedisRateLimiter(
             redis, settings.redis_prefix, metrics.rate_limit_backend_errors.inc
         )
+        events: EventBus = RedisEventBus(redis, settings.redis_url, settings.redis_prefix)
     else:
         limiter = MemoryRateLimiter()
+        events = EventBus()
+    metrics.watch_event_bus(events)
+    await events.start()
+    db.events = events
     return Services(
         settings=settings,
         db=db,
         verifier=TokenVerifier(settings),
         limiter=limiter,
         metrics=metrics,
+        events=events,
         redis=redis,
     )
 
 
 async def close_services(services: Services) -> None:
+    await services.events.stop()
     if services.redis is not None:
         await services.redis.aclose()
     await services.db.close()

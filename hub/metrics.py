@@ -3,7 +3,7 @@ process (tests, benchmarks) never share or clash."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -32,6 +32,14 @@ class Metrics:
             "Rate-limit checks that could not reach Redis and failed open",
             registry=self.registry,
         )
+
+    def watch_event_bus(self, bus) -> None:
+        gauge = Gauge(
+            "event_publish_failures_total",
+            "Domain events that could not be published to the bus (live delivery lost)",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: bus.publish_failures)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

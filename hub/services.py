@@ -13,6 +13,7 @@ from aiohttp import web
 from hub.auth import TokenVerifier
 from hub.config import Settings
 from hub.db import Database
+from hub.events import EventBus
 from hub.metrics import Metrics
 from hub.ratelimit import Quota
 from hub.store import companies
@@ -29,6 +30,7 @@ class Services:
     verifier: TokenVerifier
     limiter: RateLimiter
     metrics: Metrics
+    events: EventBus
     redis: aioredis.Redis | None = None
     _known_companies: set[UUID] = field(default_factory=set)
 

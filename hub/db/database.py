@@ -20,6 +20,7 @@ import orjson
 from hub.config import Settings
 from hub.db.embedded import embedded_database_url
 from hub.errors import ApiError
+from hub.events import Event, EventBus
 
 APP_ROLE = "syntera_app"
 
@@ -52,6 +53,8 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.url = url
+        self.events: EventBus | None = None  # attached by the app; CLI commands have none
+        self._after_commit: dict[int, list[Event]] = {}
 
     @asynccontextmanager
     async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
@@ -59,6 +62,7 @@ class Database:
             conn = await self.pool.acquire(timeout=10)
         except CONNECTION_ERRORS as exc:
             raise database_unavailable() from exc
+        pending = self._after_commit[id(conn)] = []
         try:
             async with conn.transaction():
                 if company_id is not None:
@@ -71,7 +75,17 @@ class Database:
                     )
                 yield conn
         finally:
+            del self._after_commit[id(conn)]
             await self.pool.release(conn)
+        # Reached only when the transaction committed: subscribers never hear of
+        # a change that was rolled back.
+        if self.events is not None:
+            for event in pending:
+                await self.events.publish(event)
+
+    def publish_after_commit(self, conn: asyncpg.Connection, event: Event) -> None:
+        """Publish `event` once the transaction `conn` belongs to has committed."""
+        self._after_commit[id(conn)].append(event)
 
     def tenant(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
         """A transaction confined by row-level security to one company."""

@@ -1,0 +1,39 @@
+"""Writing into conversations: the one path by which a message is stored, so
+every stored message — from a visitor, the AI, staff or the system — gets its
+seq and reaches subscribers as `message.created` once committed."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from hub.db import Database
+from hub.events import Event
+from hub.store import messages
+
+
+async def append_message(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    sender_type: str,
+    content: str,
+    **fields: Any,
+) -> tuple[dict[str, Any] | None, bool]:
+    """See `hub.store.messages.append`; publishes the stored message once the
+    caller's transaction commits (a retried client_id publishes nothing)."""
+    message, created = await messages.append(
+        conn,
+        company_id=company_id,
+        conversation_id=conversation_id,
+        sender_type=sender_type,
+        content=content,
+        **fields,
+    )
+    if created:
+        db.publish_after_commit(conn, Event("message.created", company_id, message))
+    return message, created
