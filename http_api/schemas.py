@@ -13,6 +13,16 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable() -> Any:
+    """A field of a partial update that may be left out but not set to null:
+    the type stays non-nullable, and the schema shows no null default."""
+    return Field(None, json_schema_extra=_drop_default)
+
+
 class QueryModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -28,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import build_app
 from hub.config import Settings
+from hub.db.migrate import migrate
 from tests.helpers import Account, signup
 
 
@@ -72,7 +73,13 @@ async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield _with_database(postgres_server_url, name)
+    url = _with_database(postgres_server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
     admin = await asyncpg.connect(postgres_server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
-from http_api.schemas import RequestModel
+from http_api.schemas import RequestModel, omittable
 from hub.errors import ApiError
 from hub.store import agents
 
@@ -37,14 +37,14 @@ class AgentUpdate(RequestModel):
     """Partial: only the fields sent change. A field that cannot be empty
     cannot be set to null either."""
 
-    name: AgentName = None  # type: ignore[assignment]
+    name: AgentName = omittable()
     description: Description | None = None
     system_prompt: SystemPrompt | None = None
-    model: ModelName = None  # type: ignore[assignment]
-    temperature: Temperature = None  # type: ignore[assignment]
-    max_tokens: MaxTokens = None  # type: ignore[assignment]
-    enabled: bool = None  # type: ignore[assignment]
-    voice_settings: dict[str, Any] = None  # type: ignore[assignment]
+    model: ModelName = omittable()
+    temperature: Temperature = omittable()
+    max_tokens: MaxTokens = omittable()
+    enabled: bool = omittable()
+    voice_settings: dict[str, Any] = omittable()
 
 
 class Agent(BaseModel):

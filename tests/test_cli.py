@@ -1,0 +1,189 @@
+"""The `python -m hub` commands as a newcomer and an operator run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jwt
+
+from hub.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "JWT_", "LIVEKIT_", "OPENAI_"))
+    }
+    env.update(extra)
+    return env
+
+
+def run_hub(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        cwd=ROOT,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_invalid_configuration_exits_2_naming_the_variable():
+    for name, value in [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("RATE_LIMIT_PER_HOUR", "-1"),
+        ("DATABASE_URL", "mysql://x"),
+        ("LOG_LEVEL", "LOUD"),
+        ("JWT_SECRET", "short"),
+        ("LIVEKIT_URL", "wss://lk.example.com"),
+    ]:
+        result = run_hub("migrate", **{name: value})
+        if name == "LIVEKIT_URL":
+            name = "LIVEKIT_API_KEY"  # the message names what is missing
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0], (name, result.stderr)
+
+
+def test_settings_from_env_defaults_and_values(tmp_path):
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.rate_limit_per_hour) == ("127.0.0.1", 8080, 1000)
+    assert settings.embedded_database and settings.data_dir == Path("./var")
+    custom = Settings.from_env(
+        {
+            "HOST": "0.0.0.0",
+            "PORT": "9000",
+            "SYNTERA_DATA_DIR": str(tmp_path),
+            "REDIS_URL": "redis://r:6379/0",
+        }
+    )
+    assert (custom.host, custom.port, custom.data_dir, custom.redis_url) == (
+        "0.0.0.0",
+        9000,
+        tmp_path,
+        "redis://r:6379/0",
+    )
+    try:
+        Settings.from_env({"LIVEKIT_URL": "wss://x", "LIVEKIT_API_KEY": "k"})
+    except ConfigError as exc:
+        assert "LIVEKIT_API_SECRET" in str(exc)
+    else:
+        raise AssertionError("partial LiveKit configuration accepted")
+
+
+def test_generated_jwt_secret_is_kept_in_the_data_dir(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    first = settings.ensure_jwt_secret().jwt_secret
+    second = Settings(data_dir=tmp_path).ensure_jwt_secret().jwt_secret
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o777 == 0o600
+    assert Settings(data_dir=tmp_path / "other").ensure_jwt_secret().jwt_secret != first
+
+
+def test_migrate_and_token_against_a_database_url(database_url, base_settings, client):
+    result = run_hub("migrate", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "up to date"
+
+    missing = run_hub(
+        "token",
+        "--email",
+        "nobody@example.com",
+        DATABASE_URL=database_url,
+        JWT_SECRET=base_settings.jwt_secret,
+    )
+    assert missing.returncode == 1 and "no user" in missing.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_newcomer_path_on_the_embedded_database(tmp_path):
+    """`python -m hub serve` with no configuration: embedded PostgreSQL in the
+    data dir; sign up, create an agent, list it; `token` attaches to the same
+    embedded server while `serve` runs."""
+    data_dir = tmp_path / "var"
+    tmp_path.chmod(0o755)  # pgserver runs PostgreSQL as its own user when we are root
+    port = _free_port()
+    env = _env(SYNTERA_DATA_DIR=str(data_dir), PORT=str(port))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, health = _request(f"{base}/healthz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.3)
+        assert health["database"] == "ok"
+
+        status, session = _request(
+            f"{base}/api/auth/signup",
+            {"email": "new@example.com", "password": "a long password", "company_name": "Newco"},
+        )
+        assert status == 201
+        token = session["access_token"]
+        status, agent = _request(f"{base}/api/agents", {"name": "Support"}, token)
+        assert status == 201
+        status, listed = _request(f"{base}/api/agents", None, token)
+        assert [a["id"] for a in listed["agents"]] == [agent["id"]]
+
+        minted = subprocess.run(
+            [sys.executable, "-m", "hub", "token", "--email", "new@example.com"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert minted.returncode == 0, minted.stderr
+        cli_token = minted.stdout.strip()
+        claims = jwt.decode(cli_token, options={"verify_signature": False})
+        assert claims["company_id"] == session["company"]["id"]
+        status, again = _request(f"{base}/api/agents", None, cli_token)
+        assert status == 200 and len(again["agents"]) == 1
+        assert (data_dir / "pg" / "PG_VERSION").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

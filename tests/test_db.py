@@ -1,0 +1,115 @@
+"""Migrations and row-level security, checked on the database itself."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from hub.db import connect
+from hub.db.migrate import migrate, migration_files
+from tests.conftest import _with_database
+
+
+async def test_migrations_run_concurrently_and_are_idempotent(postgres_server_url):
+    name = f"syntera_migrate_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(postgres_server_url, name)
+    try:
+        conns = [await asyncpg.connect(url) for _ in range(3)]
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        applied = sorted(results, key=len)
+        assert applied[:2] == [[], []]  # the other two found everything done
+        assert applied[2] == [p.stem for p in migration_files()]
+        assert await migrate(conns[0]) == []
+        for conn in conns:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_every_tenant_table_is_under_forced_rls(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                      (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind = 'r'
+                 AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                              AND a.attname = 'company_id' AND NOT a.attisdropped)
+                      OR c.relname = 'companies')"""
+        )
+        assert {r["relname"] for r in rows} >= {"companies", "users", "agents", "audit_log"}
+        for row in rows:
+            assert row["relrowsecurity"] and row["relforcerowsecurity"], row["relname"]
+            assert row["policies"] >= 1, row["relname"]
+        role = await conn.fetchrow(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'syntera_app'"
+        )
+        assert role is not None and not role["rolsuper"] and not role["rolbypassrls"]
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db(base_settings):
+    database = await connect(base_settings, max_size=2)
+    yield database
+    await database.close()
+
+
+async def test_rls_holds_without_any_filter(db):
+    async with db.system() as conn:
+        a = await conn.fetchval("INSERT INTO companies (name) VALUES ('A') RETURNING id")
+        b = await conn.fetchval("INSERT INTO companies (name) VALUES ('B') RETURNING id")
+        for company in (a, a, b):
+            await conn.execute(
+                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+                " VALUES ($1, 'agent', 'm', 0, 10)",
+                company,
+            )
+
+    async with db.tenant(b) as conn:
+        # No WHERE clause at all: row-level security alone confines the query.
+        seen = await conn.fetch("SELECT company_id FROM agents")
+        assert [r["company_id"] for r in seen] == [b]
+        assert await conn.fetchval("SELECT count(*) FROM companies") == 1
+        assert await conn.fetchval("SELECT current_user") == "syntera_app"
+        updated = await conn.execute("UPDATE agents SET name = 'hijacked'")
+        assert updated == "UPDATE 1"
+        assert await conn.execute("DELETE FROM agents WHERE company_id = $1", a) == "DELETE 0"
+
+    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+        async with db.tenant(b) as conn:
+            # Writing a row into another company is refused by the policy's check.
+            await conn.execute(
+                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+                " VALUES ($1, 'x', 'm', 0, 10)",
+                a,
+            )
+
+    async with db.system() as conn:
+        names = await conn.fetch("SELECT name FROM agents WHERE company_id = $1", a)
+        assert [r["name"] for r in names] == ["agent", "agent"]
+
+
+async def test_tenant_settings_do_not_leak_between_transactions(db):
+    async with db.system() as conn:
+        company = await conn.fetchval("INSERT INTO companies (name) VALUES ('C') RETURNING id")
+    async with db.tenant(company) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM companies") == 1
+    # The same pooled connections, outside a tenant transaction: back to the owner role
+    # and no company set.
+    for _ in range(2):
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_user") != "syntera_app"
+            assert not await conn.fetchval("SELECT current_setting('app.company_id', true)")
+    async with db.system() as conn:
+        await conn.execute("SET LOCAL ROLE syntera_app")
+        # A tenant role with no company set sees nothing at all.
+        assert await conn.fetchval("SELECT count(*) FROM companies") == 0

@@ -1,0 +1,79 @@
+"""Rate limits: per user per hour, headers on every authenticated response,
+shared through Redis across processes, per IP for sign-up and log-in."""
+
+from __future__ import annotations
+
+import time
+
+from hub.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from tests.helpers import assert_error, signup
+
+
+async def test_sixth_call_of_five_is_limited_with_headers(make_client):
+    hub = await make_client(rate_limit_per_hour=5)
+    account = await signup(hub)
+    remaining = []
+    for _ in range(5):
+        response = await hub.get("/api/agents", headers=account.headers)
+        assert response.status == 200
+        assert response.headers["X-RateLimit-Limit"] == "5"
+        remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+    assert remaining == [4, 3, 2, 1, 0]
+
+    limited = await hub.get("/api/agents", headers=account.headers)
+    assert limited.status == 429
+    assert_error(await limited.json(), "RATE_LIMITED")
+    reset = int(limited.headers["X-RateLimit-Reset"])
+    retry_after = int(limited.headers["Retry-After"])
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < retry_after <= 3600
+    assert abs((reset - time.time()) - retry_after) <= 2
+
+    # Errors after authentication carry the headers too, and other users are unaffected.
+    other = await signup(hub)
+    assert (await hub.get("/api/agents", headers=other.headers)).status == 200
+
+
+async def test_redis_shares_the_count_between_two_app_instances(make_client, redis_url):
+    first = await make_client(rate_limit_per_hour=5, redis_url=redis_url)
+    second = await make_client(rate_limit_per_hour=5, redis_url=redis_url)
+    account = await signup(first)
+    statuses = []
+    for i in range(6):
+        hub = first if i % 2 == 0 else second
+        statuses.append((await hub.get("/api/agents", headers=account.headers)).status)
+    assert statuses == [200, 200, 200, 200, 200, 429]
+
+
+async def test_signup_and_login_are_limited_per_ip(make_client):
+    hub = await make_client(auth_rate_limit_per_hour=3)
+    account = await signup(hub)
+    ok = await hub.post(
+        "/api/auth/login", json={"email": account.email, "password": "correct horse battery"}
+    )
+    assert ok.status == 200 and ok.headers["X-RateLimit-Limit"] == "3"
+    await hub.post("/api/auth/login", json={"email": account.email, "password": "wrong one!"})
+    limited = await hub.post(
+        "/api/auth/login", json={"email": account.email, "password": "correct horse battery"}
+    )
+    assert limited.status == 429
+    assert "Retry-After" in limited.headers
+
+
+async def test_memory_limiter_windows():
+    limiter = MemoryRateLimiter()
+    quotas = [await limiter.hit("k", 2, 3600) for _ in range(3)]
+    assert [q.allowed for q in quotas] == [True, True, False]
+    assert [q.remaining for q in quotas] == [1, 0, 0]
+    assert (await limiter.hit("other", 2, 3600)).allowed
+
+
+async def test_redis_outage_fails_open_and_is_counted():
+    import redis.asyncio as aioredis
+
+    failures = []
+    dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    limiter = RedisRateLimiter(dead, "t", lambda: failures.append(1))
+    quota = await limiter.hit("k", 5, 3600)
+    assert quota.allowed and failures == [1]
+    await dead.aclose()
