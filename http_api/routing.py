@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from hub import jsoncodec
 from hub.auth import Principal
 from hub.errors import ApiError
 from hub.ratelimit import Quota
@@ -83,7 +84,7 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> web.Response:
     return web.Response(
-        body=orjson.dumps(payload, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS),
+        body=jsoncodec.dumps(payload),
         status=status,
         content_type="application/json",
         headers=headers,

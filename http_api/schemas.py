@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class RequestModel(BaseModel):
@@ -17,10 +19,10 @@ def _drop_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-def omittable() -> Any:
+def omittable(**constraints: Any) -> Any:
     """A field of a partial update that may be left out but not set to null:
     the type stays non-nullable, and the schema shows no null default."""
-    return Field(None, json_schema_extra=_drop_default)
+    return Field(None, json_schema_extra=_drop_default, **constraints)
 
 
 class QueryModel(BaseModel):
@@ -36,3 +38,47 @@ class ErrorBody(BaseModel):
     error: str
     code: str
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+MAX_RANGE_DAYS = 366
+
+
+class DateRange(QueryModel):
+    """`startDate`/`endDate` are ISO dates, both inclusive, in the time zone `tz`."""
+
+    startDate: date | None = None
+    endDate: date | None = None
+    tz: str = "UTC"
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.startDate and self.endDate:
+            if self.endDate < self.startDate:
+                raise ValueError("endDate is before startDate")
+            if (self.endDate - self.startDate).days + 1 > MAX_RANGE_DAYS:
+                raise ValueError(f"the range is longer than {MAX_RANGE_DAYS} days")
+        return self
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """[start, end) as instants: local midnight of startDate to local
+        midnight after endDate."""
+        zone = ZoneInfo(self.tz)
+        start = datetime.combine(self.startDate, time(), zone) if self.startDate else None
+        end = (
+            datetime.combine(self.endDate + timedelta(days=1), time(), zone)
+            if self.endDate
+            else None
+        )
+        return start, end
+
+    def today(self) -> date:
+        return datetime.now(UTC).astimezone(ZoneInfo(self.tz)).date()

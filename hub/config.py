@@ -42,6 +42,7 @@ class Settings:
     data_dir: Path = Path("./var")
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
+    max_attachment_bytes: int = 25 * 1024 * 1024
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.
     redis_prefix: str = "syntera"
@@ -115,6 +116,9 @@ class Settings:
             data_dir=data_dir,
             log_level=log_level,
             redis_prefix=text("REDIS_PREFIX") or "syntera",
+            max_attachment_bytes=integer(
+                "ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024, 1, 2 * 1024 * 1024 * 1024
+            ),
         )
         if settings.jwt_secret and len(settings.jwt_secret) < 32:
             raise ConfigError("JWT_SECRET must be at least 32 characters")

@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from hub import jsoncodec
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ class Event:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_UTC_Z)
+        return jsoncodec.dumps(asdict(self))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Event:
-        value = orjson.loads(raw)
+        value = jsoncodec.loads(raw)
         return cls(value["type"], UUID(value["company_id"]), value["data"], value["id"])
 
 

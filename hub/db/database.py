@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from uuid import UUID
 
 import asyncpg
-import orjson
 
+from hub import jsoncodec
 from hub.config import Settings
 from hub.db.embedded import embedded_database_url
 from hub.errors import ApiError
@@ -43,8 +43,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(
             kind,
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
+            encoder=lambda value: jsoncodec.dumps(value).decode(),
+            decoder=jsoncodec.loads,
             schema="pg_catalog",
         )
 

@@ -64,11 +64,13 @@ async def append(
             )
             INSERT INTO messages (company_id, conversation_id, seq, sender_type, sender_id,
                                   content, attachments, ai_metadata, metadata, client_id,
-                                  response_ms)
+                                  response_ms, model, prompt_tokens, completion_tokens)
             SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9,
                    CASE WHEN $3 = 'agent' AND old.awaiting_reply_since IS NOT NULL
                         THEN (extract(epoch FROM now() - old.awaiting_reply_since) * 1000)::int
-                   END
+                   END,
+                   $7::jsonb->>'model', ($7::jsonb->>'prompt_tokens')::int,
+                   ($7::jsonb->>'completion_tokens')::int
             FROM bumped, old
             RETURNING {COLUMNS}""",
         company_id,

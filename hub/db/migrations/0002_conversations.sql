@@ -50,6 +50,7 @@ CREATE TABLE messages (
     conversation_id  uuid NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     seq              integer NOT NULL,
     sender_type      text NOT NULL CHECK (sender_type IN ('user', 'agent', 'human', 'system')),
+    -- The staff user (human) or the agent (agent) who wrote it.
     sender_id        uuid,
     content          text NOT NULL,
     attachments      jsonb NOT NULL DEFAULT '[]',
@@ -60,12 +61,19 @@ CREATE TABLE messages (
     -- Agent replies: ms since the user message they answer (precomputed at
     -- insert, so response-time analytics never replay whole conversations).
     response_ms      integer,
+    -- Copied out of ai_metadata at insert: cost analytics read them from an
+    -- index instead of parsing JSON across a million rows.
+    model              text,
+    prompt_tokens      integer,
+    completion_tokens  integer,
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversation_id, seq)
 );
 CREATE UNIQUE INDEX messages_client_id_key ON messages (conversation_id, client_id)
     WHERE client_id IS NOT NULL;
-CREATE INDEX messages_company_created_idx ON messages (company_id, created_at);
+CREATE INDEX messages_agent_usage_idx ON messages (company_id, created_at)
+    INCLUDE (sender_id, model, prompt_tokens, completion_tokens, response_ms)
+    WHERE sender_type = 'agent';
 SELECT syntera_enable_tenancy('messages');
 
 CREATE TABLE conversation_ratings (

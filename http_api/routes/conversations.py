@@ -1,0 +1,213 @@
+"""Conversations and their messages, for staff (seed: Conversation APIs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, HttpUrl, StringConstraints, model_validator
+
+from http_api.routes import api
+from http_api.routing import Call
+from http_api.schemas import DateRange, QueryModel, RequestModel, omittable
+from hub.conversations import append_message
+from hub.errors import ApiError
+from hub.events import Event
+from hub.store import conversations, messages
+
+Status = Literal["active", "ended", "archived"]
+Channel = Literal["chat", "voice", "phone"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+
+
+class ConversationQuery(DateRange):
+    limit: int = Field(20, ge=1, le=50)
+    offset: int = Field(0, ge=0)
+    status: Status | None = None
+    agent_id: UUID | None = None
+    channel: Channel | None = None
+    contact_id: UUID | None = None
+
+
+class Conversation(BaseModel):
+    id: UUID
+    agent_id: UUID | None
+    contact_id: UUID | None
+    channel: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    last_message_at: datetime | None
+    tags: list[str]
+    metadata: dict[str, Any]
+
+
+class ConversationPage(BaseModel):
+    conversations: list[Conversation]
+    total: int
+
+
+class ConversationUpdate(RequestModel):
+    status: Status = omittable()
+    tags: list[Tag] = omittable(max_length=50)
+    metadata: dict[str, Any] = omittable()
+
+
+class Attachment(RequestModel):
+    url: HttpUrl
+    type: str = Field(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=200)
+    name: str = Field(min_length=1, max_length=255)
+    size: int = Field(ge=0)
+
+
+class NewMessage(RequestModel):
+    content: str = Field("", max_length=10_000)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> NewMessage:
+        if not self.content.strip() and not self.attachments:
+            raise ValueError("a message needs content or attachments")
+        return self
+
+
+class Message(BaseModel):
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    sender_type: str
+    sender_id: UUID | None
+    content: str
+    attachments: list[dict[str, Any]]
+    ai_metadata: dict[str, Any] | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class MessageQuery(QueryModel):
+    limit: int = Field(50, ge=1, le=200)
+    after_seq: int | None = Field(None, ge=0)
+    before_seq: int | None = Field(None, ge=1)
+
+
+class MessagePage(BaseModel):
+    messages: list[Message]
+
+
+@api.get(
+    "/api/conversations",
+    query=ConversationQuery,
+    response=ConversationPage,
+    tags=("conversations",),
+)
+async def list_conversations(call: Call) -> dict:
+    """Conversations, newest first, with the total for the filter."""
+    q: ConversationQuery = call.query
+    started_from, started_before = q.bounds()
+    async with call.tenant() as conn:
+        rows, total = await conversations.page(
+            conn,
+            call.user.company_id,
+            limit=q.limit,
+            offset=q.offset,
+            status=q.status,
+            agent_id=q.agent_id,
+            channel=q.channel,
+            contact_id=q.contact_id,
+            started_from=started_from,
+            started_before=started_before,
+        )
+    return {"conversations": rows, "total": total}
+
+
+@api.get("/api/conversations/{id}", response=Conversation, tags=("conversations",))
+async def get_conversation(call: Call) -> dict:
+    """One conversation."""
+    async with call.tenant() as conn:
+        conversation = await conversations.get(conn, call.params["id"])
+    if conversation is None:
+        raise ApiError.not_found("Conversation")
+    return conversation
+
+
+@api.patch(
+    "/api/conversations/{id}",
+    body=ConversationUpdate,
+    response=Conversation,
+    tags=("conversations",),
+)
+async def update_conversation(call: Call) -> dict:
+    """Change status, tags or metadata; ending stamps ended_at."""
+    company_id = call.user.company_id
+    async with call.tenant() as conn:
+        conversation, previous = await conversations.update(
+            conn, call.params["id"], call.body.model_dump(exclude_unset=True)
+        )
+        if conversation is None:
+            raise ApiError.not_found("Conversation")
+        db = call.services.db
+        db.publish_after_commit(conn, Event("conversation.updated", company_id, conversation))
+        if previous == "active" and conversation["status"] != "active":
+            db.publish_after_commit(
+                conn, Event("conversation.ended", company_id, {**conversation, "by": "staff"})
+            )
+    return conversation
+
+
+@api.get(
+    "/api/conversations/{id}/messages",
+    query=MessageQuery,
+    response=MessagePage,
+    tags=("conversations",),
+)
+async def list_messages(call: Call) -> dict:
+    """Messages in order; `after_seq` to resume, `before_seq` to scroll back."""
+    q: MessageQuery = call.query
+    async with call.tenant() as conn:
+        if await conversations.get(conn, call.params["id"]) is None:
+            raise ApiError.not_found("Conversation")
+        rows = await messages.page(
+            conn, call.params["id"], limit=q.limit, after_seq=q.after_seq, before_seq=q.before_seq
+        )
+    return {"messages": rows}
+
+
+@api.post(
+    "/api/conversations/{id}/messages",
+    body=NewMessage,
+    response=Message,
+    status=201,
+    tags=("conversations",),
+    errors=(409,),
+)
+async def send_message(call: Call) -> dict:
+    """A staff member writes into the conversation (sender_type "human")."""
+    body: NewMessage = call.body
+    limit = call.services.settings.max_attachment_bytes
+    too_big = {
+        f"attachments.{i}.size": f"must be at most {limit} bytes"
+        for i, a in enumerate(body.attachments)
+        if a.size > limit
+    }
+    if too_big:
+        raise ApiError.validation(too_big)
+    async with call.tenant() as conn:
+        conversation = await conversations.get(conn, call.params["id"])
+        if conversation is None:
+            raise ApiError.not_found("Conversation")
+        if conversation["status"] != "active":
+            raise ApiError.conflict(
+                f"The conversation is {conversation['status']}", status=conversation["status"]
+            )
+        message, _ = await append_message(
+            call.services.db,
+            conn,
+            company_id=call.user.company_id,
+            conversation_id=call.params["id"],
+            sender_type="human",
+            sender_id=call.user.user_id,
+            content=body.content,
+            attachments=[a.model_dump(mode="json") for a in body.attachments],
+        )
+    return message

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+COLUMNS = (
+    "id, agent_id, contact_id, channel, status, started_at, ended_at, last_message_at,"
+    " tags, metadata"
+)
+
+
+async def create(
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    agent_id: UUID | None,
+    channel: str = "chat",
+    contact_id: UUID | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""INSERT INTO conversations (company_id, agent_id, contact_id, channel, metadata)
+            VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}""",
+        company_id,
+        agent_id,
+        contact_id,
+        channel,
+        metadata or {},
+    )
+    return dict(row)
+
+
+async def get(conn: asyncpg.Connection, conversation_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM conversations WHERE id = $1", conversation_id)
+    return dict(row) if row else None
+
+
+async def page(
+    conn: asyncpg.Connection,
+    company_id: UUID,
+    *,
+    limit: int,
+    offset: int,
+    status: str | None = None,
+    agent_id: UUID | None = None,
+    channel: str | None = None,
+    contact_id: UUID | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Newest first; `total` counts every conversation that matches the filter."""
+    where = """company_id = $1
+        AND ($2::text IS NULL OR status = $2)
+        AND ($3::uuid IS NULL OR agent_id = $3)
+        AND ($4::text IS NULL OR channel = $4)
+        AND ($5::uuid IS NULL OR contact_id = $5)
+        AND ($6::timestamptz IS NULL OR started_at >= $6)
+        AND ($7::timestamptz IS NULL OR started_at < $7)"""
+    args = (company_id, status, agent_id, channel, contact_id, started_from, started_before)
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM conversations WHERE {where}
+            ORDER BY started_at DESC, id DESC LIMIT $8 OFFSET $9""",
+        *args,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(f"SELECT count(*) FROM conversations WHERE {where}", *args)
+    return [dict(r) for r in rows], total
+
+
+async def update(
+    conn: asyncpg.Connection, conversation_id: UUID, fields: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Apply status/tags/metadata; returns (conversation, previous status).
+
+    Ending or archiving stamps ended_at once; reopening clears it.
+    """
+    row = await conn.fetchrow(
+        f"""WITH old AS (SELECT status FROM conversations WHERE id = $1 FOR UPDATE)
+            UPDATE conversations c SET
+                status = coalesce($2, c.status),
+                ended_at = CASE
+                    WHEN $2 IN ('ended', 'archived') THEN coalesce(c.ended_at, now())
+                    WHEN $2 = 'active' THEN NULL
+                    ELSE c.ended_at END,
+                tags = coalesce($3, c.tags),
+                metadata = coalesce($4, c.metadata)
+            FROM old WHERE c.id = $1
+            RETURNING {", ".join("c." + col.strip() for col in COLUMNS.split(","))},
+                      old.status AS previous_status""",
+        conversation_id,
+        fields.get("status"),
+        fields.get("tags"),
+        fields.get("metadata"),
+    )
+    if row is None:
+        return None, None
+    conversation = dict(row)
+    return conversation, conversation.pop("previous_status")
