@@ -1,0 +1,156 @@
+"""Analytics over every row in a range, in SQL. Each query reads an index
+made for it (see 0002_conversations.sql); nothing is sampled."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+_IN_RANGE = "company_id = $1 AND started_at >= $2 AND started_at < $3"
+
+
+async def conversation_counts(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""SELECT count(*) AS total,
+                   count(*) FILTER (WHERE status = 'active') AS active,
+                   count(DISTINCT agent_id) AS agents,
+                   avg(extract(epoch FROM ended_at - started_at))
+                       FILTER (WHERE ended_at IS NOT NULL) AS avg_duration
+            FROM conversations WHERE {_IN_RANGE}""",
+        company_id,
+        start,
+        end,
+    )
+    return dict(row)
+
+
+async def response_time(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> float | None:
+    return await conn.fetchval(
+        """SELECT avg(response_ms) FROM messages
+           WHERE company_id = $1 AND sender_type = 'agent'
+             AND created_at >= $2 AND created_at < $3 AND response_ms IS NOT NULL""",
+        company_id,
+        start,
+        end,
+    )
+
+
+async def satisfaction(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> float | None:
+    return await conn.fetchval(
+        """SELECT avg(r.rating)::float FROM conversation_ratings r
+           JOIN conversations c ON c.id = r.conversation_id
+           WHERE c.company_id = $1 AND c.started_at >= $2 AND c.started_at < $3""",
+        company_id,
+        start,
+        end,
+    )
+
+
+async def timeline(
+    conn: asyncpg.Connection,
+    company_id: UUID,
+    start: datetime,
+    end: datetime,
+    unit: str,
+    tz: str,
+) -> list[dict[str, Any]]:
+    """Conversations started per day/week/month in `tz`, every bucket present."""
+    rows = await conn.fetch(
+        f"""WITH counts AS (
+                SELECT date_trunc($4, started_at AT TIME ZONE $5) AS bucket, count(*) AS n
+                FROM conversations WHERE {_IN_RANGE} GROUP BY 1
+            )
+            SELECT b.bucket::date AS date, coalesce(counts.n, 0) AS count
+            FROM generate_series(
+                date_trunc($4, $2 AT TIME ZONE $5),
+                date_trunc($4, ($3 - interval '1 microsecond') AT TIME ZONE $5),
+                ('1 ' || $4)::interval
+            ) AS b(bucket)
+            LEFT JOIN counts USING (bucket)
+            ORDER BY b.bucket""",
+        company_id,
+        start,
+        end,
+        unit,
+        tz,
+    )
+    return [dict(r) for r in rows]
+
+
+async def by_channel(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> dict[str, int]:
+    rows = await conn.fetch(
+        f"SELECT channel, count(*) AS n FROM conversations WHERE {_IN_RANGE} GROUP BY channel",
+        company_id,
+        start,
+        end,
+    )
+    return {r["channel"]: r["n"] for r in rows}
+
+
+async def token_usage(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Tokens of agent replies per (agent, model)."""
+    rows = await conn.fetch(
+        """SELECT sender_id AS agent_id, model,
+                  coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+                  coalesce(sum(completion_tokens), 0) AS completion_tokens
+           FROM messages
+           WHERE company_id = $1 AND sender_type = 'agent'
+             AND created_at >= $2 AND created_at < $3
+             AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL)
+           GROUP BY sender_id, model""",
+        company_id,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def per_agent(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""WITH conv AS (
+                SELECT agent_id, count(*) AS n FROM conversations
+                WHERE {_IN_RANGE} GROUP BY agent_id
+            ), resp AS (
+                SELECT sender_id AS agent_id, avg(response_ms) AS ms FROM messages
+                WHERE company_id = $1 AND sender_type = 'agent'
+                  AND created_at >= $2 AND created_at < $3 AND response_ms IS NOT NULL
+                GROUP BY sender_id
+            ), sat AS (
+                SELECT c.agent_id, avg(r.rating)::float AS rating
+                FROM conversation_ratings r JOIN conversations c ON c.id = r.conversation_id
+                WHERE c.company_id = $1 AND c.started_at >= $2 AND c.started_at < $3
+                GROUP BY c.agent_id
+            )
+            SELECT a.id AS agent_id, a.name AS agent_name,
+                   coalesce(conv.n, 0) AS conversations, resp.ms, sat.rating
+            FROM agents a
+            LEFT JOIN conv ON conv.agent_id = a.id
+            LEFT JOIN resp ON resp.agent_id = a.id
+            LEFT JOIN sat ON sat.agent_id = a.id
+            WHERE a.company_id = $1
+            ORDER BY coalesce(conv.n, 0) DESC, a.name""",
+        company_id,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def agent_names(conn: asyncpg.Connection, company_id: UUID) -> dict[UUID, str]:
+    rows = await conn.fetch("SELECT id, name FROM agents WHERE company_id = $1", company_id)
+    return {r["id"]: r["name"] for r in rows}
