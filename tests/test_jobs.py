@@ -1,0 +1,212 @@
+"""The job queue, in-process and on Redis Streams with two consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from hub.jobs import InProcessQueue, Job, QueuePolicy, RedisStreamQueue
+
+
+def job(key: str, n: int, company: str = "c1", kind: str = "work") -> Job:
+    return Job(kind, company, key, {"n": n})
+
+
+async def test_in_process_orders_per_key_and_runs_keys_concurrently():
+    queue = InProcessQueue(QueuePolicy(concurrency=4, per_company=4))
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    running = 0
+    peak = 0
+
+    async def work(j: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        seen[j.key].append(j.payload["n"])
+        running -= 1
+
+    queue.handle("work", work)
+    await queue.start()
+    for n in range(5):
+        await queue.enqueue(job("a", n))
+        await queue.enqueue(job("b", n))
+    await queue.join()
+    await queue.stop()
+    assert seen == {"a": [0, 1, 2, 3, 4], "b": [0, 1, 2, 3, 4]}
+    assert peak == 2  # one per key, both keys at once
+
+
+async def test_in_process_company_cap():
+    queue = InProcessQueue(QueuePolicy(concurrency=8, per_company=2))
+    running, peak = 0, 0
+
+    async def work(j: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    queue.handle("work", work)
+    await queue.start()
+    for n in range(6):
+        await queue.enqueue(job(f"k{n}", n))
+    await queue.join()
+    await queue.stop()
+    assert peak == 2
+
+
+async def test_in_process_retries_then_dead_letters():
+    queue = InProcessQueue(QueuePolicy(max_attempts=3, backoff=0.01))
+    attempts: list[int] = []
+    dead: list[tuple[Job, str]] = []
+
+    async def flaky(j: Job) -> None:
+        attempts.append(j.attempt)
+        if j.payload["n"] == 1 or j.attempt < 2:
+            raise ValueError("model down")
+
+    async def on_dead(j: Job, error: BaseException) -> None:
+        dead.append((j, str(error)))
+
+    queue.handle("work", flaky)
+    queue.on_dead_letter(on_dead)
+    await queue.start()
+    await queue.enqueue(job("a", 0))
+    await queue.join()
+    assert attempts == [1, 2] and dead == []
+    await queue.enqueue(job("a", 1))
+    await queue.join()
+    await queue.stop()
+    assert attempts[2:] == [1, 2, 3]
+    assert [(d.payload["n"], d.attempt, e) for d, e in dead] == [(1, 3, "model down")]
+    assert len(queue.dead_letters) == 1
+
+
+async def test_stop_finishes_what_is_running():
+    queue = InProcessQueue()
+    done = []
+
+    async def slow(j: Job) -> None:
+        await asyncio.sleep(0.05)
+        done.append(j.payload["n"])
+
+    queue.handle("work", slow)
+    await queue.start()
+    for n in range(3):
+        await queue.enqueue(job("a", n))
+    await queue.stop()
+    assert done == [0, 1, 2]
+
+
+async def redis_queue(redis_url: str, prefix: str, **kw) -> tuple[RedisStreamQueue, aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    return RedisStreamQueue(client, prefix, QueuePolicy(backoff=0.01), **kw), client
+
+
+async def test_redis_two_workers_share_jobs_one_key_at_a_time(redis_url):
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    first, c1 = await redis_queue(redis_url, prefix)
+    second, c2 = await redis_queue(redis_url, prefix)
+    runs: list[tuple[str, str, int]] = []
+    active: set[str] = set()
+    overlap = []
+
+    def handler(name: str):
+        async def work(j: Job) -> None:
+            if j.key in active:
+                overlap.append(j.key)
+            active.add(j.key)
+            await asyncio.sleep(0.02)
+            active.discard(j.key)
+            runs.append((name, j.key, j.payload["n"]))
+
+        return work
+
+    first.handle("work", handler("first"))
+    second.handle("work", handler("second"))
+    await first.start()
+    await second.start()
+    for n in range(6):
+        await first.enqueue(job(f"k{n % 2}", n))
+    for _ in range(200):
+        if len(runs) == 6:
+            break
+        await asyncio.sleep(0.05)
+    await first.stop()
+    await second.stop()
+    assert sorted(r[2] for r in runs) == list(range(6))
+    assert overlap == []
+    assert {r[0] for r in runs} == {"first", "second"}  # both consumers took work
+    assert await c1.xlen(first.stream) == 0
+    await c1.delete(first.stream)
+    await c1.aclose()
+    await c2.aclose()
+
+
+async def test_redis_job_of_a_dead_worker_is_run_by_the_other(redis_url):
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    doomed, c1 = await redis_queue(redis_url, prefix, lease_ms=300, reclaim_every=0.1)
+    survivor, c2 = await redis_queue(redis_url, prefix, lease_ms=300, reclaim_every=0.1)
+    started = asyncio.Event()
+    completed: list[str] = []
+
+    async def hang(j: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    async def finish(j: Job) -> None:
+        completed.append(j.id)
+
+    doomed.handle("work", hang)
+    survivor.handle("work", finish)
+    await doomed.start()
+    await doomed.enqueue(job("conv", 1))
+    await asyncio.wait_for(started.wait(), 5)
+    # The doomed worker dies mid-job: its tasks vanish without acknowledging
+    # and without releasing the lock, as a killed process's would.
+    for task in [*doomed._loops, *doomed._running]:
+        task.cancel()
+    await asyncio.sleep(0)
+    await survivor.start()
+    for _ in range(100):
+        if completed:
+            break
+        await asyncio.sleep(0.05)
+    await survivor.stop()
+    assert len(completed) == 1
+    assert await c2.xlen(survivor.stream) == 0
+    await c2.delete(survivor.stream)
+    await c1.aclose()
+    await c2.aclose()
+
+
+async def test_redis_retries_then_dead_letter_stream(redis_url):
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    queue, client = await redis_queue(redis_url, prefix)
+    attempts = []
+    dead = []
+
+    async def broken(j: Job) -> None:
+        attempts.append(j.attempt)
+        raise RuntimeError("always")
+
+    async def on_dead(j: Job, error: BaseException) -> None:
+        dead.append(j.attempt)
+
+    queue.handle("work", broken)
+    queue.on_dead_letter(on_dead)
+    await queue.start()
+    await queue.enqueue(job("k", 1))
+    for _ in range(100):
+        if dead:
+            break
+        await asyncio.sleep(0.05)
+    await queue.stop()
+    assert attempts == [1, 2, 3] and dead == [3]
+    assert await client.xlen(queue.dead_stream) == 1
+    await client.delete(queue.stream, queue.dead_stream)
+    await client.aclose()
