@@ -11,7 +11,7 @@ import asyncpg
 
 from hub.db import Database
 from hub.events import Event
-from hub.store import messages
+from hub.store import conversations, messages
 
 
 async def append_message(
@@ -37,3 +37,25 @@ async def append_message(
     if created:
         db.publish_after_commit(conn, Event("message.created", company_id, message))
     return message, created
+
+
+async def update_conversation(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    fields: dict[str, Any],
+    by: str,
+) -> dict[str, Any] | None:
+    """Change status, tags or metadata. Leaving `active` publishes
+    `conversation.ended` once (`by`: staff, agent, visitor, idle)."""
+    conversation, previous = await conversations.update(conn, conversation_id, fields)
+    if conversation is None:
+        return None
+    db.publish_after_commit(conn, Event("conversation.updated", company_id, conversation))
+    if previous == "active" and conversation["status"] != "active":
+        db.publish_after_commit(
+            conn, Event("conversation.ended", company_id, {**conversation, "by": by})
+        )
+    return conversation

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
@@ -20,6 +20,8 @@ Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxTokens = Annotated[int, Field(ge=1, le=32000)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 SystemPrompt = Annotated[str, StringConstraints(max_length=50_000)]
+# The tools an agent can be given (agents_runtime/tools.py implements them).
+ToolName = Literal["capture_contact", "create_deal", "handoff_to_human", "end_conversation"]
 
 
 class AgentCreate(RequestModel):
@@ -31,6 +33,7 @@ class AgentCreate(RequestModel):
     max_tokens: MaxTokens = 1000
     enabled: bool = True
     voice_settings: dict[str, Any] = Field(default_factory=dict)
+    tools: list[ToolName] = Field(default_factory=list, max_length=10)
 
 
 class AgentUpdate(RequestModel):
@@ -45,6 +48,7 @@ class AgentUpdate(RequestModel):
     max_tokens: MaxTokens = omittable()
     enabled: bool = omittable()
     voice_settings: dict[str, Any] = omittable()
+    tools: list[ToolName] = omittable(max_length=10)
 
 
 class Agent(BaseModel):
@@ -58,6 +62,7 @@ class Agent(BaseModel):
     max_tokens: int
     enabled: bool
     voice_settings: dict[str, Any]
+    tools: list[str]
     created_at: datetime
     updated_at: datetime
 

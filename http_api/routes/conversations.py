@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field, HttpUrl, StringConstraints, model_validat
 from http_api.routes import api
 from http_api.routing import Call
 from http_api.schemas import DateRange, QueryModel, RequestModel, omittable
-from hub.conversations import append_message
+from hub.conversations import append_message, update_conversation
 from hub.errors import ApiError
-from hub.events import Event
 from hub.store import conversations, messages
 
 Status = Literal["active", "ended", "archived"]
@@ -137,21 +136,19 @@ async def get_conversation(call: Call) -> dict:
     response=Conversation,
     tags=("conversations",),
 )
-async def update_conversation(call: Call) -> dict:
+async def patch_conversation(call: Call) -> dict:
     """Change status, tags or metadata; ending stamps ended_at."""
-    company_id = call.user.company_id
     async with call.tenant() as conn:
-        conversation, previous = await conversations.update(
-            conn, call.params["id"], call.body.model_dump(exclude_unset=True)
+        conversation = await update_conversation(
+            call.services.db,
+            conn,
+            company_id=call.user.company_id,
+            conversation_id=call.params["id"],
+            fields=call.body.model_dump(exclude_unset=True),
+            by="staff",
         )
-        if conversation is None:
-            raise ApiError.not_found("Conversation")
-        db = call.services.db
-        db.publish_after_commit(conn, Event("conversation.updated", company_id, conversation))
-        if previous == "active" and conversation["status"] != "active":
-            db.publish_after_commit(
-                conn, Event("conversation.ended", company_id, {**conversation, "by": "staff"})
-            )
+    if conversation is None:
+        raise ApiError.not_found("Conversation")
     return conversation
 
 

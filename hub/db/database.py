@@ -10,7 +10,7 @@ default.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -54,7 +54,7 @@ class Database:
         self.pool = pool
         self.url = url
         self.events: EventBus | None = None  # attached by the app; CLI commands have none
-        self._after_commit: dict[int, list[Event]] = {}
+        self._after_commit: dict[int, list[Callable[[], Awaitable[None]]]] = {}
 
     @asynccontextmanager
     async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
@@ -77,15 +77,21 @@ class Database:
         finally:
             del self._after_commit[id(conn)]
             await self.pool.release(conn)
-        # Reached only when the transaction committed: subscribers never hear of
-        # a change that was rolled back.
-        if self.events is not None:
-            for event in pending:
-                await self.events.publish(event)
+        # Reached only when the transaction committed: nobody hears of a change
+        # that was rolled back.
+        for callback in pending:
+            await callback()
+
+    def after_commit(
+        self, conn: asyncpg.Connection, callback: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `callback` once the transaction `conn` belongs to has committed."""
+        self._after_commit[id(conn)].append(callback)
 
     def publish_after_commit(self, conn: asyncpg.Connection, event: Event) -> None:
         """Publish `event` once the transaction `conn` belongs to has committed."""
-        self._after_commit[id(conn)].append(event)
+        if self.events is not None:
+            self.after_commit(conn, lambda bus=self.events: bus.publish(event))
 
     def tenant(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
         """A transaction confined by row-level security to one company."""

@@ -7,7 +7,7 @@ import asyncpg
 
 COLUMNS = (
     "id, company_id, name, description, system_prompt, model, temperature, max_tokens,"
-    " enabled, voice_settings, created_at, updated_at"
+    " enabled, voice_settings, tools, created_at, updated_at"
 )
 # The columns a client may set; update() builds its SET clause from these names only.
 WRITABLE = (
@@ -19,6 +19,7 @@ WRITABLE = (
     "max_tokens",
     "enabled",
     "voice_settings",
+    "tools",
 )
 
 

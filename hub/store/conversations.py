@@ -100,3 +100,52 @@ async def update(
         return None, None
     conversation = dict(row)
     return conversation, conversation.pop("previous_status")
+
+
+async def for_turn(conn: asyncpg.Connection, conversation_id: UUID) -> dict[str, Any] | None:
+    """What an agent turn needs to know about its conversation."""
+    row = await conn.fetchrow(
+        """SELECT id, agent_id, contact_id, channel, status, ai_paused, summary, summary_seq,
+                  last_seq
+           FROM conversations WHERE id = $1""",
+        conversation_id,
+    )
+    return dict(row) if row else None
+
+
+async def set_summary(
+    conn: asyncpg.Connection, conversation_id: UUID, summary: str, upto_seq: int, previous_seq: int
+) -> bool:
+    """Store a refreshed summary unless another refresh got there first."""
+    return (
+        await conn.execute(
+            """UPDATE conversations SET summary = $2, summary_seq = $3
+               WHERE id = $1 AND summary_seq = $4""",
+            conversation_id,
+            summary,
+            upto_seq,
+            previous_seq,
+        )
+    ) == "UPDATE 1"
+
+
+async def set_ai_paused(
+    conn: asyncpg.Connection, conversation_id: UUID, paused: bool, *, handoff: bool = False
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"""UPDATE conversations SET ai_paused = $2,
+                handoff_requested_at = CASE WHEN $3 THEN now()
+                                            WHEN NOT $2 THEN NULL
+                                            ELSE handoff_requested_at END
+            WHERE id = $1 RETURNING {COLUMNS}, ai_paused, handoff_requested_at""",
+        conversation_id,
+        paused,
+        handoff,
+    )
+    return dict(row) if row else None
+
+
+async def link_contact(conn: asyncpg.Connection, conversation_id: UUID, contact_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE conversations SET contact_id = $2 WHERE id = $1", conversation_id, contact_id
+    )

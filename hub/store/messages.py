@@ -7,7 +7,7 @@ import asyncpg
 
 COLUMNS = (
     "id, conversation_id, seq, sender_type, sender_id, content, attachments, ai_metadata,"
-    " metadata, client_id, created_at"
+    " metadata, client_id, reply_to, created_at"
 )
 
 
@@ -23,11 +23,14 @@ async def append(
     ai_metadata: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     client_id: str | None = None,
+    reply_to: UUID | None = None,
+    id: UUID | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
     """Store a message with the conversation's next seq.
 
     Returns (message, created). (None, False) when the conversation does not
-    exist for this tenant; (existing, False) when `client_id` was stored before.
+    exist for this tenant; (existing, False) when `client_id` was stored before,
+    or when a reply to `reply_to` exists already.
     The conversation row lock serialises appends, which keeps seq gap-free and
     makes the client_id check race-free.
     """
@@ -36,12 +39,15 @@ async def append(
             FROM conversations c
             LEFT JOIN LATERAL (
                 SELECT {COLUMNS} FROM messages
-                WHERE conversation_id = c.id AND client_id = $2 AND $2 IS NOT NULL
+                WHERE conversation_id = c.id
+                  AND ((client_id = $2 AND $2 IS NOT NULL) OR (reply_to = $3 AND $3 IS NOT NULL))
+                LIMIT 1
             ) m ON true
             WHERE c.id = $1
             FOR UPDATE OF c""",
         conversation_id,
         client_id,
+        reply_to,
     )
     if row is None:
         return None, False
@@ -62,10 +68,11 @@ async def append(
                 WHERE id = $2
                 RETURNING last_seq
             )
-            INSERT INTO messages (company_id, conversation_id, seq, sender_type, sender_id,
+            INSERT INTO messages (id, company_id, conversation_id, seq, sender_type, sender_id,
                                   content, attachments, ai_metadata, metadata, client_id,
-                                  response_ms, model, prompt_tokens, completion_tokens)
-            SELECT $1, $2, bumped.last_seq, $3, $4, $5, $6, $7, $8, $9,
+                                  reply_to, response_ms, model, prompt_tokens, completion_tokens)
+            SELECT coalesce($11, gen_random_uuid()), $1, $2, bumped.last_seq, $3, $4, $5, $6,
+                   $7, $8, $9, $10,
                    CASE WHEN $3 = 'agent' AND old.awaiting_reply_since IS NOT NULL
                         THEN (extract(epoch FROM now() - old.awaiting_reply_since) * 1000)::int
                    END,
@@ -82,6 +89,8 @@ async def append(
         ai_metadata,
         metadata or {},
         client_id,
+        reply_to,
+        id,
     )
     return dict(stored), True
 
@@ -117,4 +126,41 @@ async def page(
             after_seq,
             limit,
         )
+    return [dict(r) for r in rows]
+
+
+async def unanswered(
+    conn: asyncpg.Connection, conversation_id: UUID, up_to_seq: int
+) -> list[dict[str, Any]]:
+    """User messages up to `up_to_seq` that no AI reply answers yet, oldest
+    first. What came before the last staff message was answered by a person."""
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM messages m
+            WHERE m.conversation_id = $1 AND m.sender_type = 'user' AND m.seq <= $2
+              AND m.seq > coalesce((SELECT max(seq) FROM messages
+                                    WHERE conversation_id = $1 AND sender_type = 'human'), 0)
+              AND NOT EXISTS (SELECT 1 FROM messages r
+                              WHERE r.conversation_id = $1 AND r.reply_to = m.id)
+            ORDER BY m.seq""",
+        conversation_id,
+        up_to_seq,
+    )
+    return [dict(r) for r in rows]
+
+
+async def window(
+    conn: asyncpg.Connection, conversation_id: UUID, *, after_seq: int, up_to_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    """The last `limit` messages in (after_seq, up_to_seq], oldest first."""
+    rows = await conn.fetch(
+        f"""SELECT * FROM (
+                SELECT {COLUMNS} FROM messages
+                WHERE conversation_id = $1 AND seq > $2 AND seq <= $3
+                ORDER BY seq DESC LIMIT $4
+            ) recent ORDER BY seq""",
+        conversation_id,
+        after_seq,
+        up_to_seq,
+        limit,
+    )
     return [dict(r) for r in rows]

@@ -80,6 +80,8 @@ CREATE TABLE agents (
     max_tokens      integer NOT NULL CHECK (max_tokens BETWEEN 1 AND 32000),
     enabled         boolean NOT NULL DEFAULT true,
     voice_settings  jsonb NOT NULL DEFAULT '{}',
+    -- The function-calling tools this agent may use (agents_runtime/tools.py).
+    tools           text[] NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

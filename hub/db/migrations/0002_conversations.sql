@@ -36,7 +36,13 @@ CREATE TABLE conversations (
     last_seq              integer NOT NULL DEFAULT 0,
     -- When the oldest user message still waiting for a reply arrived; a reply
     -- records its response time against it (see messages.response_ms).
-    awaiting_reply_since  timestamptz
+    awaiting_reply_since  timestamptz,
+    -- A person has taken over (or the AI handed off): the AI stays silent.
+    ai_paused             boolean NOT NULL DEFAULT false,
+    handoff_requested_at  timestamptz,
+    -- Rolling summary of the messages up to summary_seq, for long conversations.
+    summary               text,
+    summary_seq           integer NOT NULL DEFAULT 0
 );
 CREATE INDEX conversations_company_started_idx ON conversations (company_id, started_at DESC, id DESC);
 CREATE INDEX conversations_company_status_idx ON conversations (company_id, status, started_at DESC);
@@ -66,9 +72,14 @@ CREATE TABLE messages (
     model              text,
     prompt_tokens      integer,
     completion_tokens  integer,
+    -- The user message an AI reply (or its failure notice) answers: at most
+    -- one per user message, however often a turn is delivered.
+    reply_to         uuid,
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversation_id, seq)
 );
+CREATE UNIQUE INDEX messages_reply_to_key ON messages (conversation_id, reply_to)
+    WHERE reply_to IS NOT NULL;
 CREATE UNIQUE INDEX messages_client_id_key ON messages (conversation_id, client_id)
     WHERE client_id IS NOT NULL;
 CREATE INDEX messages_agent_usage_idx ON messages (company_id, created_at)

@@ -1,0 +1,111 @@
+"""The rolling summary of a long conversation, refreshed in the background.
+
+Messages that fall out of a turn's recent window reach the model as this
+summary instead. With a model configured it writes the summary; offline, the
+summary is the customer's own earlier messages, shortened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder
+from hub.services import Services
+from hub.store import conversations, messages
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 1500
+INSTRUCTIONS = (
+    "Summarise this customer conversation in at most 120 words for the agent who continues "
+    "it. Keep names, contact details, order numbers, what the customer wants and what was "
+    "already promised. Write plain sentences."
+)
+
+
+class Summarizer:
+    def __init__(self, services: Services, llm: LLM) -> None:
+        self.services = services
+        self.llm = llm
+        self._tasks: set[asyncio.Task] = set()
+
+    async def maybe_refresh(
+        self, company_id: UUID, conversation_id: UUID, settings, model: str
+    ) -> None:
+        async with self.services.db.tenant(company_id) as conn:
+            conversation = await conversations.for_turn(conn, conversation_id)
+        if conversation is None:
+            return
+        upto = conversation["last_seq"] - settings.window
+        if upto - conversation["summary_seq"] < settings.summary_every:
+            return
+        task = asyncio.create_task(
+            self.refresh(
+                company_id,
+                conversation_id,
+                conversation["summary"],
+                conversation["summary_seq"],
+                upto,
+                model,
+            )
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for refreshes in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def refresh(
+        self,
+        company_id: UUID,
+        conversation_id: UUID,
+        previous: str | None,
+        previous_seq: int,
+        upto: int,
+        model: str,
+    ) -> None:
+        try:
+            async with self.services.db.tenant(company_id) as conn:
+                older = await messages.window(
+                    conn,
+                    conversation_id,
+                    after_seq=previous_seq,
+                    up_to_seq=upto,
+                    limit=upto - previous_seq,
+                )
+            summary = await self._write(previous, older, model)
+            async with self.services.db.tenant(company_id) as conn:
+                await conversations.set_summary(conn, conversation_id, summary, upto, previous_seq)
+        except Exception:
+            # A summary is an optimisation: the next turn will try again.
+            log.exception('{"event":"summary_failed","conversation_id":"%s"}', conversation_id)
+
+    async def _write(self, previous: str | None, older: list[dict[str, Any]], model: str) -> str:
+        if isinstance(self.llm, OfflineResponder):
+            said = [m["content"].strip()[:160] for m in older if m["sender_type"] == "user"]
+            text = " ".join(filter(None, [previous, *(f"Customer: {s}" for s in said)]))
+            return text[-MAX_CHARS:]
+        transcript = "\n".join(f"{m['sender_type']}: {m['content']}" for m in older if m["content"])
+        request = ChatRequest(
+            model=model,
+            messages=[
+                {"role": "system", "content": INSTRUCTIONS},
+                {
+                    "role": "user",
+                    "content": (f"Summary so far: {previous}\n\n" if previous else "")
+                    + f"Conversation:\n{transcript}",
+                },
+            ],
+            temperature=0,
+            max_tokens=300,
+        )
+        text = ""
+        async for item in self.llm.stream(request):
+            if isinstance(item, Completion):
+                text = item.text
+        return text.strip()[:MAX_CHARS]

@@ -1,0 +1,148 @@
+"""Function-calling tools an agent may be given. Each runs in a tenant
+transaction of the conversation's company: a tool can reach nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from hub.conversations import update_conversation
+from hub.events import Event
+from hub.notifications import notify
+from hub.services import Services
+from hub.store import conversations
+
+
+@dataclass
+class ToolContext:
+    services: Services
+    company_id: UUID
+    conversation_id: UUID
+    agent_id: UUID
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+    # After this tool the AI says its last words and stops replying.
+    ends_ai: bool = False
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+class ToolError(Exception):
+    """Bad arguments or a refused action; the message goes back to the model."""
+
+
+def _text(arguments: dict[str, Any], name: str, limit: int = 500) -> str | None:
+    value = arguments.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ToolError(f"{name} must be a string")
+    return value.strip()[:limit] or None
+
+
+async def _handoff(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    reason = _text(arguments, "reason") or "The customer asked for a person."
+    db = ctx.services.db
+    async with db.tenant(ctx.company_id) as conn:
+        conversation = await conversations.set_ai_paused(
+            conn, ctx.conversation_id, True, handoff=True
+        )
+        if conversation is None:
+            raise ToolError("the conversation no longer exists")
+        await notify(
+            db,
+            conn,
+            company_id=ctx.company_id,
+            type="handoff_requested",
+            title="A customer is waiting for a person",
+            body=reason,
+            data={"conversation_id": str(ctx.conversation_id)},
+        )
+        db.publish_after_commit(
+            conn,
+            Event(
+                "conversation.handoff",
+                ctx.company_id,
+                {"conversation_id": ctx.conversation_id, "reason": reason, "by": "agent"},
+            ),
+        )
+    return {"handed_off": True, "reason": reason}
+
+
+async def _end(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    db = ctx.services.db
+    async with db.tenant(ctx.company_id) as conn:
+        conversation = await update_conversation(
+            db,
+            conn,
+            company_id=ctx.company_id,
+            conversation_id=ctx.conversation_id,
+            fields={"status": "ended"},
+            by="agent",
+        )
+    if conversation is None:
+        raise ToolError("the conversation no longer exists")
+    return {"ended": True}
+
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in [
+        Tool(
+            "handoff_to_human",
+            "Hand the conversation to a person from the team when the customer asks for one, "
+            "is upset, or needs something you cannot do. You stop replying afterwards.",
+            {
+                "type": "object",
+                "properties": {"reason": {"type": "string", "description": "Why, in a sentence"}},
+                "required": ["reason"],
+            },
+            _handoff,
+            ends_ai=True,
+        ),
+        Tool(
+            "end_conversation",
+            "End the conversation when the customer says goodbye or has nothing more to ask.",
+            {"type": "object", "properties": {"reason": {"type": "string"}}},
+            _end,
+            ends_ai=True,
+        ),
+    ]
+}
+
+
+def specs(enabled: list[str]) -> list[dict[str, Any]]:
+    return [TOOLS[name].spec() for name in enabled if name in TOOLS]
+
+
+async def call(ctx: ToolContext, name: str, raw_arguments: str, enabled: list[str]) -> dict:
+    """Run one tool call; failures become a result the model can read."""
+    tool = TOOLS.get(name)
+    if tool is None or name not in enabled:
+        return {"error": f"no tool named {name!r} is available"}
+    try:
+        arguments = json.loads(raw_arguments or "{}")
+        if not isinstance(arguments, dict):
+            raise ToolError("arguments must be a JSON object")
+        return await tool.run(ctx, arguments)
+    except json.JSONDecodeError:
+        return {"error": "arguments are not valid JSON"}
+    except ToolError as exc:
+        return {"error": str(exc)}

@@ -1,0 +1,394 @@
+"""An agent turn: from a stored user message to a stored, streamed reply.
+
+retrieve (company- and agent-scoped, within a time budget) → prompt (system
+prompt, numbered passages, rolling summary, recent window) → stream (deltas
+published as they come, coalesced) → tools (run, recorded, fed back) → store
+the reply with its ai_metadata → events. A turn is idempotent: the reply is
+stored with `reply_to` = the user message, once, however often the job is
+delivered; and a turn answers any earlier unanswered messages first, so
+replies keep the conversation's order even when jobs arrive out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from agents_runtime import tools
+from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, Passage
+from agents_runtime.prompt import build_messages
+from agents_runtime.summary import Summarizer
+from hub import pricing
+from hub.conversations import append_message
+from hub.events import Event
+from hub.jobs import Job
+from hub.notifications import notify
+from hub.services import Services
+from hub.store import agents, conversations, messages
+
+log = logging.getLogger(__name__)
+
+TURN = "turn"
+
+FAILURE_NOTICE = (
+    "Sorry, I couldn't answer just now. A member of our team has been told and will follow up."
+)
+
+
+@dataclass
+class TurnSettings:
+    window: int = 12  # recent messages sent verbatim; older ones reach the model as a summary
+    summary_every: int = 8  # refresh the summary once this many messages fell out of the window
+    retrieval_limit: int = 5
+    retrieval_threshold: float | None = None
+    retrieval_budget: float = 1.5  # seconds; over it the turn goes on without passages
+    max_tool_rounds: int = 3
+    flush_chars: int = 48  # deltas are sent in batches of about this size...
+    flush_seconds: float = 0.05  # ...or at least this often
+
+
+def turn_job(company_id: UUID, conversation_id: UUID, message: dict[str, Any]) -> Job:
+    return Job(
+        kind=TURN,
+        company_id=str(company_id),
+        key=str(conversation_id),
+        payload={
+            "conversation_id": str(conversation_id),
+            "message_id": str(message["id"]),
+            "seq": message["seq"],
+        },
+    )
+
+
+class _Deltas:
+    """Coalesces token deltas into small batches so the emit rate stays bounded."""
+
+    def __init__(self, runner: TurnRunner, company_id: UUID, conversation_id: UUID, reply_id: UUID):
+        self.runner, self.company_id = runner, company_id
+        self.conversation_id, self.reply_id = conversation_id, reply_id
+        self.buffer: list[str] = []
+        self.index = 0
+        self.last_flush = time.monotonic()
+
+    async def add(self, delta: str) -> None:
+        self.buffer.append(delta)
+        settings = self.runner.settings
+        if (
+            sum(map(len, self.buffer)) >= settings.flush_chars
+            or time.monotonic() - self.last_flush >= settings.flush_seconds
+        ):
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.buffer:
+            return
+        text, self.buffer = "".join(self.buffer), []
+        self.last_flush = time.monotonic()
+        await self.runner.services.events.publish(
+            Event(
+                "message.delta",
+                self.company_id,
+                {
+                    "conversation_id": self.conversation_id,
+                    "message_id": self.reply_id,
+                    "delta": text,
+                    "index": self.index,
+                },
+            )
+        )
+        self.index += 1
+
+
+class TurnRunner:
+    def __init__(self, services: Services, llm: LLM, settings: TurnSettings | None = None) -> None:
+        self.services = services
+        self.llm = llm
+        self.settings = settings or TurnSettings()
+        self.summarizer = Summarizer(services, llm)
+        self.retrieval_skipped = 0  # turns that went on without passages (over budget)
+        self._generating: dict[UUID, asyncio.Task] = {}
+        services.events.subscribe(self._on_event)
+
+    async def _on_event(self, event: Event) -> None:
+        """A person took over or the conversation ended: stop the turn in flight."""
+        if event.type in ("conversation.takeover", "conversation.ended"):
+            conversation_id = event.data.get("conversation_id") or event.data.get("id")
+            task = self._generating.get(UUID(str(conversation_id)))
+            if task is not None and event.data.get("by") != "agent":
+                task.cancel()
+
+    async def handle(self, job: Job) -> None:
+        company_id = UUID(job.company_id)
+        conversation_id = UUID(job.payload["conversation_id"])
+        async with self.services.db.tenant(company_id) as conn:
+            pending = await messages.unanswered(conn, conversation_id, job.payload["seq"])
+        for message in pending:
+            if not await self._answer(company_id, conversation_id, message):
+                break
+
+    async def _answer(self, company_id: UUID, conversation_id: UUID, message: dict) -> bool:
+        """Reply to one user message; False when the AI must stay silent."""
+        db = self.services.db
+        async with db.tenant(company_id) as conn:
+            conversation = await conversations.for_turn(conn, conversation_id)
+            if conversation is None or conversation["status"] != "active":
+                return False
+            if conversation["ai_paused"] or conversation["agent_id"] is None:
+                return False
+            agent = await agents.get(conn, conversation["agent_id"])
+            if agent is None or not agent["enabled"]:
+                return False
+            history = await messages.window(
+                conn,
+                conversation_id,
+                after_seq=conversation["summary_seq"],
+                up_to_seq=message["seq"],
+                limit=self.settings.window * 2,
+            )
+        await self._typing(company_id, conversation_id, True)
+        try:
+            generation = asyncio.create_task(
+                self._generate(company_id, conversation, agent, message, history)
+            )
+            self._generating[conversation_id] = generation
+            try:
+                await generation
+            except asyncio.CancelledError:
+                if not generation.cancelled():
+                    raise  # we are being cancelled ourselves (shutdown)
+                log.info('{"event":"turn_abandoned","conversation_id":"%s"}', conversation_id)
+                return False
+            finally:
+                self._generating.pop(conversation_id, None)
+        finally:
+            await self._typing(company_id, conversation_id, False)
+        await self.summarizer.maybe_refresh(
+            company_id, conversation_id, self.settings, agent["model"]
+        )
+        return True
+
+    async def _generate(
+        self,
+        company_id: UUID,
+        conversation: dict,
+        agent: dict,
+        message: dict,
+        history: list[dict],
+    ) -> None:
+        started = time.perf_counter()
+        conversation_id = conversation["id"]
+        passages, retrieval_ms = await self._retrieve(company_id, agent["id"], message["content"])
+        enabled = list(agent.get("tools") or [])
+        request = ChatRequest(
+            model=agent["model"],
+            messages=build_messages(
+                system_prompt=agent["system_prompt"],
+                passages=passages,
+                summary=conversation["summary"],
+                history=history,
+            ),
+            temperature=agent["temperature"],
+            max_tokens=agent["max_tokens"],
+            tools=tools.specs(enabled) or None,
+            passages=passages,
+            question=message["content"],
+        )
+        reply_id = uuid.uuid4()
+        deltas = _Deltas(self, company_id, conversation_id, reply_id)
+        context = tools.ToolContext(self.services, company_id, conversation_id, agent["id"])
+        text: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        first_token_ms = None
+        model = agent["model"]
+        tool_log: list[dict[str, Any]] = []
+
+        for _round in range(self.settings.max_tool_rounds + 1):
+            completion: Completion | None = None
+            async for item in self.llm.stream(request):
+                if isinstance(item, Completion):
+                    completion = item
+                    continue
+                if first_token_ms is None:
+                    first_token_ms = round((time.perf_counter() - started) * 1000)
+                text.append(item)
+                await deltas.add(item)
+            if completion is None:
+                raise LLMError("the model's stream ended without a result")
+            model = completion.model or model
+            prompt_tokens += completion.prompt_tokens
+            completion_tokens += completion.completion_tokens
+            if not completion.tool_calls:
+                break
+            request.messages.append(
+                {
+                    "role": "assistant",
+                    "content": completion.text or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in completion.tool_calls
+                    ],
+                }
+            )
+            for tool_call in completion.tool_calls:
+                result = await tools.call(context, tool_call.name, tool_call.arguments, enabled)
+                tool_log.append({"name": tool_call.name, "result": result})
+                await self._record_tool(company_id, conversation_id, tool_call, result, message)
+                request.messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": tool_call.id,
+                        "content": json.dumps(result, default=str),
+                    }
+                )
+            # After the last round the model answers without tools.
+            if _round + 1 == self.settings.max_tool_rounds:
+                request.tools = None
+        await deltas.flush()
+
+        reply = "".join(text).strip()
+        if not reply:
+            reply = "Done." if tool_log else "I'm not sure how to answer that."
+        cost = pricing.cost(model, prompt_tokens, completion_tokens)
+        metadata = {
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "tokens_used": prompt_tokens + completion_tokens,
+            "cost": None if cost is None else float(cost),
+            "first_token_ms": first_token_ms,
+            "total_ms": round((time.perf_counter() - started) * 1000),
+            "retrieval_ms": retrieval_ms,
+            "sources": [
+                {
+                    "document_id": p.document_id,
+                    "chunk_id": p.chunk_id,
+                    "page": p.page,
+                    "source": p.source,
+                }
+                for p in passages
+            ],
+        }
+        if tool_log:
+            metadata["tools"] = [t["name"] for t in tool_log]
+        db = self.services.db
+        async with db.tenant(company_id) as conn:
+            await append_message(
+                db,
+                conn,
+                company_id=company_id,
+                conversation_id=conversation_id,
+                sender_type="agent",
+                sender_id=agent["id"],
+                content=reply,
+                ai_metadata=metadata,
+                reply_to=message["id"],
+                id=reply_id,
+            )
+
+    async def _retrieve(
+        self, company_id: UUID, agent_id: UUID, query: str
+    ) -> tuple[list[Passage], int | None]:
+        knowledge = getattr(self.services, "knowledge", None)
+        if knowledge is None or not query.strip():
+            return [], None
+        started = time.perf_counter()
+        try:
+            results = await asyncio.wait_for(
+                knowledge.search(
+                    company_id,
+                    query,
+                    limit=self.settings.retrieval_limit,
+                    threshold=self.settings.retrieval_threshold,
+                    agent_id=agent_id,
+                ),
+                timeout=self.settings.retrieval_budget,
+            )
+        except TimeoutError:
+            self.retrieval_skipped += 1
+            log.warning('{"event":"retrieval_over_budget","company_id":"%s"}', company_id)
+            return [], None
+        passages = [
+            Passage(
+                document_id=str(r["document_id"]),
+                chunk_id=str(r["chunk_id"]),
+                content=r["content"],
+                score=float(r["score"]),
+                source=(r.get("metadata") or {}).get("source"),
+                page=(r.get("metadata") or {}).get("page"),
+            )
+            for r in results
+        ]
+        return passages, round((time.perf_counter() - started) * 1000)
+
+    async def _record_tool(
+        self, company_id: UUID, conversation_id: UUID, call, result: dict, message: dict
+    ) -> None:
+        """Tool calls go into the transcript so people can see what the AI did."""
+        db = self.services.db
+        summary = "failed: " + result["error"] if "error" in result else "done"
+        async with db.tenant(company_id) as conn:
+            await append_message(
+                db,
+                conn,
+                company_id=company_id,
+                conversation_id=conversation_id,
+                sender_type="system",
+                content=f"The assistant used {call.name} ({summary}).",
+                metadata={
+                    "tool": call.name,
+                    "arguments": call.arguments,
+                    "result": result,
+                    "for_message": str(message["id"]),
+                },
+            )
+
+    async def _typing(self, company_id: UUID, conversation_id: UUID, typing: bool) -> None:
+        await self.services.events.publish(
+            Event(
+                "agent.typing",
+                company_id,
+                {"conversation_id": conversation_id, "typing": typing},
+            )
+        )
+
+    async def dead_letter(self, job: Job, error: BaseException) -> None:
+        """The turn failed for good: the visitor gets a clear notice and staff are told."""
+        company_id = UUID(job.company_id)
+        conversation_id = UUID(job.payload["conversation_id"])
+        message_id = UUID(job.payload["message_id"])
+        db = self.services.db
+        cause = str(error) or type(error).__name__
+        async with db.tenant(company_id) as conn:
+            _, created = await append_message(
+                db,
+                conn,
+                company_id=company_id,
+                conversation_id=conversation_id,
+                sender_type="system",
+                content=FAILURE_NOTICE,
+                metadata={"error": cause, "failed_turn": True},
+                reply_to=message_id,
+            )
+            if created:
+                await notify(
+                    db,
+                    conn,
+                    company_id=company_id,
+                    type="turn_failed",
+                    title="The AI could not answer a customer",
+                    body=cause[:500],
+                    data={"conversation_id": str(conversation_id)},
+                )
+        with contextlib.suppress(Exception):
+            await self._typing(company_id, conversation_id, False)

@@ -1,0 +1,138 @@
+"""LLM clients through the real `openai` package against the fake server,
+and the offline responder."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents_runtime.llm import (
+    NOTHING_FOUND,
+    ChatRequest,
+    Completion,
+    LLMError,
+    OfflineResponder,
+    OpenAIChat,
+    Passage,
+)
+from tests.fake_openai import FakeOpenAI, Reply
+
+
+@pytest.fixture
+async def fake():
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+def request(**changes) -> ChatRequest:
+    values = dict(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0,
+        max_tokens=123,
+    )
+    values.update(changes)
+    return ChatRequest(**values)
+
+
+async def collect(llm, req) -> tuple[list[str], Completion]:
+    deltas, completion = [], None
+    async for item in llm.stream(req):
+        if isinstance(item, Completion):
+            completion = item
+        else:
+            deltas.append(item)
+    return deltas, completion
+
+
+async def test_streams_with_settings_sent_as_configured(fake):
+    fake.then(Reply(text="Refunds take five days [1].", prompt_tokens=77, completion_tokens=9))
+    llm = OpenAIChat("sk-test", fake.base_url)
+    deltas, completion = await collect(llm, request())
+    assert "".join(deltas) == "Refunds take five days [1]." and len(deltas) == 5
+    assert completion.text == "Refunds take five days [1]."
+    assert (completion.prompt_tokens, completion.completion_tokens) == (77, 9)
+    sent = fake.requests[-1]
+    assert sent["model"] == "gpt-test" and sent["max_tokens"] == 123
+    assert sent["temperature"] == 0 and sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
+
+
+async def test_tool_calls_are_assembled(fake):
+    fake.then(Reply(tool_calls=[{"name": "capture_contact", "arguments": {"email": "a@b.co"}}]))
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "capture_contact", "parameters": {"type": "object"}},
+        }
+    ]
+    _, completion = await collect(OpenAIChat("sk", fake.base_url), request(tools=tools))
+    [call] = completion.tool_calls
+    assert call.name == "capture_contact" and call.arguments == '{"email": "a@b.co"}'
+    assert completion.finish_reason == "tool_calls"
+    assert fake.requests[-1]["tools"] == tools
+
+
+async def test_retries_429_and_5xx_before_the_first_token(fake):
+    fake.then(Reply(status=429), Reply(status=503), Reply(text="ok now"))
+    llm = OpenAIChat("sk", fake.base_url, backoff=0.01)
+    _, completion = await collect(llm, request())
+    assert completion.text == "ok now" and len(fake.requests) == 3
+
+
+async def test_gives_up_with_a_clear_error(fake):
+    fake.then(*[Reply(status=500)] * 3)
+    with pytest.raises(LLMError, match="unavailable after 3 attempts"):
+        await collect(OpenAIChat("sk", fake.base_url, backoff=0.01), request())
+    fake.then(Reply(status=400))
+    with pytest.raises(LLMError, match="400"):
+        await collect(OpenAIChat("sk", fake.base_url), request())
+
+
+async def test_malformed_stream_and_timeout(fake):
+    fake.then(Reply(text="x", malformed=True))
+    with pytest.raises(LLMError):
+        await collect(OpenAIChat("sk", fake.base_url), request())
+    fake.then(Reply(text="late", delay=1.0))
+    with pytest.raises(LLMError, match="timed out"):
+        await collect(OpenAIChat("sk", fake.base_url, timeout=0.2), request())
+
+
+PASSAGES = [
+    Passage(
+        "d1",
+        "c1",
+        "Refunds are issued within 14 days of a return. Shipping is free over $50.",
+        0.9,
+        "policy.pdf",
+        3,
+    ),
+    Passage(
+        "d2",
+        "c2",
+        "Our office is in Lisbon. Support answers every day from 9 to 17.",
+        0.5,
+        "about.md",
+        None,
+    ),
+]
+
+
+async def test_offline_responder_quotes_with_citations():
+    offline = OfflineResponder()
+    deltas, completion = await collect(
+        offline, request(passages=PASSAGES, question="How long do refunds take after a return?")
+    )
+    assert "".join(deltas) == completion.text and len(deltas) > 1
+    assert "Refunds are issued within 14 days of a return. [1]" in completion.text
+    assert "Lisbon" not in completion.text  # only what matches the question
+    assert completion.model == "offline" and completion.completion_tokens > 0
+
+
+async def test_offline_responder_refuses_without_passages():
+    _, completion = await collect(
+        OfflineResponder(), request(question="What is the meaning of life?")
+    )
+    assert completion.text == NOTHING_FOUND
+    assert "person" in completion.text
