@@ -1,9 +1,10 @@
 """python -m agents_runtime: the worker process.
 
-It connects to the same database as `web`, applies any pending migration and
-stays up until SIGTERM or SIGINT. The work it takes from the queue (agent
-turns, ingestion, workflow runs, the voice worker) is registered by the
-modules that implement those jobs.
+It opens the same services as `web` (database, Redis, event bus, job queue),
+registers the agent-turn handler and consumes jobs until SIGTERM or SIGINT;
+then it stops taking jobs and lets the running ones finish before exiting.
+Scaled out (REDIS_URL), any number of workers share the queue. In the
+embedded mode `web` runs the turns itself and a worker has nothing to take.
 """
 
 from __future__ import annotations
@@ -13,27 +14,33 @@ import logging
 import signal
 import sys
 
+from agents_runtime import runtime
 from hub.config import ConfigError, Settings
-from hub.db import connect
-from hub.db.migrate import migrate
+from hub.jobs import InProcessQueue
+from hub.services import close_services, open_services
 
 log = logging.getLogger("agents_runtime")
 
 
 async def run(settings: Settings) -> None:
-    db = await connect(settings, max_size=4)
+    services = await open_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with db.pool.acquire() as conn:
-            await migrate(conn)
-        log.info('{"event":"worker_ready"}')
+        if isinstance(services.jobs, InProcessQueue):
+            log.warning(
+                '{"event":"worker_idle","reason":"no REDIS_URL: the web process runs agent turns"}'
+            )
+        else:
+            runtime.install(services)
+            await services.jobs.start()
+            log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
     finally:
-        await db.close()
+        await close_services(services)  # stops the queue after in-flight jobs finish
 
 
 def main() -> int:

@@ -35,8 +35,6 @@ from hub.store import agents, conversations, messages
 
 log = logging.getLogger(__name__)
 
-TURN = "turn"
-
 FAILURE_NOTICE = (
     "Sorry, I couldn't answer just now. A member of our team has been told and will follow up."
 )
@@ -52,19 +50,6 @@ class TurnSettings:
     max_tool_rounds: int = 3
     flush_chars: int = 48  # deltas are sent in batches of about this size...
     flush_seconds: float = 0.05  # ...or at least this often
-
-
-def turn_job(company_id: UUID, conversation_id: UUID, message: dict[str, Any]) -> Job:
-    return Job(
-        kind=TURN,
-        company_id=str(company_id),
-        key=str(conversation_id),
-        payload={
-            "conversation_id": str(conversation_id),
-            "message_id": str(message["id"]),
-            "seq": message["seq"],
-        },
-    )
 
 
 class _Deltas:
@@ -159,10 +144,15 @@ class TurnRunner:
             )
             self._generating[conversation_id] = generation
             try:
-                await generation
+                await asyncio.shield(generation)
             except asyncio.CancelledError:
-                if not generation.cancelled():
-                    raise  # we are being cancelled ourselves (shutdown)
+                if not generation.done():
+                    # We are cancelled ourselves (shutdown): the generation goes with us.
+                    generation.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await generation
+                    raise
+                # A person took over or the conversation ended: abandoned, not failed.
                 log.info('{"event":"turn_abandoned","conversation_id":"%s"}', conversation_id)
                 return False
             finally:

@@ -4,14 +4,18 @@ seq and reaches subscribers as `message.created` once committed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
 from hub.db import Database
 from hub.events import Event
+from hub.jobs import Job
 from hub.store import conversations, messages
+
+if TYPE_CHECKING:
+    from hub.services import Services
 
 
 async def append_message(
@@ -59,3 +63,46 @@ async def update_conversation(
             conn, Event("conversation.ended", company_id, {**conversation, "by": by})
         )
     return conversation
+
+
+TURN = "turn"  # the job kind of an agent turn; agents_runtime handles it
+
+
+def turn_job(company_id: UUID, conversation_id: UUID, message: dict[str, Any]) -> Job:
+    return Job(
+        kind=TURN,
+        company_id=str(company_id),
+        key=str(conversation_id),  # one turn at a time per conversation
+        payload={
+            "conversation_id": str(conversation_id),
+            "message_id": str(message["id"]),
+            "seq": message["seq"],
+        },
+    )
+
+
+async def post_user_message(
+    services: Services,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    content: str,
+    **fields: Any,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Store a visitor's message and, once committed, queue the agent's turn.
+
+    A retried client_id stores and queues nothing new."""
+    message, created = await append_message(
+        services.db,
+        conn,
+        company_id=company_id,
+        conversation_id=conversation_id,
+        sender_type="user",
+        content=content,
+        **fields,
+    )
+    if created:
+        job = turn_job(company_id, conversation_id, message)
+        services.db.after_commit(conn, lambda: services.jobs.enqueue(job))
+    return message, created

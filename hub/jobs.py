@@ -68,7 +68,7 @@ class QueuePolicy:
 
 class JobQueue(Protocol):
     def handle(self, kind: str, handler: Handler) -> None: ...
-    def on_dead_letter(self, callback: DeadLetter) -> None: ...
+    def on_dead_letter(self, kind: str, callback: DeadLetter) -> None: ...
     async def enqueue(self, job: Job) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -80,7 +80,7 @@ class _Runner:
     def __init__(self, policy: QueuePolicy) -> None:
         self.policy = policy
         self._handlers: dict[str, Handler] = {}
-        self._dead_letter: DeadLetter | None = None
+        self._dead_letters: dict[str, DeadLetter] = {}
         # The latest jobs given up on, for inspection; bounded.
         self.dead_letters: deque[tuple[Job, str]] = deque(maxlen=1000)
         self._company_slots: dict[str, asyncio.Semaphore] = defaultdict(
@@ -90,8 +90,8 @@ class _Runner:
     def handle(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
-    def on_dead_letter(self, callback: DeadLetter) -> None:
-        self._dead_letter = callback
+    def on_dead_letter(self, kind: str, callback: DeadLetter) -> None:
+        self._dead_letters[kind] = callback
 
     async def run(self, job: Job) -> Job | None:
         """Run a job once. Returns the job to retry, or None when it is done
@@ -122,9 +122,10 @@ class _Runner:
     async def dead(self, job: Job, error: BaseException) -> None:
         """Record a job that will not be tried again, and tell its owner."""
         self.dead_letters.append((job, repr(error)))
-        if self._dead_letter is not None:
+        callback = self._dead_letters.get(job.kind)
+        if callback is not None:
             try:
-                await self._dead_letter(job, error)
+                await callback(job, error)
             except Exception:
                 log.exception('{"event":"dead_letter_failed","id":"%s"}', job.id)
 

@@ -1,5 +1,5 @@
 """What a running hub holds: settings, pools and clients, made once per
-process in `hub.app` and handed to every handler and worker."""
+process by `open_services` and handed to every handler and worker."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from aiohttp import web
 
 from hub.auth import TokenVerifier
 from hub.config import Settings
-from hub.db import Database
-from hub.events import EventBus
+from hub.db import Database, connect
+from hub.db.migrate import migrate
+from hub.events import EventBus, RedisEventBus
+from hub.jobs import InProcessQueue, JobQueue, RedisStreamQueue
 from hub.metrics import Metrics
-from hub.ratelimit import Quota
+from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies
 
 
@@ -31,6 +33,7 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics
     events: EventBus
+    jobs: JobQueue
     redis: aioredis.Redis | None = None
     _known_companies: set[UUID] = field(default_factory=set)
 
@@ -48,3 +51,48 @@ class Services:
 
 # Where the app keeps its Services (aiohttp's typed app key).
 SERVICES = web.AppKey("services", Services)
+
+
+async def open_services(settings: Settings, *, run_migrations: bool = True) -> Services:
+    settings = settings.ensure_jwt_secret()
+    db = await connect(settings)
+    if run_migrations:
+        async with db.pool.acquire() as conn:
+            await migrate(conn)
+    metrics = Metrics()
+    redis = None
+    if settings.redis_url:
+        redis = aioredis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
+        limiter = RedisRateLimiter(
+            redis, settings.redis_prefix, metrics.rate_limit_backend_errors.inc
+        )
+        events: EventBus = RedisEventBus(redis, settings.redis_url, settings.redis_prefix)
+    else:
+        limiter = MemoryRateLimiter()
+        events = EventBus()
+    metrics.watch_event_bus(events)
+    await events.start()
+    db.events = events
+    jobs: JobQueue = (
+        RedisStreamQueue(redis, settings.redis_prefix) if redis is not None else InProcessQueue()
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        verifier=TokenVerifier(settings),
+        limiter=limiter,
+        metrics=metrics,
+        events=events,
+        jobs=jobs,
+        redis=redis,
+    )
+
+
+async def close_services(services: Services) -> None:
+    await services.jobs.stop()
+    await services.events.stop()
+    if services.redis is not None:
+        await services.redis.aclose()
+    await services.db.close()

@@ -73,7 +73,7 @@ async def test_in_process_retries_then_dead_letters():
         dead.append((j, str(error)))
 
     queue.handle("work", flaky)
-    queue.on_dead_letter(on_dead)
+    queue.on_dead_letter("work", on_dead)
     await queue.start()
     await queue.enqueue(job("a", 0))
     await queue.join()
@@ -198,7 +198,7 @@ async def test_redis_retries_then_dead_letter_stream(redis_url):
         dead.append(j.attempt)
 
     queue.handle("work", broken)
-    queue.on_dead_letter(on_dead)
+    queue.on_dead_letter("work", on_dead)
     await queue.start()
     await queue.enqueue(job("k", 1))
     for _ in range(100):

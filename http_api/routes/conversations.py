@@ -81,6 +81,7 @@ class Message(BaseModel):
     attachments: list[dict[str, Any]]
     ai_metadata: dict[str, Any] | None
     metadata: dict[str, Any]
+    reply_to: UUID | None = None  # the user message an AI reply answers
     created_at: datetime
 
 

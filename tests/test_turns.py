@@ -1,0 +1,399 @@
+"""Agent turns end to end: a stored user message becomes a stored, streamed
+reply, through the real `openai` client against the fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from agents_runtime import runtime
+from agents_runtime.llm import OpenAIChat
+from agents_runtime.turns import FAILURE_NOTICE, TurnSettings
+from hub.conversations import post_user_message, turn_job
+from hub.jobs import QueuePolicy, RedisStreamQueue
+from hub.services import SERVICES, close_services, open_services
+from hub.store import conversations
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import signup
+
+
+@pytest.fixture
+async def fake():
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def hub(make_client, fake):
+    return await make_client(openai_api_key="sk-test", openai_base_url=fake.base_url)
+
+
+class Recorder:
+    """Every event the bus delivers, for assertions on what clients would see."""
+
+    def __init__(self, services) -> None:
+        self.events = []
+        services.events.subscribe(self.record)
+
+    async def record(self, event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: str, conversation_id) -> list[dict]:
+        return [
+            e.data
+            for e in self.events
+            if e.type == kind
+            and e.data.get("conversation_id", e.data.get("id")) == str(conversation_id)
+        ]
+
+
+async def setup_conversation(hub, **agent_fields):
+    account = await signup(hub)
+    agent_body = {
+        "name": "Support",
+        "model": "gpt-test-model",
+        "temperature": 0,
+        "max_tokens": 321,
+        "system_prompt": "You are Acme's assistant.",
+        **agent_fields,
+    }
+    agent = await (await hub.post("/api/agents", json=agent_body, headers=account.headers)).json()
+    services = hub.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        conversation = await conversations.create(
+            conn, company_id=company_id, agent_id=uuid.UUID(agent["id"])
+        )
+    return account, agent, services, company_id, conversation["id"]
+
+
+async def say(services, company_id, conversation_id, text, **kw):
+    async with services.db.tenant(company_id) as conn:
+        message, _ = await post_user_message(
+            services,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            content=text,
+            **kw,
+        )
+    return message
+
+
+def fast_retries(services, fake) -> None:
+    services.jobs.policy.backoff = 0.01
+    runtime.install(services, OpenAIChat("sk-test", fake.base_url, backoff=0.01))
+
+
+async def notification_types(services, company_id) -> list[str]:
+    async with services.db.tenant(company_id) as conn:
+        rows = await conn.fetch("SELECT DISTINCT type FROM notifications ORDER BY type")
+    return [r["type"] for r in rows]
+
+
+async def transcript(hub, account, conversation_id):
+    response = await hub.get(
+        f"/api/conversations/{conversation_id}/messages?limit=200", headers=account.headers
+    )
+    return (await response.json())["messages"]
+
+
+async def test_a_turn_streams_and_stores_the_reply(hub, fake):
+    account, agent, services, company_id, conversation_id = await setup_conversation(hub)
+    recorder = Recorder(services)
+    fake.then(
+        Reply(
+            text="Hello! Our refund window is thirty days from delivery, no questions asked.",
+            prompt_tokens=120,
+            completion_tokens=14,
+        )
+    )
+    question = await say(services, company_id, conversation_id, "What is your refund policy?")
+    await services.jobs.join()
+    await asyncio.sleep(0.05)  # let the bus deliver
+
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "agent"]
+    reply = messages[1]
+    assert reply["content"].startswith("Hello! Our refund window")
+    meta = reply["ai_metadata"]
+    assert meta["model"] == "gpt-test-model"
+    assert (meta["prompt_tokens"], meta["completion_tokens"], meta["tokens_used"]) == (120, 14, 134)
+    assert meta["cost"] is None  # the fake model has no price: never priced as another
+    assert meta["first_token_ms"] is not None and meta["total_ms"] >= meta["first_token_ms"]
+    assert reply["sender_id"] == agent["id"]
+
+    sent = fake.requests[-1]
+    assert (sent["model"], sent["temperature"], sent["max_tokens"]) == ("gpt-test-model", 0, 321)
+    assert sent["messages"][0]["role"] == "system"
+    assert "You are Acme's assistant." in sent["messages"][0]["content"]
+    assert sent["messages"][-1] == {"role": "user", "content": "What is your refund policy?"}
+
+    deltas = recorder.of("message.delta", conversation_id)
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert "".join(d["delta"] for d in deltas) == reply["content"]
+    assert all(d["message_id"] == reply["id"] for d in deltas)
+    assert len(deltas) < len(reply["content"].split())  # coalesced, not one emit per token
+    typing = [t["typing"] for t in recorder.of("agent.typing", conversation_id)]
+    assert typing == [True, False]
+    created = [m["id"] for m in recorder.of("message.created", conversation_id)]
+    assert created == [str(question["id"]), reply["id"]]
+
+
+async def test_a_redelivered_turn_gives_no_second_reply(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    question = await say(services, company_id, conversation_id, "Hi")
+    await services.jobs.join()
+    for _ in range(2):
+        await services.jobs.enqueue(turn_job(company_id, conversation_id, question))
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "agent"]
+    assert len(fake.requests) == 1
+
+
+async def test_order_is_kept_even_when_jobs_arrive_out_of_order(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    fake.then(Reply(text="first answer"), Reply(text="second answer"))
+    # Stored directly, so that no job runs yet.
+    async with services.db.tenant(company_id) as conn:
+        from hub.conversations import append_message
+
+        one, _ = await append_message(
+            services.db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            sender_type="user",
+            content="one",
+        )
+        two, _ = await append_message(
+            services.db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            sender_type="user",
+            content="two",
+        )
+    await services.jobs.enqueue(turn_job(company_id, conversation_id, two))
+    await services.jobs.enqueue(turn_job(company_id, conversation_id, one))
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert [(m["sender_type"], m["content"]) for m in messages] == [
+        ("user", "one"),
+        ("user", "two"),
+        ("agent", "first answer"),
+        ("agent", "second answer"),
+    ]
+    assert [m["reply_to"] for m in messages[2:]] == [str(one["id"]), str(two["id"])]
+
+
+async def test_handoff_tool_pauses_the_ai_and_notifies_staff(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, tools=["handoff_to_human"]
+    )
+    fake.then(
+        Reply(
+            tool_calls=[{"name": "handoff_to_human", "arguments": {"reason": "Wants a manager"}}]
+        ),
+        Reply(text="I've asked a colleague to join."),
+    )
+    await say(services, company_id, conversation_id, "Get me a manager, now.")
+    await services.jobs.join()
+    assert fake.requests[0]["tools"][0]["function"]["name"] == "handoff_to_human"
+    assert fake.requests[1]["messages"][-1]["role"] == "tool"
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent"]
+    assert messages[1]["metadata"]["tool"] == "handoff_to_human"
+    assert messages[2]["ai_metadata"]["tools"] == ["handoff_to_human"]
+
+    async with services.db.tenant(company_id) as conn:
+        state = await conversations.for_turn(conn, conversation_id)
+    assert state["ai_paused"] is True
+    assert await notification_types(services, company_id) == ["handoff_requested"]
+
+    # The AI stays silent from now on.
+    await say(services, company_id, conversation_id, "Hello?")
+    await services.jobs.join()
+    assert len(fake.requests) == 2
+    assert [m["sender_type"] for m in await transcript(hub, account, conversation_id)][-1] == "user"
+
+
+async def test_end_conversation_tool(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, tools=["end_conversation"]
+    )
+    recorder = Recorder(services)
+    fake.then(Reply(tool_calls=[{"name": "end_conversation", "arguments": {}}]), Reply(text="Bye!"))
+    await say(services, company_id, conversation_id, "Thanks, that's all.")
+    await services.jobs.join()
+    await asyncio.sleep(0.05)
+    got = await (
+        await hub.get(f"/api/conversations/{conversation_id}", headers=account.headers)
+    ).json()
+    assert got["status"] == "ended" and got["ended_at"]
+    assert [e["by"] for e in recorder.of("conversation.ended", conversation_id)] == ["agent"]
+
+
+async def test_a_tool_the_agent_was_not_given_is_refused(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    fake.then(
+        Reply(tool_calls=[{"name": "end_conversation", "arguments": {}}]), Reply(text="Sorry.")
+    )
+    await say(services, company_id, conversation_id, "bye")
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert messages[1]["metadata"]["result"] == {
+        "error": "no tool named 'end_conversation' is available"
+    }
+    got = await (
+        await hub.get(f"/api/conversations/{conversation_id}", headers=account.headers)
+    ).json()
+    assert got["status"] == "active"
+
+
+async def test_model_down_gives_a_clear_notice_and_no_stuck_typing(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    fast_retries(services, fake)
+    recorder = Recorder(services)
+    fake.default = Reply(status=500)
+    question = await say(services, company_id, conversation_id, "Anyone there?")
+    await services.jobs.join()
+    await asyncio.sleep(0.05)
+    messages = await transcript(hub, account, conversation_id)
+    assert [(m["sender_type"], m["content"]) for m in messages] == [
+        ("user", "Anyone there?"),
+        ("system", FAILURE_NOTICE),
+    ]
+    assert "unavailable" in messages[1]["metadata"]["error"]
+    assert messages[1]["reply_to"] == str(question["id"])
+    typing = [t["typing"] for t in recorder.of("agent.typing", conversation_id)]
+    # Every attempt switched typing on and off again; the last word is "off".
+    assert typing[-1] is False and "True, True" not in str(typing)
+    assert await notification_types(services, company_id) == ["turn_failed"]
+
+
+async def test_malformed_model_output_is_a_failure_not_a_garbage_reply(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    fast_retries(services, fake)
+    fake.default = Reply(text="x", malformed=True)
+    await say(services, company_id, conversation_id, "Hello")
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "system"]
+
+
+async def test_the_rolling_summary_reaches_the_model(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    runner = runtime.install(services)  # a runner with a small window, replacing the default
+    runner.settings = TurnSettings(window=4, summary_every=2)
+    fake.default = Reply(text="Noted.")
+    summary_text = "Customer Jane (order A-1234) wants a refund."
+    for i in range(4):
+        await say(services, company_id, conversation_id, f"message {i}")
+        await services.jobs.join()
+        await runner.summarizer.drain()
+    summary_requests = [r for r in fake.requests if "Summarise" in r["messages"][0]["content"]]
+    assert summary_requests, "no summary was requested"
+    assert "message 0" in summary_requests[0]["messages"][1]["content"]
+
+    fake.then(Reply(text=summary_text))  # the next refresh writes this summary
+    fake.default = Reply(text="Noted.")
+    for i in range(4, 8):
+        await say(services, company_id, conversation_id, f"message {i}")
+        await services.jobs.join()
+        await runner.summarizer.drain()
+    async with services.db.tenant(company_id) as conn:
+        state = await conversations.for_turn(conn, conversation_id)
+    assert state["summary"] and state["summary_seq"] > 0
+    last = (
+        fake.requests[-1]
+        if "Summarise" not in fake.requests[-1]["messages"][0]["content"]
+        else fake.requests[-2]
+    )
+    assert "Summary of the earlier conversation" in last["messages"][0]["content"]
+    assert state["summary"] in last["messages"][0]["content"]
+    # The window itself stays short: the old messages are not sent verbatim.
+    assert all(m.get("content") != "message 0" for m in last["messages"])
+
+
+async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
+    base_settings, redis_url, fake
+):
+    settings = base_settings.with_overrides(
+        redis_url=redis_url,
+        redis_prefix=f"turns-{uuid.uuid4().hex[:8]}",
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+    )
+    web = await open_services(settings)
+    workers = [await open_services(settings) for _ in range(2)]
+    for worker in workers:
+        worker.jobs = RedisStreamQueue(
+            worker.redis,
+            settings.redis_prefix,
+            QueuePolicy(backoff=0.01),
+            lease_ms=400,
+            reclaim_every=0.1,
+        )
+    try:
+        from hub.store import companies
+
+        async with web.db.system() as conn:
+            company = await companies.create(conn, "Redis Co")
+        company_id = company["id"]
+        async with web.db.tenant(company_id) as conn:
+            agent_id = await conn.fetchval(
+                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+                " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
+                company_id,
+            )
+            conversation = await conversations.create(
+                conn, company_id=company_id, agent_id=agent_id
+            )
+        # The first worker's model hangs mid-stream; the second's answers.
+        fake.then(Reply(text="never finished " * 10, chunk_delay=5))
+        fake.default = Reply(text="The one reply.")
+        runtime.install(workers[0])
+        await workers[0].jobs.start()
+        await say(web, company_id, conversation["id"], "Hello from Redis")
+        for _ in range(100):
+            if fake.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert fake.requests, "the first worker never called the model"
+        # Kill the first worker mid-turn: its tasks vanish without acknowledging.
+        for task in [*workers[0].jobs._loops, *workers[0].jobs._running]:
+            task.cancel()
+        runtime.install(workers[1])
+        await workers[1].jobs.start()
+        replies = []
+        for _ in range(100):
+            async with web.db.tenant(company_id) as conn:
+                replies = await conn.fetch(
+                    "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
+                    conversation["id"],
+                )
+            if replies:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # time for a duplicate to appear, if one could
+        async with web.db.tenant(company_id) as conn:
+            replies = await conn.fetch(
+                "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
+                conversation["id"],
+            )
+        assert [r["content"] for r in replies] == ["The one reply."]
+    finally:
+        await workers[1].jobs.stop()
+        for services in (*workers, web):
+            services.jobs._running.clear()
+            await close_services(services)
+        client = aioredis.from_url(redis_url)
+        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.aclose()
