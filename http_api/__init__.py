@@ -3,15 +3,17 @@
 from aiohttp import web
 
 from http_api import ops
-from http_api.middleware import errors, observe
-from http_api.routes import api
+from http_api.middleware import cors, errors, observe
+from http_api.routes import api, public
 
-MIDDLEWARES = (observe, errors)
+MIDDLEWARES = (cors, observe, errors)
 
 
 def install(app: web.Application) -> None:
     api.install(app)
     ops.install(app, api.routes)
+    # A file download, not a JSON route: the signed link is its permission.
+    app.router.add_get("/public/attachments/{id}/{sig}", public.public_attachment)
 
 
 __all__ = ["MIDDLEWARES", "install"]

@@ -153,3 +153,36 @@ def _route_label(request: web.Request) -> str:
     if resource is None:
         return "unmatched"
     return resource.canonical
+
+
+_CORS_EXPOSED = (
+    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+)
+
+
+@web.middleware
+async def cors(request: web.Request, handler) -> web.StreamResponse:
+    """CORS for the public routes only: any page may call them, because the
+    publishable key's allowed origins decide, per key, who may (checked in
+    `hub.visitors`). Staff routes get no CORS: browsers keep other sites out."""
+    origin = request.headers.get("Origin")
+    if not origin or not request.path.startswith("/public/"):
+        return await handler(request)
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+        response.headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": (
+                    "Authorization, Content-Type, X-Conversation-Token, X-Request-Id"
+                ),
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    else:
+        response = await handler(request)
+    if not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSED
+        response.headers["Vary"] = "Origin"
+    return response

@@ -22,8 +22,15 @@ from hub.auth import Principal
 from hub.errors import ApiError
 from hub.ratelimit import Quota
 from hub.services import SERVICES, Services
+from hub.visitors import (
+    ConversationGrant,
+    PublishableKey,
+    resolve_key,
+    verify_conversation_token,
+)
 
-Auth = Literal["user", "none"]
+# "user": a staff JWT; "key": a publishable key (public routes); "none": nobody.
+Auth = Literal["user", "key", "none"]
 
 # What a request carries between the middlewares and the handler.
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -43,11 +50,18 @@ class Call:
     params: dict[str, Any]
     body: Any = None
     query: Any = None
+    key: PublishableKey | None = None
+    grant: ConversationGrant | None = None
 
     @property
     def user(self) -> Principal:
         assert self.principal is not None, "route declared without auth"
         return self.principal
+
+    @property
+    def visitor(self) -> ConversationGrant:
+        assert self.grant is not None, "route declared without a conversation token"
+        return self.grant
 
     def tenant(self):
         """The tenant transaction of the caller's company."""
@@ -70,7 +84,9 @@ class Route:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    rate_limit: Literal["user", "auth_ip"] = "user"
+    rate_limit: Literal["user", "auth_ip", "public"] = "user"
+    # Public conversation routes also need X-Conversation-Token for the path's {id}.
+    conversation_token: bool = False
     errors: tuple[int, ...] = field(default_factory=tuple)
 
 
@@ -144,13 +160,27 @@ async def _authenticate(request: web.Request, services: Services) -> Principal:
     return principal
 
 
-async def _rate_limit(request: web.Request, services: Services, route: Route) -> None:
+async def _rate_limit(
+    request: web.Request, services: Services, route: Route, key: PublishableKey | None
+) -> None:
+    settings = services.settings
     if route.rate_limit == "auth_ip":
-        key, limit = f"ip:{request.remote}:auth", services.settings.auth_rate_limit_per_hour
+        limits = [(f"ip:{request.remote}:auth", settings.auth_rate_limit_per_hour)]
+    elif route.rate_limit == "public":
+        # Per key, so one site cannot exhaust the hub; per IP, so one visitor
+        # cannot exhaust the site's key.
+        assert key is not None
+        limits = [
+            (f"ip:{request.remote}:public", settings.public_ip_rate_limit_per_hour),
+            (f"key:{key.id}", settings.public_key_rate_limit_per_hour),
+        ]
     else:
         principal = request[PRINCIPAL]
-        key, limit = f"user:{principal.user_id}", services.settings.rate_limit_per_hour
-    quota = await services.limiter.hit(key, limit, 3600)
+        limits = [(f"user:{principal.user_id}", settings.rate_limit_per_hour)]
+    for name, limit in limits:
+        quota = await services.limiter.hit(name, limit, 3600)
+        if not quota.allowed:
+            break
     request[QUOTA] = quota
     if not quota.allowed:
         raise ApiError(
@@ -162,18 +192,36 @@ async def _rate_limit(request: web.Request, services: Services, route: Route) ->
         )
 
 
+def _conversation_grant(request: web.Request, services: Services, call: Call) -> ConversationGrant:
+    grant = verify_conversation_token(
+        services.settings, request.headers.get("X-Conversation-Token")
+    )
+    # The token grants its own conversation only, reached through its own agent's key.
+    if grant.conversation_id != call.params.get("id") or (
+        call.key is not None and grant.agent_id != call.key.agent_id
+    ):
+        raise ApiError.not_found("Conversation")
+    return grant
+
+
 def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         services: Services = request.app[SERVICES]
         request[ROUTE] = route.path
-        principal = None
+        principal = key = None
         if route.auth == "user":
             principal = await _authenticate(request, services)
             request[PRINCIPAL] = principal
-        await _rate_limit(request, services, route)
+        elif route.auth == "key":
+            key = await resolve_key(
+                services.db, request.headers.get("Authorization"), request.headers.get("Origin")
+            )
+        await _rate_limit(request, services, route, key)
         if route.roles and principal is not None and not principal.can(*route.roles):
             raise ApiError.forbidden(f"This needs the role {' or '.join(route.roles)}")
-        call = Call(request, services, principal, _path_params(request))
+        call = Call(request, services, principal, _path_params(request), key=key)
+        if route.conversation_token:
+            call.grant = _conversation_grant(request, services, call)
         if route.query is not None:
             call.query = _read_query(request, route.query)
         if route.body is not None:

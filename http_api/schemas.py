@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hub.inputs import Attachment, NewMessage
 
 
 class RequestModel(BaseModel):
     """Base of every request body: unknown fields are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+__all__ = ["Attachment", "NewMessage", "RequestModel"]  # message inputs live in hub.inputs
 
 
 def _drop_default(schema: dict[str, Any]) -> None:
@@ -82,3 +88,17 @@ class DateRange(QueryModel):
 
     def today(self) -> date:
         return datetime.now(UTC).astimezone(ZoneInfo(self.tz)).date()
+
+
+class Message(BaseModel):
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    sender_type: str
+    sender_id: UUID | None
+    content: str
+    attachments: list[dict[str, Any]]
+    ai_metadata: dict[str, Any] | None
+    metadata: dict[str, Any]
+    reply_to: UUID | None = None  # the user message an AI reply answers
+    created_at: datetime

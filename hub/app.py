@@ -12,6 +12,7 @@ import http_api
 from agents_runtime import runtime
 from hub.config import Settings
 from hub.jobs import InProcessQueue
+from hub.realtime import Realtime
 from hub.services import SERVICES, close_services, open_services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -34,7 +35,14 @@ def build_app(settings: Settings) -> web.Application:
             await services.jobs.start()
         yield  # close_services stops the queue, letting running turns finish
 
+    realtime = Realtime(app)
+
+    async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        realtime.start()
+        yield
+
     app.cleanup_ctx.append(services_ctx)
+    app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(embedded_worker_ctx)
     http_api.install(app)
 

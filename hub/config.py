@@ -32,6 +32,8 @@ class Settings:
     jwt_ttl_seconds: int = 3600
     rate_limit_per_hour: int = 1000
     auth_rate_limit_per_hour: int = 60
+    public_key_rate_limit_per_hour: int = 20_000
+    public_ip_rate_limit_per_hour: int = 1_000
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     livekit_url: str | None = None
@@ -43,6 +45,9 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 25 * 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024  # a visitor's uploaded file
+    socket_messages_per_minute: int = 20  # per widget connection
+    conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.
     redis_prefix: str = "syntera"
@@ -106,6 +111,12 @@ class Settings:
             jwt_issuer=text("JWT_ISSUER"),
             rate_limit_per_hour=integer("RATE_LIMIT_PER_HOUR", 1000, 1, 10_000_000),
             auth_rate_limit_per_hour=integer("AUTH_RATE_LIMIT_PER_HOUR", 60, 1, 10_000_000),
+            public_key_rate_limit_per_hour=integer(
+                "PUBLIC_KEY_RATE_LIMIT_PER_HOUR", 20_000, 1, 100_000_000
+            ),
+            public_ip_rate_limit_per_hour=integer(
+                "PUBLIC_IP_RATE_LIMIT_PER_HOUR", 1_000, 1, 100_000_000
+            ),
             openai_api_key=text("OPENAI_API_KEY"),
             openai_base_url=url("OPENAI_BASE_URL", ("http", "https")),
             livekit_url=livekit["LIVEKIT_URL"],
@@ -116,6 +127,9 @@ class Settings:
             data_dir=data_dir,
             log_level=log_level,
             redis_prefix=text("REDIS_PREFIX") or "syntera",
+            socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
+            conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
+            max_upload_bytes=integer("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024),
             max_attachment_bytes=integer(
                 "ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024, 1, 2 * 1024 * 1024 * 1024
             ),

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from hub.db import Database
+from hub.errors import ApiError
 from hub.events import Event
 from hub.jobs import Job
 from hub.store import conversations, messages
@@ -106,3 +107,74 @@ async def post_user_message(
         job = turn_job(company_id, conversation_id, message)
         services.db.after_commit(conn, lambda: services.jobs.enqueue(job))
     return message, created
+
+
+async def start_conversation(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    agent_id: UUID,
+    channel: str = "chat",
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create a conversation; `conversation.started` fires once it is committed."""
+    conversation = await conversations.create(
+        conn, company_id=company_id, agent_id=agent_id, channel=channel, metadata=metadata
+    )
+    db.publish_after_commit(conn, Event("conversation.started", company_id, conversation))
+    return conversation
+
+
+async def post_staff_message(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    user_id: UUID,
+    content: str,
+    attachments: list[dict[str, Any]] | None = None,
+    client_id: str | None = None,
+) -> dict[str, Any]:
+    """A staff member writes into an active conversation (`sender_type: human`)."""
+    conversation = await conversations.get(conn, conversation_id)
+    if conversation is None:
+        raise ApiError.not_found("Conversation")
+    if conversation["status"] != "active":
+        raise ApiError.conflict(
+            f"The conversation is {conversation['status']}", status=conversation["status"]
+        )
+    message, _ = await append_message(
+        db,
+        conn,
+        company_id=company_id,
+        conversation_id=conversation_id,
+        sender_type="human",
+        sender_id=user_id,
+        content=content,
+        attachments=attachments or [],
+        client_id=client_id,
+    )
+    return message
+
+
+async def set_takeover(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    user_id: UUID,
+    taken: bool,
+) -> dict[str, Any]:
+    """A person takes over (the AI falls silent, a turn in flight stops) or
+    hands back to the AI."""
+    conversation = await conversations.set_ai_paused(conn, conversation_id, taken)
+    if conversation is None:
+        raise ApiError.not_found("Conversation")
+    data = {"conversation_id": conversation_id, "by": "staff", "user_id": user_id}
+    kind = "conversation.takeover" if taken else "conversation.release"
+    db.publish_after_commit(conn, Event(kind, company_id, data))
+    db.publish_after_commit(conn, Event("conversation.updated", company_id, conversation))
+    return conversation

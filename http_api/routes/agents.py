@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, HttpUrl, StringConstraints
 
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
@@ -20,6 +20,7 @@ Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxTokens = Annotated[int, Field(ge=1, le=32000)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 SystemPrompt = Annotated[str, StringConstraints(max_length=50_000)]
+Greeting = Annotated[str, StringConstraints(max_length=500)]
 # The tools an agent can be given (agents_runtime/tools.py implements them).
 ToolName = Literal["capture_contact", "create_deal", "handoff_to_human", "end_conversation"]
 
@@ -34,6 +35,9 @@ class AgentCreate(RequestModel):
     enabled: bool = True
     voice_settings: dict[str, Any] = Field(default_factory=dict)
     tools: list[ToolName] = Field(default_factory=list, max_length=10)
+    avatar_url: HttpUrl | None = None
+    greeting: Greeting | None = None
+    theme: dict[str, Any] = Field(default_factory=dict)
 
 
 class AgentUpdate(RequestModel):
@@ -49,6 +53,9 @@ class AgentUpdate(RequestModel):
     enabled: bool = omittable()
     voice_settings: dict[str, Any] = omittable()
     tools: list[ToolName] = omittable(max_length=10)
+    avatar_url: HttpUrl | None = None
+    greeting: Greeting | None = None
+    theme: dict[str, Any] = omittable()
 
 
 class Agent(BaseModel):
@@ -63,6 +70,9 @@ class Agent(BaseModel):
     enabled: bool
     voice_settings: dict[str, Any]
     tools: list[str]
+    avatar_url: str | None
+    greeting: str | None
+    theme: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -80,7 +90,7 @@ class Deleted(BaseModel):
 async def create_agent(call: Call) -> dict:
     """Create an agent."""
     async with call.tenant() as conn:
-        agent = await agents.create(conn, call.user.company_id, call.body.model_dump())
+        agent = await agents.create(conn, call.user.company_id, call.body.model_dump(mode="json"))
     call.request[RESOURCE_ID] = str(agent["id"])
     return agent
 
@@ -107,7 +117,7 @@ async def update_agent(call: Call) -> dict:
     """Change some of an agent's fields."""
     async with call.tenant() as conn:
         agent = await agents.update(
-            conn, call.params["id"], call.body.model_dump(exclude_unset=True)
+            conn, call.params["id"], call.body.model_dump(mode="json", exclude_unset=True)
         )
     if agent is None:
         raise ApiError.not_found("Agent")

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, HttpUrl, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from http_api.routes import api
 from http_api.routing import Call
-from http_api.schemas import DateRange, QueryModel, RequestModel, omittable
-from hub.conversations import append_message, update_conversation
+from http_api.schemas import DateRange, Message, NewMessage, QueryModel, RequestModel, omittable
+from hub.conversations import post_staff_message, update_conversation
 from hub.errors import ApiError
 from hub.store import conversations, messages
 
@@ -51,38 +51,6 @@ class ConversationUpdate(RequestModel):
     status: Status = omittable()
     tags: list[Tag] = omittable(max_length=50)
     metadata: dict[str, Any] = omittable()
-
-
-class Attachment(RequestModel):
-    url: HttpUrl
-    type: str = Field(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=200)
-    name: str = Field(min_length=1, max_length=255)
-    size: int = Field(ge=0)
-
-
-class NewMessage(RequestModel):
-    content: str = Field("", max_length=10_000)
-    attachments: list[Attachment] = Field(default_factory=list, max_length=10)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> NewMessage:
-        if not self.content.strip() and not self.attachments:
-            raise ValueError("a message needs content or attachments")
-        return self
-
-
-class Message(BaseModel):
-    id: UUID
-    conversation_id: UUID
-    seq: int
-    sender_type: str
-    sender_id: UUID | None
-    content: str
-    attachments: list[dict[str, Any]]
-    ai_metadata: dict[str, Any] | None
-    metadata: dict[str, Any]
-    reply_to: UUID | None = None  # the user message an AI reply answers
-    created_at: datetime
 
 
 class MessageQuery(QueryModel):
@@ -182,30 +150,15 @@ async def list_messages(call: Call) -> dict:
 async def send_message(call: Call) -> dict:
     """A staff member writes into the conversation (sender_type "human")."""
     body: NewMessage = call.body
-    limit = call.services.settings.max_attachment_bytes
-    too_big = {
-        f"attachments.{i}.size": f"must be at most {limit} bytes"
-        for i, a in enumerate(body.attachments)
-        if a.size > limit
-    }
-    if too_big:
-        raise ApiError.validation(too_big)
+    body.check_sizes(call.services.settings.max_attachment_bytes)
     async with call.tenant() as conn:
-        conversation = await conversations.get(conn, call.params["id"])
-        if conversation is None:
-            raise ApiError.not_found("Conversation")
-        if conversation["status"] != "active":
-            raise ApiError.conflict(
-                f"The conversation is {conversation['status']}", status=conversation["status"]
-            )
-        message, _ = await append_message(
+        return await post_staff_message(
             call.services.db,
             conn,
             company_id=call.user.company_id,
             conversation_id=call.params["id"],
-            sender_type="human",
-            sender_id=call.user.user_id,
+            user_id=call.user.user_id,
             content=body.content,
-            attachments=[a.model_dump(mode="json") for a in body.attachments],
+            attachments=body.attachment_list(),
+            client_id=body.client_id,
         )
-    return message

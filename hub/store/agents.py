@@ -7,7 +7,7 @@ import asyncpg
 
 COLUMNS = (
     "id, company_id, name, description, system_prompt, model, temperature, max_tokens,"
-    " enabled, voice_settings, tools, created_at, updated_at"
+    " enabled, voice_settings, tools, avatar_url, greeting, theme, created_at, updated_at"
 )
 # The columns a client may set; update() builds its SET clause from these names only.
 WRITABLE = (
@@ -20,6 +20,9 @@ WRITABLE = (
     "enabled",
     "voice_settings",
     "tools",
+    "avatar_url",
+    "greeting",
+    "theme",
 )
 
 
@@ -66,3 +69,12 @@ async def update(
 
 async def delete(conn: asyncpg.Connection, agent_id: UUID) -> bool:
     return await conn.fetchval("DELETE FROM agents WHERE id = $1 RETURNING true", agent_id) or False
+
+
+async def public_profile(conn: asyncpg.Connection, agent_id: UUID) -> dict[str, Any] | None:
+    """What a visitor may see of an agent: never its prompt or settings."""
+    row = await conn.fetchrow(
+        "SELECT id, name, avatar_url, greeting, theme FROM agents WHERE id = $1 AND enabled",
+        agent_id,
+    )
+    return dict(row) if row else None

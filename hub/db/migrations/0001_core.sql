@@ -82,6 +82,10 @@ CREATE TABLE agents (
     voice_settings  jsonb NOT NULL DEFAULT '{}',
     -- The function-calling tools this agent may use (agents_runtime/tools.py).
     tools           text[] NOT NULL DEFAULT '{}',
+    -- The public profile the widget shows (never the system prompt).
+    avatar_url      text,
+    greeting        text,
+    theme           jsonb NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

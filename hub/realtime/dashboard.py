@@ -1,0 +1,101 @@
+"""`/dashboard`: staff watching their company's conversations live."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.auth import Principal
+from hub.conversations import post_staff_message, set_takeover
+from hub.errors import ApiError
+from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
+from hub.realtime.shapes import staff_view
+
+
+def company_room(company_id: UUID | str) -> str:
+    return f"company:{company_id}"
+
+
+def user_room(user_id: UUID | str) -> str:
+    return f"user:{user_id}"
+
+
+class ConversationRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: UUID
+
+
+class StaffMessage(ConversationRef):
+    content: str = Field(min_length=1, max_length=10_000)
+    client_id: str | None = Field(None, min_length=1, max_length=100)
+
+
+class DashboardNamespace(Namespace):
+    events = {
+        "conversation:takeover": "takeover",
+        "conversation:release": "release",
+        "message:send": "send",
+    }
+
+    def __init__(self, realtime) -> None:
+        super().__init__("/dashboard", realtime)
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any) -> None:
+        services = self.services
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            if not token:
+                raise ApiError.unauthorized("A staff token is required", "INVALID_TOKEN")
+            principal = await services.verifier.verify(token)
+            await services.known_company(principal.company_id)
+        except ApiError as error:
+            raise refuse(error) from None
+        limit = services.settings.socket_messages_per_minute
+        await self.save_session(sid, {"principal": principal, "flood": FloodGuard(limit * 3)})
+        await self.enter_room(sid, company_room(principal.company_id))
+        await self.enter_room(sid, user_room(principal.user_id))
+
+    async def _principal(self, sid: str) -> tuple[Principal, FloodGuard]:
+        session = await self.get_session(sid)
+        return session["principal"], session["flood"]
+
+    async def _takeover(self, sid: str, payload: Any, taken: bool) -> dict[str, Any]:
+        principal, _ = await self._principal(sid)
+        ref: ConversationRef = parse(ConversationRef, payload)
+        db = self.services.db
+        async with db.tenant(principal.company_id) as conn:
+            conversation = await set_takeover(
+                db,
+                conn,
+                company_id=principal.company_id,
+                conversation_id=ref.conversation_id,
+                user_id=principal.user_id,
+                taken=taken,
+            )
+        return {"ok": True, "conversation": staff_view(conversation)}
+
+    async def takeover(self, sid: str, payload: Any) -> dict[str, Any]:
+        return await self._takeover(sid, payload, True)
+
+    async def release(self, sid: str, payload: Any) -> dict[str, Any]:
+        return await self._takeover(sid, payload, False)
+
+    async def send(self, sid: str, payload: Any) -> dict[str, Any]:
+        principal, flood = await self._principal(sid)
+        if not flood.allow():
+            raise ApiError(429, "RATE_LIMITED", "Too many messages; wait a moment")
+        body: StaffMessage = parse(StaffMessage, payload)
+        db = self.services.db
+        async with db.tenant(principal.company_id) as conn:
+            message = await post_staff_message(
+                db,
+                conn,
+                company_id=principal.company_id,
+                conversation_id=body.conversation_id,
+                user_id=principal.user_id,
+                content=body.content,
+                client_id=body.client_id,
+            )
+        return {"ok": True, "message": staff_view(message)}

@@ -1,0 +1,94 @@
+"""What both namespaces share: event names with colons, standard errors in
+acks, and a per-connection message rate limit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import socketio
+from pydantic import BaseModel, ValidationError
+
+from hub.db.database import CONNECTION_ERRORS, database_unavailable
+from hub.errors import ApiError
+
+if TYPE_CHECKING:
+    from hub.realtime.server import Realtime
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
+
+
+def error_ack(error: ApiError) -> dict[str, Any]:
+    return {"ok": False, **error.body()}
+
+
+def refuse(error: ApiError) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connection: the client's connect_error gets the standard error as `data`."""
+    return socketio.exceptions.ConnectionRefusedError(error.message, error.body())
+
+
+def parse(model: type[BaseModel], payload: Any) -> Any:
+    try:
+        return model.model_validate(payload if payload is not None else {}, strict=True)
+    except ValidationError as exc:
+        fields = {
+            ".".join(str(p) for p in e["loc"]) or "payload": e["msg"]
+            for e in exc.errors(include_url=False)
+        }
+        raise ApiError.validation(fields) from None
+
+
+class FloodGuard:
+    """At most `limit` events per `window` seconds on one connection."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.times: deque[float] = deque()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+class Namespace(socketio.AsyncNamespace):
+    """Dispatches `message:send`-style event names to handlers registered in
+    `events`, and turns every failure into the standard error in the ack."""
+
+    events: dict[str, str] = {}  # event name -> method name
+
+    def __init__(self, namespace: str, realtime: Realtime) -> None:
+        super().__init__(namespace)
+        self.realtime = realtime
+
+    @property
+    def services(self):
+        return self.realtime.services
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        method = self.events.get(event)
+        sid = args[0]
+        if method is None:
+            return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
+        payload = args[1] if len(args) > 1 else None
+        try:
+            return await getattr(self, method)(sid, payload)
+        except ApiError as error:
+            await self.emit("error", error.body(), to=sid)
+            return error_ack(error)
+        except CONNECTION_ERRORS:
+            return error_ack(database_unavailable())
+        except Exception:
+            log.exception('{"event":"socket_handler_failed","name":"%s"}', event)
+            return error_ack(ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side"))

@@ -1,0 +1,130 @@
+"""`/widget`: a visitor's connection to one conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.conversations import post_user_message
+from hub.errors import ApiError
+from hub.events import Event
+from hub.inputs import NewMessage
+from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
+from hub.realtime.shapes import visible_to_visitor, visitor_view
+from hub.store import conversations, keys, messages
+from hub.visitors import ConversationGrant, PublishableKey, invalid_key, verify_conversation_token
+
+MAX_CONTENT = 4000
+RESUME_LIMIT = 500
+
+
+def room(conversation_id: UUID | str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+class VisitorMessage(NewMessage):
+    content: str = Field("", max_length=MAX_CONTENT)
+
+
+class Typing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    typing: bool
+
+
+class Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after_seq: int = Field(ge=0)
+
+
+class WidgetNamespace(Namespace):
+    events = {
+        "message:send": "send",
+        "typing": "typing",
+        "conversation:resume": "resume",
+    }
+
+    def __init__(self, realtime) -> None:
+        super().__init__("/widget", realtime)
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any) -> None:
+        services = self.services
+        try:
+            token = auth.get("token") if isinstance(auth, dict) else None
+            grant = verify_conversation_token(services.settings, token)
+            async with services.db.system() as conn:
+                key = await keys.is_active(conn, grant.key_id)
+            if key is None:
+                raise invalid_key()
+            allowed = PublishableKey(
+                key["id"], grant.company_id, grant.agent_id, tuple(key["allowed_origins"])
+            )
+            if not allowed.allows(environ.get("HTTP_ORIGIN")):
+                raise ApiError(
+                    403, "ORIGIN_NOT_ALLOWED", "This key may not be used from this origin"
+                )
+            async with services.db.tenant(grant.company_id) as conn:
+                if await conversations.get(conn, grant.conversation_id) is None:
+                    raise ApiError.unauthorized(
+                        "The conversation no longer exists", "INVALID_TOKEN"
+                    )
+        except ApiError as error:
+            raise refuse(error) from None
+        limit = services.settings.socket_messages_per_minute
+        await self.save_session(sid, {"grant": grant, "flood": FloodGuard(limit)})
+        await self.enter_room(sid, room(grant.conversation_id))
+
+    async def _grant(self, sid: str) -> tuple[ConversationGrant, FloodGuard]:
+        session = await self.get_session(sid)
+        return session["grant"], session["flood"]
+
+    async def send(self, sid: str, payload: Any) -> dict[str, Any]:
+        grant, flood = await self._grant(sid)
+        if not flood.allow():
+            raise ApiError(
+                429,
+                "RATE_LIMITED",
+                "Too many messages; wait a moment",
+                {"limit_per_minute": flood.limit},
+            )
+        body: VisitorMessage = parse(VisitorMessage, payload)
+        body.check_sizes(self.services.settings.max_attachment_bytes)
+        async with self.services.db.tenant(grant.company_id) as conn:
+            conversation = await conversations.get(conn, grant.conversation_id)
+            if conversation is None or conversation["status"] != "active":
+                raise ApiError.conflict("The conversation has ended")
+            message, _ = await post_user_message(
+                self.services,
+                conn,
+                company_id=grant.company_id,
+                conversation_id=grant.conversation_id,
+                content=body.content,
+                attachments=body.attachment_list(),
+                client_id=body.client_id,
+            )
+        return {"ok": True, "message": visitor_view(message)}
+
+    async def typing(self, sid: str, payload: Any) -> dict[str, Any]:
+        grant, _ = await self._grant(sid)
+        body: Typing = parse(Typing, payload)
+        await self.services.events.publish(
+            Event(
+                "visitor.typing",
+                grant.company_id,
+                {"conversation_id": grant.conversation_id, "typing": body.typing},
+            )
+        )
+        return {"ok": True}
+
+    async def resume(self, sid: str, payload: Any) -> dict[str, Any]:
+        grant, _ = await self._grant(sid)
+        body: Resume = parse(Resume, payload)
+        async with self.services.db.tenant(grant.company_id) as conn:
+            missed = await messages.page(
+                conn, grant.conversation_id, limit=RESUME_LIMIT, after_seq=body.after_seq
+            )
+        return {
+            "ok": True,
+            "messages": [visitor_view(m) for m in missed if visible_to_visitor(m)],
+        }
