@@ -35,7 +35,7 @@ def build_app(settings: Settings) -> web.Application:
             await services.jobs.start()
         yield  # close_services stops the queue, letting running turns finish
 
-    realtime = Realtime(app)
+    realtime = Realtime(app, settings)
 
     async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         realtime.start()

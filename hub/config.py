@@ -47,6 +47,8 @@ class Settings:
     max_attachment_bytes: int = 25 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024  # a visitor's uploaded file
     socket_messages_per_minute: int = 20  # per widget connection
+    # Seconds between Socket.IO pings; a long-poll request is held at most this long.
+    socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.

@@ -140,6 +140,9 @@ class InProcessQueue(_Runner):
         self._ready: asyncio.Queue[str] = asyncio.Queue()  # keys with work and no runner
         self._workers: list[asyncio.Task] = []
         self._retries: set[asyncio.Task] = set()
+        self._current: set[str] = set()  # ids of the jobs running now
+        self._idle = asyncio.Event()  # set whenever no job is running
+        self._idle.set()
         self._accepting = True
 
     async def enqueue(self, job: Job) -> None:
@@ -162,13 +165,22 @@ class InProcessQueue(_Runner):
             key = await self._ready.get()
             try:
                 # This task owns the key until its jobs run out: one at a time, in order.
-                while self._waiting[key]:
-                    job = self._waiting[key][0]
-                    retry = await self.run(job)
-                    self._waiting[key].popleft()
+                # The key stays in _waiting while a job runs, so that jobs enqueued
+                # meanwhile wait for this task instead of starting a second one.
+                while self._waiting[key] and self._accepting:
+                    job = self._waiting[key].popleft()
+                    self._current.add(job.id)
+                    self._idle.clear()
+                    try:
+                        retry = await self.run(job)
+                    finally:
+                        self._current.discard(job.id)
+                        if not self._current:
+                            self._idle.set()
                     if retry is not None:
                         self._schedule_retry(retry)
-                del self._waiting[key]
+                if not self._waiting[key]:
+                    del self._waiting[key]
             finally:
                 self._ready.task_done()
 
@@ -194,11 +206,16 @@ class InProcessQueue(_Runner):
             await asyncio.gather(*self._retries)
 
     async def stop(self) -> None:
+        """Let the running jobs finish; drop the rest. In-process jobs are not
+        durable: what was queued is found again from the database at start-up
+        (see hub.conversations.recover_turns)."""
         self._accepting = False
-        await self.join()
+        for task in self._retries:
+            task.cancel()
+        await self._idle.wait()
         for worker in self._workers:
             worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._retries, return_exceptions=True)
 
 
 class RedisStreamQueue(_Runner):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 
 from hub.jobs import InProcessQueue, Job, QueuePolicy, RedisStreamQueue
@@ -86,11 +87,13 @@ async def test_in_process_retries_then_dead_letters():
     assert len(queue.dead_letters) == 1
 
 
-async def test_stop_finishes_what_is_running():
+async def test_stop_finishes_what_is_running_and_drops_the_rest():
     queue = InProcessQueue()
     done = []
+    started = asyncio.Event()
 
     async def slow(j: Job) -> None:
+        started.set()
         await asyncio.sleep(0.05)
         done.append(j.payload["n"])
 
@@ -98,8 +101,31 @@ async def test_stop_finishes_what_is_running():
     await queue.start()
     for n in range(3):
         await queue.enqueue(job("a", n))
+    await started.wait()
     await queue.stop()
-    assert done == [0, 1, 2]
+    assert done == [0]
+    with pytest.raises(RuntimeError):
+        await queue.enqueue(job("a", 9))
+
+
+async def test_a_retry_never_replaces_the_job_behind_it():
+    queue = InProcessQueue(QueuePolicy(backoff=0.001))
+    runs: list[tuple[int, int]] = []
+
+    async def work(j: Job) -> None:
+        runs.append((j.payload["n"], j.attempt))
+        if j.payload["n"] == 0 and j.attempt == 1:
+            await asyncio.sleep(0.01)
+            raise ValueError("once")
+        await asyncio.sleep(0.01)
+
+    queue.handle("work", work)
+    await queue.start()
+    for n in range(3):
+        await queue.enqueue(job("a", n))
+    await queue.join()
+    await queue.stop()
+    assert sorted(runs) == [(0, 1), (0, 2), (1, 1), (2, 1)]
 
 
 async def redis_queue(redis_url: str, prefix: str, **kw) -> tuple[RedisStreamQueue, aioredis.Redis]:

@@ -29,7 +29,7 @@ async def fake():
 
 
 @pytest.fixture
-async def hub(make_client, fake):
+async def hub(fake, make_client):  # fake first: it must outlive the hub
     return await make_client(openai_api_key="sk-test", openai_base_url=fake.base_url)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from pydantic import BaseModel, ValidationError
 
+from hub import jsoncodec
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
 
@@ -34,7 +35,11 @@ def refuse(error: ApiError) -> socketio.exceptions.ConnectionRefusedError:
 
 def parse(model: type[BaseModel], payload: Any) -> Any:
     try:
-        return model.model_validate(payload if payload is not None else {}, strict=True)
+        # Validated as the JSON it arrived as, strictly, like REST bodies: ids
+        # may be strings, but "5" is not a number.
+        return model.model_validate_json(
+            jsoncodec.dumps(payload if payload is not None else {}), strict=True
+        )
     except ValidationError as exc:
         fields = {
             ".".join(str(p) for p in e["loc"]) or "payload": e["msg"]

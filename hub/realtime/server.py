@@ -8,6 +8,7 @@ import socketio
 from aiohttp import web
 
 from hub import jsoncodec
+from hub.config import Settings
 from hub.realtime.bridge import Bridge
 from hub.realtime.dashboard import DashboardNamespace
 from hub.realtime.widget import WidgetNamespace
@@ -36,7 +37,7 @@ class Realtime:
     second time. docs/realtime.md, "Scaling out".
     """
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, app_settings: Settings) -> None:
         self.app = app
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -45,7 +46,7 @@ class Realtime:
             # dashboard needs a staff token. No cookies are used.
             cors_allowed_origins="*",
             json=_Json,
-            ping_interval=20,
+            ping_interval=app_settings.socket_ping_interval,
             ping_timeout=20,
             max_http_buffer_size=64 * 1024,
         )

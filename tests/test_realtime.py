@@ -1,0 +1,327 @@
+"""Socket.IO end to end with python-socketio's client: the widget's turn,
+resume, limits, takeover from the dashboard, and two web processes on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+
+import pytest
+import socketio
+
+from hub.services import SERVICES
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import signup
+
+ORIGIN = "https://shop.example.com"
+
+
+class Client:
+    """A Socket.IO client that records every event it receives."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list] = defaultdict(list)
+        self.sio.on("*", self._record, namespace=namespace)
+
+    async def _record(self, event, data=None):
+        self.events[event].append(data)
+
+    async def connect(self, hub, token, transports=("websocket",), origin=ORIGIN):
+        await self.sio.connect(
+            str(hub.make_url("/")),
+            namespaces=[self.namespace],
+            auth={"token": token},
+            transports=list(transports),
+            headers={"Origin": origin},
+            wait_timeout=5,
+        )
+
+    async def call(self, event, data=None):
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=10)
+
+    async def wait_for(self, event, predicate=lambda d: True, within=10.0):
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            for item in self.events[event]:
+                if predicate(item):
+                    return item
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no {event} within {within}s; got {dict(self.events)}")
+
+    async def close(self):
+        # python-socketio's client waits out a pending long-poll (about 20 s) on a
+        # polite disconnect; dropping the transport is as good for a test.
+        await self.sio.eio.disconnect(abort=True)
+
+
+@pytest.fixture
+async def fake():
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def hub(fake, make_client):  # fake first: it must outlive the hub
+    return await make_client(
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+        socket_messages_per_minute=5,
+        socket_ping_interval=5,
+    )
+
+
+async def visitor_setup(hub, account=None):
+    account = account or await signup(hub)
+    agent = await (
+        await hub.post(
+            "/api/agents", json={"name": "Live", "model": "gpt-live"}, headers=account.headers
+        )
+    ).json()
+    key = await (
+        await hub.post(
+            f"/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": [ORIGIN]},
+            headers=account.headers,
+        )
+    ).json()
+    public = {"Authorization": f"Bearer {key['key']}", "Origin": ORIGIN}
+    started = await (
+        await hub.post("/public/conversations", json={"agent_id": agent["id"]}, headers=public)
+    ).json()
+    return account, agent, key, started
+
+
+@pytest.fixture
+async def clients():
+    made: list[Client] = []
+
+    def make(namespace="/widget") -> Client:
+        client = Client(namespace)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+async def test_refused_connections_get_the_standard_error(hub, clients):
+    _, _, _, started = await visitor_setup(hub)
+    for token, origin, code in [
+        ("not-a-token", ORIGIN, "INVALID_TOKEN"),
+        (None, ORIGIN, "INVALID_TOKEN"),
+        (started["token"], "https://evil.example.net", "ORIGIN_NOT_ALLOWED"),
+    ]:
+        client = clients()
+        errors = []
+        client.sio.on("connect_error", errors.append, namespace="/widget")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(hub, token, origin=origin)
+        await asyncio.sleep(0.05)
+        # As browsers see it: err.message, and err.data with the standard error.
+        assert errors and errors[0]["data"]["code"] == code, errors
+        assert set(errors[0]["data"]) == {"error", "code", "details"}
+
+
+@pytest.mark.parametrize("transports", [("websocket",), ("polling",)])
+async def test_a_turn_over_the_widget_socket(hub, fake, clients, transports):
+    _, _, _, started = await visitor_setup(hub)
+    fake.then(
+        Reply(
+            text="We ship worldwide within five working days, tracked and insured.",
+            chunk_delay=0.01,
+        )
+    )
+    visitor = clients()
+    await visitor.connect(hub, started["token"], transports=transports)
+    ack = await visitor.call("message:send", {"content": "Do you ship abroad?", "client_id": "m1"})
+    assert ack["ok"] is True and ack["message"]["seq"] == 1
+    done = await visitor.wait_for("message:done")
+    assert done["content"].startswith("We ship worldwide") and done["sender_type"] == "agent"
+    deltas = visitor.events["message:delta"]
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert "".join(d["delta"] for d in deltas) == done["content"]
+    assert all(d["message_id"] == done["id"] for d in deltas)
+    await visitor.wait_for("agent:typing", lambda d: d["typing"] is False)
+    assert [t["typing"] for t in visitor.events["agent:typing"]] == [True, False]
+    # A retried send with the same client_id is not stored twice.
+    again = await visitor.call(
+        "message:send", {"content": "Do you ship abroad?", "client_id": "m1"}
+    )
+    assert again["message"]["id"] == ack["message"]["id"]
+
+
+async def test_resume_returns_exactly_what_was_missed(hub, fake, clients):
+    account, _, _, started = await visitor_setup(hub)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    await visitor.call("message:send", {"content": "first"})
+    await visitor.wait_for("message:done")
+    await visitor.close()
+    # While the visitor is away, staff write twice.
+    for text in ("staff one", "staff two"):
+        response = await hub.post(
+            f"/api/conversations/{started['id']}/messages",
+            json={"content": text},
+            headers=account.headers,
+        )
+        assert response.status == 201
+    back = clients()
+    await back.connect(hub, started["token"])
+    missed = await back.call("conversation:resume", {"after_seq": 2})
+    assert [(m["seq"], m["content"]) for m in missed["messages"]] == [
+        (3, "staff one"),
+        (4, "staff two"),
+    ]
+    bad = await back.call("conversation:resume", {"after_seq": -1})
+    assert bad["ok"] is False and bad["code"] == "VALIDATION_ERROR"
+
+
+async def test_limits_and_bad_payloads(hub, clients):
+    _, _, _, started = await visitor_setup(hub)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    too_long = await visitor.call("message:send", {"content": "x" * 4001})
+    assert too_long["ok"] is False and too_long["code"] == "VALIDATION_ERROR"
+    for bad in (None, "hello", {"content": 5}, {"content": "hi", "evil": True}):
+        reply = await visitor.call("message:send", bad)
+        assert reply["ok"] is False and reply["code"] == "VALIDATION_ERROR", bad
+    unknown = await visitor.call("admin:delete_everything", {})
+    assert unknown["code"] == "UNKNOWN_EVENT"
+    # Invalid sends count against the flood limit too: a fresh connection for this part.
+    flooder = clients()
+    await flooder.connect(hub, started["token"])
+    visitor = flooder
+    results = [await visitor.call("message:send", {"content": f"m{i}"}) for i in range(6)]
+    assert [r["ok"] for r in results] == [True] * 5 + [False]
+    assert results[-1]["code"] == "RATE_LIMITED"
+    error = await visitor.wait_for("error", lambda e: e["code"] == "RATE_LIMITED")
+    assert set(error) == {"error", "code", "details"}
+
+
+async def test_dashboard_sees_the_company_live_and_takes_over(hub, fake, clients):
+    account, _, _, started = await visitor_setup(hub)
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    outsider = clients("/dashboard")
+    await outsider.connect(hub, (await signup(hub)).token)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+
+    await visitor.call("message:send", {"content": "Hello?"})
+    await staff.wait_for("message:new", lambda m: m["content"] == "Hello?")
+    await staff.wait_for("message:new", lambda m: m["sender_type"] == "agent")
+    await visitor.wait_for("message:done")
+    requests_before = len(fake.requests)
+
+    taken = await staff.call("conversation:takeover", {"conversation_id": started["id"]})
+    assert taken["ok"] is True, taken
+    await visitor.wait_for("conversation:human_joined")
+    await visitor.call("message:send", {"content": "Are you a person?"})
+    await staff.wait_for("message:new", lambda m: m["content"] == "Are you a person?")
+    reply = await staff.call(
+        "message:send", {"conversation_id": started["id"], "content": "Yes, I'm Ana."}
+    )
+    assert reply["ok"] is True and reply["message"]["sender_type"] == "human"
+    heard = await visitor.wait_for("message:new", lambda m: m["sender_type"] == "human")
+    assert heard["content"] == "Yes, I'm Ana."
+    await hub.app[SERVICES].jobs.join()
+    assert len(fake.requests) == requests_before  # the AI stayed silent
+
+    released = await staff.call("conversation:release", {"conversation_id": started["id"]})
+    assert released["ok"] is True
+    await visitor.wait_for("conversation:human_left")
+    await visitor.call("message:send", {"content": "Thanks, bot again?"})
+    await visitor.wait_for(
+        "message:done",
+        lambda m: m["reply_to"] is not None and len(visitor.events["message:done"]) == 2,
+    )
+
+    assert not any(m["content"] == "Hello?" for m in outsider.events["message:new"])
+    other = await outsider.call("conversation:takeover", {"conversation_id": started["id"]})
+    assert other["ok"] is False and other["code"] == "NOT_FOUND"
+
+
+async def test_takeover_stops_a_reply_in_flight(hub, fake, clients):
+    account, _, _, started = await visitor_setup(hub)
+    fake.then(Reply(text="this reply is far too slow to finish " * 5, chunk_delay=0.2))
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    await visitor.call("message:send", {"content": "Tell me everything"})
+    await visitor.wait_for("message:delta")
+    await staff.call("conversation:takeover", {"conversation_id": started["id"]})
+    await visitor.wait_for("agent:typing", lambda d: d["typing"] is False)
+    await hub.app[SERVICES].jobs.join()
+    messages = await (
+        await hub.get(f"/api/conversations/{started['id']}/messages", headers=account.headers)
+    ).json()
+    assert [m["sender_type"] for m in messages["messages"]] == ["user"]
+
+
+async def test_handoff_and_notifications_reach_the_dashboard(hub, fake, clients):
+    account = await signup(hub)
+    agent = await (
+        await hub.post(
+            "/api/agents",
+            json={"name": "H", "tools": ["handoff_to_human"]},
+            headers=account.headers,
+        )
+    ).json()
+    key = await (
+        await hub.post(
+            f"/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": ["*"]},
+            headers=account.headers,
+        )
+    ).json()
+    started = await (
+        await hub.post(
+            "/public/conversations",
+            json={"agent_id": agent["id"]},
+            headers={"Authorization": f"Bearer {key['key']}"},
+        )
+    ).json()
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    fake.then(
+        Reply(tool_calls=[{"name": "handoff_to_human", "arguments": {"reason": "Angry"}}]),
+        Reply(text="A colleague will be with you shortly."),
+    )
+    await visitor.call("message:send", {"content": "I want a human!"})
+    handoff = await staff.wait_for("handoff:requested")
+    assert handoff == {"conversation_id": started["id"], "reason": "Angry"}
+    note = await staff.wait_for("notification:new")
+    assert note["type"] == "handoff_requested"
+    unread = await staff.wait_for("notification:unread")
+    assert unread["count"] == 1
+    # The tool's record is for staff; the visitor sees the reply only.
+    await visitor.wait_for("message:done")
+    assert not any(m["sender_type"] == "system" for m in visitor.events["message:new"])
+    assert any(m["sender_type"] == "system" for m in staff.events["message:new"])
+
+
+async def test_two_web_processes_on_redis(make_client, redis_url, clients):
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    first = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    second = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    account, _, _, started = await visitor_setup(first)
+    visitor = clients()
+    await visitor.connect(first, started["token"])
+    staff = clients("/dashboard")
+    await staff.connect(second, account.token)
+
+    await visitor.call("message:send", {"content": "Hi from process one"})
+    await staff.wait_for("message:new", lambda m: m["content"] == "Hi from process one")
+    # Scaled out, the web processes only enqueue; a worker would answer. Staff do.
+    await staff.call("message:send", {"conversation_id": started["id"], "content": "Hi from two"})
+    heard = await visitor.wait_for("message:new", lambda m: m["content"] == "Hi from two")
+    assert heard["sender_type"] == "human"
