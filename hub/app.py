@@ -3,6 +3,8 @@ core, the REST layer and the runtime together."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from aiohttp import web
 
 import http_api
 from agents_runtime import runtime
+from hub import lifecycle
 from hub.config import Settings
 from hub.jobs import InProcessQueue
 from hub.realtime import Realtime
@@ -33,7 +36,15 @@ def build_app(settings: Settings) -> web.Application:
         if isinstance(services.jobs, InProcessQueue):
             runtime.install(services)
             await services.jobs.start()
+            await lifecycle.recover_turns(services)
         yield  # close_services stops the queue, letting running turns finish
+
+    async def upkeep_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(lifecycle.run_periodically(app[SERVICES]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     realtime = Realtime(app, settings)
 
@@ -44,6 +55,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(realtime_ctx)
     app.cleanup_ctx.append(embedded_worker_ctx)
+    app.cleanup_ctx.append(upkeep_ctx)
     http_api.install(app)
 
     async def index(request: web.Request) -> web.FileResponse:

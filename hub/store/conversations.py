@@ -149,3 +149,17 @@ async def link_contact(conn: asyncpg.Connection, conversation_id: UUID, contact_
     await conn.execute(
         "UPDATE conversations SET contact_id = $2 WHERE id = $1", conversation_id, contact_id
     )
+
+
+async def idle(
+    conn: asyncpg.Connection, cutoff: datetime, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Across tenants (system transaction): active conversations quiet since `cutoff`."""
+    rows = await conn.fetch(
+        """SELECT id, company_id FROM conversations
+           WHERE status = 'active' AND coalesce(last_message_at, started_at) < $1
+           ORDER BY coalesce(last_message_at, started_at) LIMIT $2""",
+        cutoff,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,59 @@
+"""Background upkeep of conversations, run by every web process: ending idle
+conversations, and (embedded mode) recovering agent turns that were queued in
+memory when the process last stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from hub.conversations import turn_job, update_conversation
+from hub.services import Services
+from hub.store import conversations, messages
+
+log = logging.getLogger(__name__)
+
+RECOVERY_WINDOW = timedelta(hours=1)  # older unanswered messages are left to people
+
+
+async def end_idle(services: Services, now: datetime | None = None) -> int:
+    """End active conversations with no message for `conversation_idle_minutes`.
+
+    Safe with several processes: ending takes the row lock and only the first
+    to move a conversation out of `active` publishes `conversation.ended`."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(minutes=services.settings.conversation_idle_minutes)
+    async with services.db.system() as conn:
+        quiet = await conversations.idle(conn, cutoff)
+    for row in quiet:
+        async with services.db.tenant(row["company_id"]) as conn:
+            await update_conversation(
+                services.db,
+                conn,
+                company_id=row["company_id"],
+                conversation_id=row["id"],
+                fields={"status": "ended"},
+                by="idle",
+            )
+    return len(quiet)
+
+
+async def recover_turns(services: Services) -> int:
+    """Queue again the turns of recent user messages that no reply answers."""
+    since = datetime.now(UTC) - RECOVERY_WINDOW
+    async with services.db.system() as conn:
+        pending = await messages.awaiting_reply(conn, since)
+    for row in pending:
+        await services.jobs.enqueue(turn_job(row["company_id"], row["conversation_id"], row))
+    if pending:
+        log.info('{"event":"turns_recovered","count":%d}', len(pending))
+    return len(pending)
+
+
+async def run_periodically(services: Services, every: float = 60.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await end_idle(services)
