@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import http_api
 from agents_runtime import runtime
 from hub import lifecycle
 from hub.config import Settings
+from hub.demo import Demo, ensure_demo
 from hub.jobs import InProcessQueue
 from hub.realtime import Realtime
 from hub.services import SERVICES, close_services, open_services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+DEMO = web.AppKey("demo", Demo)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -58,9 +61,41 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(upkeep_ctx)
     http_api.install(app)
 
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
+    async def demo_ctx(app: web.Application) -> AsyncIterator[None]:
+        if settings.demo_enabled:
+            app[DEMO] = await ensure_demo(app[SERVICES])
+            print(
+                f"Demo: the page at / chats with the demo agent; log in to the API as "
+                f"{app[DEMO].email} with the password in {settings.data_dir / 'demo.json'}",
+                flush=True,
+            )
+        yield
+
+    app.cleanup_ctx.append(demo_ctx)
+
+    async def index(request: web.Request) -> web.Response:
+        demo = app.get(DEMO)
+        page = (STATIC_DIR / "index.html").read_text()
+        values = {
+            "{{DEMO_AGENT_ID}}": demo.agent_id if demo else "",
+            "{{DEMO_KEY}}": demo.key if demo else "",
+            "{{DEMO_LOGIN}}": (
+                f"{demo.email} (password in {settings.data_dir / 'demo.json'})"
+                if demo
+                else "the demo is off (SYNTERA_DEMO=0): sign up with POST /api/auth/signup"
+            ),
+        }
+        for placeholder, value in values.items():
+            page = page.replace(placeholder, html.escape(value))
+        return web.Response(text=page, content_type="text/html")
+
+    async def widget_js(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(STATIC_DIR / "widget.js")
+        response.headers["Cache-Control"] = "public, max-age=300"
+        response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
+        return response
 
     app.router.add_get("/", index)
+    app.router.add_get("/widget.js", widget_js)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -50,6 +50,9 @@ class Settings:
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
+    # The demo company, agent and key on first start (hub/demo.py); by default
+    # only in the embedded mode, where a newcomer is trying the hub out.
+    demo: bool | None = None
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.
     redis_prefix: str = "syntera"
@@ -60,6 +63,10 @@ class Settings:
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.embedded_database if self.demo is None else self.demo
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +111,9 @@ class Settings:
             raise ConfigError(f"{missing} must be set when any LIVEKIT_* variable is set")
 
         data_dir = Path(text("SYNTERA_DATA_DIR") or "./var")
+        demo = text("SYNTERA_DEMO")
+        if demo not in (None, "0", "1"):
+            raise ConfigError("SYNTERA_DEMO must be 0 or 1")
         settings = cls(
             database_url=url("DATABASE_URL", ("postgres", "postgresql")),
             redis_url=url("REDIS_URL", ("redis", "rediss", "unix")),
@@ -129,6 +139,7 @@ class Settings:
             data_dir=data_dir,
             log_level=log_level,
             redis_prefix=text("REDIS_PREFIX") or "syntera",
+            demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
             max_upload_bytes=integer("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024),

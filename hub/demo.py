@@ -1,0 +1,154 @@
+"""The demo a newcomer lands on: on first start `serve` creates a demo company,
+an agent that knows about Syntera itself, and a publishable key for the local
+origin, so that `/` shows a working, grounded chat.
+
+What was made is kept in `<data dir>/demo.json` (the key is only ever shown
+once by the API, so this file is where the page gets it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from uuid import UUID
+
+from hub.auth import hash_password
+from hub.services import Services
+from hub.store import agents, companies, keys, users
+from hub.visitors import new_key
+
+log = logging.getLogger(__name__)
+
+DEMO_EMAIL = "demo@example.com"
+SYSTEM_PROMPT = (
+    "You are the Syntera guide. You answer questions about Syntera hub, the open-source "
+    "conversational-AI backend this page runs on, from its knowledge base. Be brief."
+)
+GREETING = "Hi! I answer questions about Syntera hub. Ask me how to deploy it, or what it does."
+
+KNOWLEDGE = """# Syntera hub
+
+Syntera hub is an open-source, self-hostable, multi-tenant conversational-AI backend.
+Companies define AI agents, give them a knowledge base, and put them in front of their
+customers in a chat widget, in voice calls and behind a REST API.
+
+## Running it
+
+One command runs the hub: ./scripts/serve. With no configuration it starts an embedded
+PostgreSQL under ./var and serves http://127.0.0.1:8080. A second command, ./scripts/test,
+runs the whole test suite.
+
+## Scaling out
+
+Set DATABASE_URL and REDIS_URL to run several web and worker processes behind a load
+balancer. Redis carries the event bus, the shared rate limits and the job queue, so any
+web process can serve any visitor and any worker can answer any conversation.
+
+## Privacy and tenancy
+
+Every company's data is kept apart by PostgreSQL row-level security: a query that forgets
+its company filter still sees only one company's rows. GDPR export and erasure are built in.
+
+## Pricing
+
+Syntera hub is free software under the Apache-2.0 licence. You pay only for the model
+provider you choose; the built-in offline responder costs nothing.
+"""
+
+
+@dataclass
+class Demo:
+    company_id: str
+    agent_id: str
+    key: str
+    email: str
+    password: str
+
+
+def _path(services: Services) -> Path:
+    return services.settings.data_dir / "demo.json"
+
+
+def local_origins(host: str, port: int) -> list[str]:
+    hosts = (
+        {host, "127.0.0.1", "localhost"}
+        if host in ("127.0.0.1", "localhost", "0.0.0.0")
+        else {host}
+    )
+    return sorted(f"http://{h}:{port}" for h in hosts if h != "0.0.0.0")
+
+
+async def ensure_demo(services: Services) -> Demo:
+    """The demo of this data dir, made on first start."""
+    path = _path(services)
+    if path.exists():
+        demo = Demo(**json.loads(path.read_text()))
+        async with services.db.system() as conn:
+            agent = await agents.get(conn, UUID(demo.agent_id))
+        if agent is not None:
+            return demo
+    settings = services.settings
+    password = secrets.token_urlsafe(12)
+    key, digest, prefix = new_key()
+    async with services.db.system() as conn:
+        existing = await users.find_for_login(conn, DEMO_EMAIL)
+        if existing is not None:
+            company_id = existing["company_id"]
+            await conn.execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                existing["id"],
+                await hash_password(password),
+            )
+        else:
+            company_id = (await companies.create(conn, "Syntera Demo"))["id"]
+            await users.create(
+                conn,
+                company_id=company_id,
+                email=DEMO_EMAIL,
+                role="owner",
+                password_hash=await hash_password(password),
+                name="Demo owner",
+            )
+    async with services.db.tenant(company_id) as conn:
+        agent = await agents.create(
+            conn,
+            company_id,
+            {
+                "name": "Syntera Guide",
+                "description": "Answers questions about Syntera hub",
+                "system_prompt": SYSTEM_PROMPT,
+                "model": "gpt-4o-mini",
+                "temperature": 0.2,
+                "max_tokens": 500,
+                "greeting": GREETING,
+                "tools": ["handoff_to_human"],
+            },
+        )
+        await keys.create(
+            conn,
+            company_id=company_id,
+            agent_id=agent["id"],
+            key_hash=digest,
+            key_prefix=prefix,
+            allowed_origins=local_origins(settings.host, settings.port),
+        )
+    knowledge = getattr(services, "knowledge", None)
+    if knowledge is not None:
+        await knowledge.add_text(
+            company_id,
+            title="About Syntera hub",
+            filename="syntera.md",
+            text=KNOWLEDGE,
+            agent_id=agent["id"],
+        )
+    demo = Demo(str(company_id), str(agent["id"]), key, DEMO_EMAIL, password)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(demo), f)
+    log.info('{"event":"demo_created","agent_id":"%s"}', agent["id"])
+    return demo
