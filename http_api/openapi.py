@@ -14,7 +14,7 @@ from http_api.schemas import ErrorBody
 _ERROR_STATUSES = {
     400: "Invalid input",
     401: "Missing or invalid token",
-    403: "Not allowed for this role",
+    403: "Not allowed for this role (or, public routes, from this origin)",
     404: "Not found (also for another company's ids)",
     415: "Body is not JSON",
     429: "Rate limited",
@@ -50,6 +50,12 @@ def build_document(routes: list[Route], version: str) -> dict[str, Any]:
             }
         if route.auth == "user":
             operation["security"] = [{"bearerAuth": []}]
+        elif route.auth == "key":
+            operation["security"] = [
+                {"publishableKey": [], "conversationToken": []}
+                if route.conversation_token
+                else {"publishableKey": []}
+            ]
         paths.setdefault(route.path, {})[route.method.lower()] = operation
 
     return {
@@ -63,7 +69,17 @@ def build_document(routes: list[Route], version: str) -> dict[str, Any]:
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "publishableKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An agent's publishable key, pk_...",
+                },
+                "conversationToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Conversation-Token",
+                },
             },
         },
     }
@@ -104,6 +120,8 @@ def _responses(route: Route, ref) -> dict[str, Any]:
     statuses = {429}
     if route.auth == "user":
         statuses |= {401}
+    if route.auth == "key":
+        statuses |= {401, 403}  # no or a revoked key; a disallowed origin
     if route.roles:
         statuses |= {403}
     if route.body is not None or route.query is not None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from hub import jsoncodec
 from hub.auth import Principal
 from hub.errors import ApiError
+from hub.inputs import find_nul
 from hub.ratelimit import Quota
 from hub.services import SERVICES, Services
 from hub.visitors import (
@@ -131,11 +132,13 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         )
     raw = await request.read()
     try:
-        orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError.bad_request(
             "INVALID_JSON", "The body is not valid JSON", reason=str(exc)
         ) from None
+    if nul := find_nul(parsed):
+        raise ApiError.validation({nul: "NUL characters are not allowed"})
     try:
         # Strict JSON validation: "0.7" is not a temperature and "true" is not a boolean.
         return model.model_validate_json(raw, strict=True)
@@ -144,6 +147,8 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
 
 
 def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if nul := find_nul(dict(request.query)):
+        raise ApiError.validation({nul: "NUL characters are not allowed"})
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:

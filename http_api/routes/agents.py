@@ -12,12 +12,13 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel, omittable
 from hub.errors import ApiError
+from hub.inputs import Integer, JsonObject
 from hub.store import agents
 
 AgentName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
 Temperature = Annotated[float, Field(ge=0, le=2)]
-MaxTokens = Annotated[int, Field(ge=1, le=32000)]
+MaxTokens = Annotated[Integer, Field(ge=1, le=32000)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 SystemPrompt = Annotated[str, StringConstraints(max_length=50_000)]
 Greeting = Annotated[str, StringConstraints(max_length=500)]
@@ -33,11 +34,11 @@ class AgentCreate(RequestModel):
     temperature: Temperature = 0.7
     max_tokens: MaxTokens = 1000
     enabled: bool = True
-    voice_settings: dict[str, Any] = Field(default_factory=dict)
+    voice_settings: JsonObject = Field(default_factory=dict)
     tools: list[ToolName] = Field(default_factory=list, max_length=10)
     avatar_url: HttpUrl | None = None
     greeting: Greeting | None = None
-    theme: dict[str, Any] = Field(default_factory=dict)
+    theme: JsonObject = Field(default_factory=dict)
 
 
 class AgentUpdate(RequestModel):
@@ -51,11 +52,11 @@ class AgentUpdate(RequestModel):
     temperature: Temperature = omittable()
     max_tokens: MaxTokens = omittable()
     enabled: bool = omittable()
-    voice_settings: dict[str, Any] = omittable()
+    voice_settings: JsonObject = omittable()
     tools: list[ToolName] = omittable(max_length=10)
     avatar_url: HttpUrl | None = None
     greeting: Greeting | None = None
-    theme: dict[str, Any] = omittable()
+    theme: JsonObject = omittable()
 
 
 class Agent(BaseModel):

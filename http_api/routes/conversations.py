@@ -13,6 +13,7 @@ from http_api.routing import Call
 from http_api.schemas import DateRange, Message, NewMessage, QueryModel, RequestModel, omittable
 from hub.conversations import post_staff_message, update_conversation
 from hub.errors import ApiError
+from hub.inputs import JsonObject
 from hub.store import conversations, messages
 
 Status = Literal["active", "ended", "archived"]
@@ -50,7 +51,7 @@ class ConversationPage(BaseModel):
 class ConversationUpdate(RequestModel):
     status: Status = omittable()
     tags: list[Tag] = omittable(max_length=50)
-    metadata: dict[str, Any] = omittable()
+    metadata: JsonObject = omittable()
 
 
 class MessageQuery(QueryModel):

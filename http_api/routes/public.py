@@ -16,6 +16,7 @@ from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import NewMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
 from hub.errors import ApiError
+from hub.inputs import Integer, JsonObject
 from hub.realtime.shapes import visible_to_visitor, visitor_view
 from hub.store import agents, attachments, conversations, messages, ratings
 from hub.uploads import safe_name, signature, sniff, valid_signature
@@ -36,7 +37,7 @@ class AgentProfile(BaseModel):
 class ConversationStart(RequestModel):
     agent_id: UUID
     channel: Literal["chat", "voice", "phone"] = "chat"
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=20)
+    metadata: JsonObject = Field(default_factory=dict, max_length=20)
 
 
 class StartedConversation(BaseModel):
@@ -69,7 +70,7 @@ class HistoryQuery(QueryModel):
 
 
 class RatingBody(RequestModel):
-    rating: int = Field(ge=1, le=5)
+    rating: Integer = Field(ge=1, le=5)
     comment: str | None = Field(None, max_length=2000)
 
 
