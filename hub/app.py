@@ -4,7 +4,6 @@ core, the REST layer and the runtime together."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from aiohttp import web
 
 import http_api
 from agents_runtime import runtime
-from hub import lifecycle
+from hub import gdpr, lifecycle
 from hub.config import Settings
 from hub.demo import Demo, ensure_demo
 from hub.jobs import InProcessQueue
@@ -43,11 +42,15 @@ def build_app(settings: Settings) -> web.Application:
         yield  # close_services stops the queue, letting running turns finish
 
     async def upkeep_ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(lifecycle.run_periodically(app[SERVICES]))
+        services = app[SERVICES]
+        tasks = [
+            asyncio.create_task(lifecycle.run_periodically(services)),
+            asyncio.create_task(gdpr.run_retention(services)),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     realtime = Realtime(app, settings)
 

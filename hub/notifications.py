@@ -57,9 +57,3 @@ async def notify(
     for notification in created:
         db.publish_after_commit(conn, Event("notification.created", company_id, notification))
     return created
-
-
-async def unread_count(conn: asyncpg.Connection, user_id: UUID) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT read", user_id
-    )

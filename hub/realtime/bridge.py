@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from hub.events import Event
-from hub.notifications import unread_count
 from hub.realtime.dashboard import company_room, user_room
 from hub.realtime.shapes import staff_view, visible_to_visitor, visitor_view
 from hub.realtime.widget import room
+from hub.store import notifications
 
 if TYPE_CHECKING:
     from hub.realtime.server import Realtime
@@ -106,5 +106,5 @@ class Bridge:
         if not self.realtime.sio.manager.rooms.get(DASHBOARD, {}).get(user_room(user_id)):
             return
         async with self.realtime.services.db.tenant(company_id) as conn:
-            count = await unread_count(conn, UUID(str(user_id)))
+            count = await notifications.unread_count(conn, UUID(str(user_id)))
         await self._emit("notification:unread", {"count": count}, user_room(user_id), DASHBOARD)
