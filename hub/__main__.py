@@ -1,4 +1,4 @@
-"""python -m hub serve | migrate | token
+"""python -m hub serve | migrate | token | seed
 
 Every command uses the database `serve` uses: DATABASE_URL, or the embedded
 PostgreSQL in the data dir, which the command attaches to if a running `serve`
@@ -80,6 +80,35 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from hub.db import connect
+    from hub.db.migrate import migrate
+    from hub.seed import seed
+
+    db = await connect(settings, max_size=2)
+    try:
+        async with db.pool.acquire() as conn:
+            await migrate(conn)
+        started = time.perf_counter()
+        result = await seed(
+            db,
+            email=args.email,
+            password=args.password,
+            conversations=args.conversations,
+            days=args.days,
+        )
+    finally:
+        await db.close()
+    print(
+        f"company {result.company_id}: {result.conversations} conversations, "
+        f"{result.messages} messages, {result.contacts} contacts, {result.deals} deals "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="mint a JWT for an existing user")
     token.add_argument("--email", required=True)
     token.add_argument("--ttl", type=int, default=86400, help="seconds (default one day)")
+    demo = commands.add_parser("seed", help="add realistic demo conversations to a company")
+    demo.add_argument("--email", required=True, help="the owner (created if missing)")
+    demo.add_argument("--password", required=True)
+    demo.add_argument("--conversations", type=int, default=1000)
+    demo.add_argument("--days", type=int, default=90)
     args = parser.parse_args(argv)
 
     try:
@@ -99,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "serve":
         return _serve(settings, args)
-    handler = {"migrate": _migrate, "token": _token}[args.command]
+    handler = {"migrate": _migrate, "token": _token, "seed": _seed}[args.command]
     return asyncio.run(handler(settings, args))
 
 

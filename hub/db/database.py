@@ -40,13 +40,22 @@ def database_unavailable() -> ApiError:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(
-            kind,
-            encoder=lambda value: jsoncodec.dumps(value).decode(),
-            decoder=jsoncodec.loads,
-            schema="pg_catalog",
-        )
+    # Binary codecs, so that COPY (hub seed) works too: jsonb's binary form is
+    # a version byte followed by the JSON text; json's is the text itself.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: b"\x01" + jsoncodec.dumps(value),
+        decoder=lambda data: jsoncodec.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json",
+        encoder=jsoncodec.dumps,
+        decoder=jsoncodec.loads,
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 class Database:
