@@ -4,16 +4,19 @@ transaction of the conversation's company: a tool can reach nothing else."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from hub import crm
 from hub.conversations import update_conversation
 from hub.events import Event
 from hub.notifications import notify
 from hub.services import Services
-from hub.store import conversations
+from hub.store import contacts, conversations
 
 
 @dataclass
@@ -102,9 +105,103 @@ async def _end(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     return {"ended": True}
 
 
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+async def _capture_contact(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    email, phone = _text(arguments, "email", 254), _text(arguments, "phone", 30)
+    if email and not _EMAIL.match(email):
+        raise ToolError(f"{email!r} is not an email address")
+    if phone and not _PHONE.match(phone):
+        raise ToolError(f"{phone!r} is not a phone number")
+    if not (email or phone):
+        raise ToolError("an email or a phone number is needed")
+    details = {
+        name: value
+        for name in ("first_name", "last_name", "company_name")
+        if (value := _text(arguments, name, 200))
+    }
+    db = ctx.services.db
+    async with db.tenant(ctx.company_id) as conn:
+        existing = await contacts.find(conn, ctx.company_id, email=email, phone=phone)
+        if existing is None:
+            contact = await crm.create_contact(
+                db, conn, ctx.company_id, {"email": email, "phone": phone, **details}
+            )
+            created = True
+        else:
+            # Fill in what we did not know; never overwrite what the CRM holds.
+            missing = {
+                k: v
+                for k, v in {"email": email, "phone": phone, **details}.items()
+                if v and not existing.get(k)
+            }
+            contact = await crm.update_contact(db, conn, ctx.company_id, existing["id"], missing)
+            created = False
+        await conversations.link_contact(conn, ctx.conversation_id, contact["id"])
+    return {"contact_id": str(contact["id"]), "created": created}
+
+
+async def _create_deal(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
+    title = _text(arguments, "title", 200)
+    if not title:
+        raise ToolError("a deal needs a title")
+    value = arguments.get("value", 0)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e12:
+        raise ToolError("value must be a non-negative number")
+    db = ctx.services.db
+    async with db.tenant(ctx.company_id) as conn:
+        conversation = await conversations.get(conn, ctx.conversation_id)
+        if conversation is None:
+            raise ToolError("the conversation no longer exists")
+        deal = await crm.create_deal(
+            db,
+            conn,
+            ctx.company_id,
+            {
+                "title": title,
+                "value": Decimal(str(round(value, 2))),
+                "stage": "lead",
+                "contact_id": conversation["contact_id"],
+                "metadata": {"conversation_id": str(ctx.conversation_id), "source": "agent"},
+            },
+        )
+    return {"deal_id": str(deal["id"]), "contact_id": str(deal["contact_id"] or "") or None}
+
+
 TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in [
+        Tool(
+            "capture_contact",
+            "Save the customer's contact details to the CRM when they give them (at least an "
+            "email or a phone number), so the team can follow up.",
+            {
+                "type": "object",
+                "properties": {
+                    "email": {"type": "string"},
+                    "phone": {"type": "string"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                    "company_name": {"type": "string"},
+                },
+            },
+            _capture_contact,
+        ),
+        Tool(
+            "create_deal",
+            "Record a sales opportunity when the customer shows clear interest in buying.",
+            {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "description": "What they want, briefly"},
+                    "value": {"type": "number", "description": "Estimated value, if known"},
+                },
+                "required": ["title"],
+            },
+            _create_deal,
+        ),
         Tool(
             "handoff_to_human",
             "Hand the conversation to a person from the team when the customer asks for one, "

@@ -397,3 +397,76 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
         client = aioredis.from_url(redis_url)
         await client.delete(f"{settings.redis_prefix}:jobs")
         await client.aclose()
+
+
+async def test_contact_and_deal_tools_change_the_crm(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, tools=["capture_contact", "create_deal"]
+    )
+    fake.then(
+        Reply(
+            tool_calls=[
+                {
+                    "name": "capture_contact",
+                    "arguments": {"email": "Dana@Example.com", "first_name": "Dana"},
+                },
+                {"name": "create_deal", "arguments": {"title": "Team plan", "value": 1200}},
+            ]
+        ),
+        Reply(text="Thanks Dana, I've noted your interest in the team plan."),
+        Reply(
+            tool_calls=[
+                {
+                    "name": "capture_contact",
+                    "arguments": {
+                        "email": "dana@example.com",
+                        "phone": "+44 20 7946 0000",
+                        "first_name": "Someone else",
+                    },
+                }
+            ]
+        ),
+        Reply(text="Got your phone number too."),
+        Reply(tool_calls=[{"name": "capture_contact", "arguments": {"email": "not an email"}}]),
+        Reply(text="Could you check that address?"),
+    )
+    for text in (
+        "I'm Dana, dana@example.com, we want the team plan",
+        "My phone is +44 20 7946 0000",
+        "x",
+    ):
+        await say(services, company_id, conversation_id, text)
+        await services.jobs.join()
+
+    contacts = await (await hub.get("/api/crm/contacts", headers=account.headers)).json()
+    [dana] = contacts["contacts"]
+    assert (dana["email"], dana["first_name"], dana["phone"]) == (
+        "Dana@Example.com",
+        "Dana",
+        "+44 20 7946 0000",
+    )
+    conversation = await (
+        await hub.get(f"/api/conversations/{conversation_id}", headers=account.headers)
+    ).json()
+    assert conversation["contact_id"] == dana["id"]
+    deals = await (await hub.get("/api/crm/deals", headers=account.headers)).json()
+    [deal] = deals["deals"]
+    assert (deal["title"], deal["value"], deal["contact_id"], deal["stage"]) == (
+        "Team plan",
+        1200,
+        dana["id"],
+        "lead",
+    )
+    tool_messages = [
+        m for m in await transcript(hub, account, conversation_id) if m["sender_type"] == "system"
+    ]
+    assert [m["metadata"]["tool"] for m in tool_messages] == [
+        "capture_contact",
+        "create_deal",
+        "capture_contact",
+        "capture_contact",
+    ]
+    assert tool_messages[-1]["metadata"]["result"] == {
+        "error": "'not an email' is not an email address"
+    }
+    assert fake.requests[-1]["messages"][-1]["role"] == "tool"

@@ -7,16 +7,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, EmailStr, Field, StringConstraints, model_validator
 
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import Page, RequestModel, omittable
+from hub import crm
 from hub.errors import ApiError
-from hub.events import Event
 from hub.inputs import Integer, JsonObject
-from hub.notifications import notify
 from hub.store import contacts, deals
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -140,10 +138,6 @@ class Deleted(BaseModel):
     deleted: bool = True
 
 
-def _taken(email: str | None) -> ApiError:
-    return ApiError.conflict("A contact with this email exists", field="email", email=email)
-
-
 @api.get("/api/crm/contacts", query=ContactQuery, response=ContactPage, tags=("crm",))
 async def list_contacts(call: Call) -> dict:
     """Contacts, newest first; `search` matches names, email and company."""
@@ -167,10 +161,9 @@ async def create_contact(call: Call) -> dict:
     """Create a contact; an email is unique within the company."""
     company_id = call.user.company_id
     async with call.tenant() as conn:
-        contact = await contacts.create(conn, company_id, call.body.model_dump())
-        if contact is None:
-            raise _taken(call.body.email)
-        call.services.db.publish_after_commit(conn, Event("contact.created", company_id, contact))
+        contact = await crm.create_contact(
+            call.services.db, conn, company_id, call.body.model_dump()
+        )
     call.request[RESOURCE_ID] = str(contact["id"])
     return contact
 
@@ -195,18 +188,11 @@ async def update_contact(call: Call) -> dict:
     company_id = call.user.company_id
     changes = call.body.model_dump(exclude_unset=True)
     async with call.tenant() as conn:
-        before = await contacts.get(conn, call.params["id"])
-        if before is None:
-            raise ApiError.not_found("Contact")
-        try:
-            contact = await contacts.update(conn, call.params["id"], changes)
-        except asyncpg.UniqueViolationError:  # (company, lower(email)) is unique
-            raise _taken(changes.get("email")) from None
-        changed = [k for k in changes if before.get(k) != contact.get(k)]
-        if changed:
-            call.services.db.publish_after_commit(
-                conn, Event("contact.updated", company_id, {**contact, "changed": changed})
-            )
+        contact = await crm.update_contact(
+            call.services.db, conn, company_id, call.params["id"], changes
+        )
+    if contact is None:
+        raise ApiError.not_found("Contact")
     return contact
 
 
@@ -224,32 +210,6 @@ async def _check_contact(conn, contact_id: UUID | None) -> None:
     # so in the same words as a made-up id reveals nothing.
     if contact_id is not None and await contacts.get(conn, contact_id) is None:
         raise ApiError.validation({"contact_id": "no such contact"})
-
-
-async def _deal_events(call: Call, conn, deal: dict, previous: str | None, created: bool) -> None:
-    company_id = call.user.company_id
-    db = call.services.db
-    if created:
-        db.publish_after_commit(conn, Event("deal.created", company_id, deal))
-    else:
-        db.publish_after_commit(
-            conn,
-            Event(
-                "deal.updated",
-                company_id,
-                {**deal, "stage_from": previous, "stage_to": deal["stage"]},
-            ),
-        )
-    if deal["stage"] == "closed_won" and previous != "closed_won":
-        await notify(
-            db,
-            conn,
-            company_id=company_id,
-            type="deal_won",
-            title=f"Deal won: {deal['title']}",
-            body=f"{deal['value']} {deal['currency']}",
-            data={"deal_id": str(deal["id"])},
-        )
 
 
 @api.get("/api/crm/deals", query=DealQuery, response=DealPage, tags=("crm",))
@@ -273,8 +233,9 @@ async def create_deal(call: Call) -> dict:
     """Create a deal, optionally for a contact of the company."""
     async with call.tenant() as conn:
         await _check_contact(conn, call.body.contact_id)
-        deal = await deals.create(conn, call.user.company_id, call.body.model_dump())
-        await _deal_events(call, conn, deal, None, created=True)
+        deal = await crm.create_deal(
+            call.services.db, conn, call.user.company_id, call.body.model_dump()
+        )
     call.request[RESOURCE_ID] = str(deal["id"])
     return deal
 
@@ -296,10 +257,11 @@ async def update_deal(call: Call) -> dict:
     async with call.tenant() as conn:
         if "contact_id" in changes:
             await _check_contact(conn, changes["contact_id"])
-        deal, previous = await deals.update(conn, call.params["id"], changes)
-        if deal is None:
-            raise ApiError.not_found("Deal")
-        await _deal_events(call, conn, deal, previous, created=False)
+        deal = await crm.update_deal(
+            call.services.db, conn, call.user.company_id, call.params["id"], changes
+        )
+    if deal is None:
+        raise ApiError.not_found("Deal")
     return deal
 
 
