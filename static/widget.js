@@ -1,0 +1,353 @@
+/*
+ * Syntera chat widget.
+ *
+ *   <script src="https://HUB/widget.js" data-agent-id="..." data-key="pk_..."
+ *           data-theme="light|dark" data-position="bottom-right|bottom-left" async></script>
+ *
+ * Everything lives in a shadow root, so the host page's CSS and ours never
+ * meet. Message text is only ever put into the DOM as text nodes: nothing a
+ * visitor, an agent or a model writes can inject markup. Protocol:
+ * docs/realtime.md.
+ */
+(function () {
+  "use strict";
+
+  const script = document.currentScript;
+  if (!script) return;
+  const HUB = new URL(script.src).origin;
+  const AGENT = script.dataset.agentId;
+  const KEY = script.dataset.key;
+  const THEME = script.dataset.theme === "dark" ? "dark" : "light";
+  const LEFT = script.dataset.position === "bottom-left";
+  if (!AGENT || !KEY) {
+    console.error("Syntera widget: data-agent-id and data-key are required");
+    return;
+  }
+  const STORE = "syntera:" + AGENT;
+
+  // ---------- small helpers ----------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (name === "class") node.className = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value);
+    }
+    for (const child of children) if (child != null) node.append(child);
+    return node;
+  }
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(STORE)) || {}; } catch (_) { return {}; }
+  }
+  function save(state) {
+    try { localStorage.setItem(STORE, JSON.stringify(state)); } catch (_) { /* private mode */ }
+  }
+
+  async function api(path, options) {
+    const headers = Object.assign({ Authorization: "Bearer " + KEY }, (options || {}).headers);
+    const response = await fetch(HUB + path, Object.assign({}, options, { headers }));
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw Object.assign(new Error(body.error || response.statusText), body);
+    return body;
+  }
+
+  function uuid() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  // ---------- safe Markdown: a small subset, rendered as DOM nodes ----------
+
+  const INLINE = /(\*\*[^*]+\*\*|\*[^*\s][^*]*\*|`[^`]+`|\[[^\]]+\]\([^)\s]+\))/g;
+
+  function inline(text) {
+    const out = [];
+    let last = 0;
+    for (const match of text.matchAll(INLINE)) {
+      if (match.index > last) out.push(text.slice(last, match.index));
+      const token = match[0];
+      if (token.startsWith("**")) out.push(el("strong", {}, token.slice(2, -2)));
+      else if (token.startsWith("`")) out.push(el("code", {}, token.slice(1, -1)));
+      else if (token.startsWith("[")) {
+        const label = token.slice(1, token.indexOf("]("));
+        const href = token.slice(token.indexOf("](") + 2, -1);
+        // Only web links: a javascript: or data: URL stays plain text.
+        if (/^https?:\/\//i.test(href)) {
+          out.push(el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" }, label));
+        } else out.push(token);
+      } else out.push(el("em", {}, token.slice(1, -1)));
+      last = match.index + token.length;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
+  function markdown(text) {
+    const root = document.createDocumentFragment();
+    let list = null;
+    for (const line of String(text).split(/\r?\n/)) {
+      const bullet = line.match(/^\s*(?:[-*]|\d+\.)\s+(.*)$/);
+      if (bullet) {
+        if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul"); root.append(list); }
+        list.append(el("li", {}, ...inline(bullet[1])));
+        continue;
+      }
+      list = null;
+      if (line.trim()) root.append(el("p", {}, ...inline(line)));
+    }
+    return root;
+  }
+
+  // ---------- the UI ----------
+
+  // Icons as SVG: emoji fonts are not everywhere.
+  function icon(path) {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    const shape = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    shape.setAttribute("d", path);
+    svg.append(shape);
+    return svg;
+  }
+  const CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  const CLIP = "M16.5 6.5l-7.8 7.8a2 2 0 0 0 2.8 2.8l7.8-7.8a4 4 0 0 0-5.7-5.7l-7.8 7.8a6 6 0 0 0 8.5 8.5l6.4-6.4";
+
+  const host = el("div", { "data-syntera-widget": "" });
+  const shadow = host.attachShadow({ mode: "open" });
+  shadow.append(el("link", { rel: "stylesheet", href: HUB + "/static/widget.css" }));
+
+  const launcher = el("button", {
+    class: "launcher", type: "button", "aria-label": "Open chat", "aria-expanded": "false",
+    "aria-controls": "syntera-panel",
+  }, icon(CHAT));
+  const title = el("h2", { id: "syntera-title" }, "Chat");
+  const closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, "×");
+  const log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
+  const typing = el("div", { class: "typing", hidden: "", "aria-live": "polite" }, "Typing…");
+  const notice = el("div", { class: "notice", role: "status" });
+  const input = el("textarea", {
+    id: "syntera-input", rows: "2", maxlength: "4000", placeholder: "Write a message…",
+  });
+  const fileInput = el("input", { type: "file", id: "syntera-file", class: "file",
+    accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain" });
+  const attach = el("label", { for: "syntera-file", class: "attach", title: "Attach a file" },
+    el("span", { class: "sr" }, "Attach a file"), icon(CLIP));
+  const send = el("button", { class: "send", type: "submit" }, "Send");
+  const form = el("form", { class: "composer" },
+    el("label", { for: "syntera-input", class: "sr" }, "Message"), input, fileInput, attach, send);
+  const rating = el("div", { class: "rating", hidden: "" });
+  const panel = el("section", {
+    id: "syntera-panel", class: "panel", role: "dialog", "aria-modal": "false",
+    "aria-labelledby": "syntera-title", hidden: "",
+  }, el("header", {}, title, closeButton), log, typing, notice, rating, form);
+  const root = el("div", { class: `root ${THEME} ${LEFT ? "left" : "right"}` }, panel, launcher);
+  shadow.append(root);
+
+  function open() {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    launcher.setAttribute("aria-label", "Close chat");
+    input.focus();
+    start();
+  }
+  function close() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.setAttribute("aria-label", "Open chat");
+    launcher.focus();
+  }
+  launcher.addEventListener("click", () => (panel.hidden ? open() : close()));
+  closeButton.addEventListener("click", close);
+  panel.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+
+  // ---------- messages ----------
+
+  const bubbles = new Map(); // message id (or client id while pending) -> element
+  let state = load();
+  // The highest seq shown on this page: a reconnect asks for what came after
+  // it; a fresh page starts from 0 and so shows the whole history.
+  let lastSeq = 0;
+
+  function render(message, { streaming } = {}) {
+    const id = message.id;
+    let bubble = bubbles.get(id) || (message.client_id && bubbles.get(message.client_id));
+    const who = message.sender_type || "agent";
+    const body = el("div", { class: "text" });
+    if (streaming) body.append(message.content);
+    else body.append(markdown(message.content || ""));
+    for (const file of message.attachments || []) {
+      if (/^https?:\/\//i.test(file.url)) {
+        body.append(el("a", { class: "file-link", href: file.url, target: "_blank",
+          rel: "noopener noreferrer" }, "Attachment: " + file.name));
+      }
+    }
+    const sources = ((message.ai_metadata || {}).sources || []).length;
+    const node = el("div", { class: `msg ${who}${streaming ? " streaming" : ""}`, "data-id": id },
+      el("span", { class: "sr" }, { user: "You", agent: "Assistant", human: "Team", system: "Notice" }[who] + ": "),
+      body,
+      sources ? el("div", { class: "sources" }, `${sources} source${sources > 1 ? "s" : ""}`) : null);
+    if (bubble) bubble.replaceWith(node);
+    else log.append(node);
+    bubbles.set(id, node);
+    if (message.client_id) bubbles.delete(message.client_id);
+    if (message.seq && message.seq > lastSeq) lastSeq = message.seq;
+    log.scrollTop = log.scrollHeight;
+  }
+
+  const streams = new Map(); // message id -> text so far
+  function delta(data) {
+    const text = (streams.get(data.message_id) || "") + data.delta;
+    streams.set(data.message_id, text);
+    render({ id: data.message_id, sender_type: "agent", content: text }, { streaming: true });
+  }
+
+  // ---------- the connection ----------
+
+  let socket = null;
+  let starting = null;
+
+  function loadClient() {
+    if (window.io) return Promise.resolve(window.io);
+    return new Promise((resolve, reject) => {
+      const tag = document.createElement("script");
+      tag.src = HUB + "/static/vendor/socket.io.min.js";
+      tag.onload = () => resolve(window.io);
+      tag.onerror = reject;
+      document.head.append(tag);
+    });
+  }
+
+  async function conversation(fresh) {
+    if (!fresh && state.token) return state;
+    const started = await api("/public/conversations", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ agent_id: AGENT, metadata: { page: location.href.slice(0, 500) } }),
+    });
+    state = { conversationId: started.id, token: started.token };
+    save(state);
+    return state;
+  }
+
+  function start() {
+    if (!starting) starting = connect(false).catch((error) => {
+      starting = null;
+      notice.textContent = "Chat is unavailable right now.";
+      console.error("Syntera widget:", error);
+    });
+    return starting;
+  }
+
+  async function connect(fresh) {
+    const [io] = await Promise.all([loadClient(), conversation(fresh)]);
+    socket = io(HUB + "/widget", { auth: { token: state.token }, transports: ["websocket", "polling"] });
+    socket.on("connect", resume);
+    socket.on("connect_error", async (error) => {
+      // An expired or revoked conversation: start a new one, once.
+      if (error.data && error.data.code === "INVALID_TOKEN" && !fresh) {
+        socket.close();
+        log.replaceChildren();
+        bubbles.clear();
+        await connect(true);
+      }
+    });
+    socket.on("message:new", (m) => render(m));
+    socket.on("message:delta", delta);
+    socket.on("message:done", (m) => { streams.delete(m.id); render(m); });
+    socket.on("agent:typing", (d) => { typing.hidden = !d.typing; });
+    socket.on("conversation:human_joined", () => { notice.textContent = "A person from our team has joined."; });
+    socket.on("conversation:human_left", () => { notice.textContent = "You are talking with our assistant again."; });
+    socket.on("conversation:ended", askRating);
+    socket.on("error", (e) => { notice.textContent = e.error || "Something went wrong."; });
+  }
+
+  function resume() {
+    socket.emit("conversation:resume", { after_seq: lastSeq }, (reply) => {
+      if (reply && reply.ok) reply.messages.forEach((m) => render(m));
+      if (!log.childElementCount && profile && profile.greeting) {
+        render({ id: "greeting", sender_type: "agent", content: profile.greeting });
+      }
+    });
+  }
+
+  function emitMessage(payload) {
+    // socket.io buffers while disconnected; the client_id makes a resend harmless.
+    socket.timeout(15000).emit("message:send", payload, (err, reply) => {
+      if (err) return emitMessage(payload);
+      if (reply.ok) render(Object.assign(reply.message, { client_id: payload.client_id }));
+      else notice.textContent = reply.error;
+    });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const content = input.value.trim();
+    if (!content) return;
+    input.value = "";
+    await start();
+    const payload = { content, client_id: uuid() };
+    render({ id: payload.client_id, sender_type: "user", content }, { streaming: true });
+    emitMessage(payload);
+  });
+
+  fileInput.addEventListener("change", async () => {
+    const file = fileInput.files[0];
+    fileInput.value = "";
+    if (!file) return;
+    await start();
+    const data = new FormData();
+    data.append("file", file);
+    try {
+      const uploaded = await api(`/public/conversations/${state.conversationId}/attachments`, {
+        method: "POST", headers: { "X-Conversation-Token": state.token }, body: data,
+      });
+      emitMessage({ content: file.name, client_id: uuid(), attachments: [uploaded] });
+    } catch (error) {
+      notice.textContent = error.error || "The file could not be sent.";
+    }
+  });
+
+  function askRating() {
+    notice.textContent = "This conversation has ended.";
+    rating.hidden = false;
+    rating.replaceChildren(el("p", { id: "syntera-rate" }, "How did we do?"));
+    const group = el("div", { role: "group", "aria-labelledby": "syntera-rate" });
+    for (let stars = 1; stars <= 5; stars++) {
+      group.append(el("button", {
+        type: "button", "aria-label": `${stars} out of 5`,
+        onclick: async () => {
+          await api(`/public/conversations/${state.conversationId}/rating`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", "X-Conversation-Token": state.token },
+            body: JSON.stringify({ rating: stars }),
+          });
+          rating.replaceChildren(el("p", {}, "Thank you!"));
+          localStorage.removeItem(STORE);  // the next visit starts afresh
+        },
+      }, "★".repeat(stars)));
+    }
+    rating.append(group);
+  }
+
+  // ---------- start-up ----------
+
+  let profile = null;
+  function mount() {
+    document.body.append(host);
+    api(`/public/agents/${AGENT}`).then((p) => {
+      profile = p;
+      title.textContent = p.name;
+      if (p.theme && /^#[0-9a-f]{3,8}$/i.test(p.theme.color || "")) {
+        root.style.setProperty("--accent", p.theme.color);
+      }
+    }).catch((error) => console.error("Syntera widget:", error));
+    if (state.token) start();  // a returning visitor sees their history at once
+  }
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
+})();
