@@ -28,19 +28,25 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    knowledge = runtime.attach_knowledge(services)
+    # Documents are claimed from PostgreSQL, so workers share them in both modes.
+    ingestion = asyncio.create_task(knowledge.run())
     try:
         if isinstance(services.jobs, InProcessQueue):
             log.warning(
-                '{"event":"worker_idle","reason":"no REDIS_URL: the web process runs agent turns"}'
+                '{"event":"worker_turns_idle","reason":"no REDIS_URL: the web process runs turns"}'
             )
         else:
             runtime.install(services)
             await services.jobs.start()
-            log.info('{"event":"worker_ready"}')
+        log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
     finally:
         await close_services(services)  # stops the queue after in-flight jobs finish
+        ingestion.cancel()
+        await asyncio.gather(ingestion, return_exceptions=True)
+        knowledge.close()
 
 
 def main() -> int:

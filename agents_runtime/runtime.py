@@ -4,6 +4,7 @@ its place on the job queue. Used by `web` in the embedded mode and by
 
 from __future__ import annotations
 
+from agents_runtime.knowledge.service import Knowledge
 from agents_runtime.llm import LLM, OfflineResponder, OpenAIChat
 from agents_runtime.turns import TurnRunner
 from hub.config import Settings
@@ -16,6 +17,14 @@ def build_llm(settings: Settings) -> LLM:
     if settings.openai_api_key:
         return OpenAIChat(settings.openai_api_key, settings.openai_base_url)
     return OfflineResponder()
+
+
+def attach_knowledge(services: Services) -> Knowledge:
+    """The knowledge base of this process: search for REST and turns, and the
+    ingestion loop (run by whoever processes documents)."""
+    knowledge = Knowledge(services)
+    services.knowledge = knowledge
+    return knowledge
 
 
 def install(services: Services, llm: LLM | None = None) -> TurnRunner:

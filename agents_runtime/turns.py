@@ -45,7 +45,9 @@ class TurnSettings:
     window: int = 12  # recent messages sent verbatim; older ones reach the model as a summary
     summary_every: int = 8  # refresh the summary once this many messages fell out of the window
     retrieval_limit: int = 5
-    retrieval_threshold: float | None = None
+    # Cosine floor for vector matches (MiniLM: paraphrases score about 0.5 and
+    # up, unrelated text under 0.2); full-text matches always count.
+    retrieval_threshold: float | None = 0.3
     retrieval_budget: float = 1.5  # seconds; over it the turn goes on without passages
     max_tool_rounds: int = 3
     flush_chars: int = 48  # deltas are sent in batches of about this size...
@@ -289,7 +291,7 @@ class TurnRunner:
     async def _retrieve(
         self, company_id: UUID, agent_id: UUID, query: str
     ) -> tuple[list[Passage], int | None]:
-        knowledge = getattr(self.services, "knowledge", None)
+        knowledge = self.services.knowledge
         if knowledge is None or not query.strip():
             return [], None
         started = time.perf_counter()

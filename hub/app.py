@@ -27,19 +27,26 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=http_api.MIDDLEWARES, client_max_size=settings.max_body_bytes)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[SERVICES] = await open_services(settings)
+        services = app[SERVICES] = await open_services(settings)
+        knowledge = runtime.attach_knowledge(services)
         yield
-        await close_services(app[SERVICES])
+        await close_services(services)
+        knowledge.close()
 
     async def embedded_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         # Embedded mode: agent turns run in this process. Scaled out, `web`
         # only enqueues and `python -m agents_runtime` processes consume.
         services = app[SERVICES]
+        ingestion = None
         if isinstance(services.jobs, InProcessQueue):
             runtime.install(services)
             await services.jobs.start()
             await lifecycle.recover_turns(services)
+            ingestion = asyncio.create_task(services.knowledge.run())
         yield  # close_services stops the queue, letting running turns finish
+        if ingestion is not None:
+            ingestion.cancel()
+            await asyncio.gather(ingestion, return_exceptions=True)
 
     async def upkeep_ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]

@@ -46,6 +46,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_attachment_bytes: int = 25 * 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024  # a visitor's uploaded file
+    # The knowledge base: which embedder (changing it re-embeds every chunk),
+    # the largest document, and the memory the FAISS caches may use.
+    embedding_provider: str = "local"
+    embedding_model: str | None = None
+    knowledge_max_upload_bytes: int = 20 * 1024 * 1024
+    knowledge_index_budget_mb: int = 512
     socket_messages_per_minute: int = 20  # per widget connection
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
@@ -111,6 +117,11 @@ class Settings:
             raise ConfigError(f"{missing} must be set when any LIVEKIT_* variable is set")
 
         data_dir = Path(text("SYNTERA_DATA_DIR") or "./var")
+        provider = (text("EMBEDDING_PROVIDER") or "local").lower()
+        if provider not in ("local", "openai"):
+            raise ConfigError("EMBEDDING_PROVIDER must be local or openai")
+        if provider == "openai" and not text("OPENAI_API_KEY"):
+            raise ConfigError("OPENAI_API_KEY must be set when EMBEDDING_PROVIDER is openai")
         demo = text("SYNTERA_DEMO")
         if demo not in (None, "0", "1"):
             raise ConfigError("SYNTERA_DEMO must be 0 or 1")
@@ -142,6 +153,12 @@ class Settings:
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
+            embedding_provider=provider,
+            embedding_model=text("EMBEDDING_MODEL"),
+            knowledge_max_upload_bytes=integer(
+                "KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, 1, 1024 * 1024 * 1024
+            ),
+            knowledge_index_budget_mb=integer("KNOWLEDGE_INDEX_BUDGET_MB", 512, 16, 1_000_000),
             max_upload_bytes=integer("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024),
             max_attachment_bytes=integer(
                 "ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024, 1, 2 * 1024 * 1024 * 1024

@@ -136,9 +136,8 @@ async def ensure_demo(services: Services) -> Demo:
             key_prefix=prefix,
             allowed_origins=local_origins(settings.host, settings.port),
         )
-    knowledge = getattr(services, "knowledge", None)
-    if knowledge is not None:
-        await knowledge.add_text(
+    if services.knowledge is not None:
+        await services.knowledge.add_text(
             company_id,
             title="About Syntera hub",
             filename="syntera.md",

@@ -16,6 +16,7 @@ from hub.db import Database, connect
 from hub.db.migrate import migrate
 from hub.events import EventBus, RedisEventBus
 from hub.jobs import InProcessQueue, JobQueue, RedisStreamQueue
+from hub.knowledge import KnowledgeService
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies
@@ -35,6 +36,7 @@ class Services:
     events: EventBus
     jobs: JobQueue
     redis: aioredis.Redis | None = None
+    knowledge: KnowledgeService | None = None  # set by the runtime (agents_runtime.knowledge)
     _known_companies: set[UUID] = field(default_factory=set)
 
     async def known_company(self, company_id: UUID) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import re
+import zipfile
 from urllib.parse import unquote
 from uuid import UUID
 
@@ -47,3 +50,35 @@ def signature(secret: str, attachment_id: UUID) -> str:
 
 def valid_signature(secret: str, attachment_id: UUID, given: str) -> bool:
     return hmac.compare_digest(signature(secret, attachment_id), given)
+
+
+def document_type(data: bytes, filename: str | None) -> str | None:
+    """A knowledge document's type from its content (and, for text, its name),
+    or None when it is not one the knowledge base reads."""
+    name = (filename or "").lower()
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                if "word/document.xml" in archive.namelist():
+                    return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        except zipfile.BadZipFile:
+            pass
+        return None
+    try:
+        text = data[:65536].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    head = text.lstrip()[:1000].lower()
+    if (
+        name.endswith((".html", ".htm"))
+        or head.startswith(("<!doctype html", "<html"))
+        or (head.startswith("<") and re.search(r"<(body|p|div|h[1-6])[\s>]", head))
+    ):
+        return "text/html"
+    if name.endswith((".md", ".markdown")) or re.search(r"^#{1,6} \S", text, re.MULTILINE):
+        return "text/markdown"
+    return "text/plain"

@@ -117,7 +117,7 @@ async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, brows
     await expect(page.locator(".msg.user").last).to_have_text("You: " + attack)
     assert await page.evaluate("window.__xss") is None
     assert await page.locator("[data-syntera-widget] >> img").count() == 0
-    await expect(page.locator(".msg.agent").last).to_have_text("Assistant: Noted.")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
 
     # Escape closes the dialog and gives the focus back to the launcher.
     await page.get_by_role("textbox", name="Message").focus()

@@ -1,0 +1,92 @@
+"""Per-company FAISS indexes: a cache of the vectors PostgreSQL holds.
+
+Built lazily on a company's first search, dropped when its chunks change
+(a `knowledge.changed` event, from any process) and rebuilt on the next
+search, evicted least-recently-used beyond a memory budget. So every process
+is stateless and memory follows the working set, not every tenant's total.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import faiss
+import numpy as np
+
+# Single queries: one OpenMP thread (two were 3-7x slower per query here).
+faiss.omp_set_num_threads(1)
+
+HNSW_ABOVE = 50_000  # exact search below this many vectors; HNSW (approximate) above
+
+
+@dataclass
+class CompanyIndex:
+    index: faiss.Index
+    agents: dict[int, UUID | None]  # vector id -> the agent its document is attached to
+    nbytes: int
+    built_at: float = field(default_factory=time.monotonic)
+
+    def search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
+        """(vector id, cosine similarity), best first, for the agent's
+        documents and the company's unattached ones (all, without an agent)."""
+        if self.index.ntotal == 0:
+            return []
+        wanted = min(self.index.ntotal, k * 4 if agent_id else k)
+        while True:
+            scores, ids = self.index.search(query.reshape(1, -1), wanted)
+            hits = [
+                (int(i), float(s))
+                for i, s in zip(ids[0], scores[0], strict=True)
+                if i >= 0 and (agent_id is None or self.agents.get(int(i)) in (None, agent_id))
+            ]
+            # Other agents' documents can crowd the top: look deeper if they did.
+            if len(hits) >= k or wanted >= self.index.ntotal:
+                return hits[:k]
+            wanted = min(self.index.ntotal, wanted * 4)
+
+
+def build(ids: np.ndarray, vectors: np.ndarray, agents: dict[int, UUID | None]) -> CompanyIndex:
+    dimension = vectors.shape[1] if len(vectors) else 1
+    if len(vectors) > HNSW_ABOVE:
+        inner = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efSearch = 128
+    else:
+        inner = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        index.add_with_ids(vectors, ids)
+    return CompanyIndex(index, agents, vectors.nbytes * (2 if len(vectors) > HNSW_ABOVE else 1))
+
+
+class IndexCache:
+    """Company → CompanyIndex, least recently used out first past the budget."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._indexes: OrderedDict[UUID, CompanyIndex] = OrderedDict()
+        self._lock = threading.Lock()  # searches run in executor threads
+
+    def get(self, company_id: UUID) -> CompanyIndex | None:
+        with self._lock:
+            entry = self._indexes.get(company_id)
+            if entry is not None:
+                self._indexes.move_to_end(company_id)
+            return entry
+
+    def put(self, company_id: UUID, entry: CompanyIndex) -> None:
+        with self._lock:
+            self._indexes[company_id] = entry
+            self._indexes.move_to_end(company_id)
+            while len(self._indexes) > 1 and self.used() > self.budget:
+                self._indexes.popitem(last=False)
+
+    def drop(self, company_id: UUID) -> None:
+        with self._lock:
+            self._indexes.pop(company_id, None)
+
+    def used(self) -> int:
+        return sum(entry.nbytes for entry in self._indexes.values())

@@ -1,0 +1,282 @@
+"""The knowledge base at work: ingestion (extract → chunk → embed → store)
+and search (vector, keyword, hybrid). One instance per process; it is
+`services.knowledge`, so REST search and chat turns use the same function."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+
+from agents_runtime.knowledge.embeddings import Embedder, LocalEmbedder, OpenAIEmbedder, chunk
+from agents_runtime.knowledge.extract import ExtractError, extract
+from agents_runtime.knowledge.index import IndexCache, build
+from hub.config import Settings
+from hub.events import Event
+from hub.knowledge import SearchMode
+from hub.notifications import notify
+from hub.services import Services
+from hub.store import knowledge as store
+from hub.uploads import document_type
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
+MAX_ATTEMPTS = 3
+EMBED_BATCH = 16  # small batches: each one is a short, bounded stretch of CPU work
+
+
+@functools.cache
+def _local_embedder() -> LocalEmbedder:
+    return LocalEmbedder()  # one model per process, loaded on first use
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embedding_provider == "openai":
+        model = settings.embedding_model or "text-embedding-3-small"
+        dimension = 3072 if model.endswith("-large") else 1536
+        return OpenAIEmbedder(settings.openai_api_key, settings.openai_base_url, model, dimension)
+    return _local_embedder()
+
+
+class Knowledge:
+    def __init__(self, services: Services, embedder: Embedder | None = None) -> None:
+        self.services = services
+        self._embedder = embedder
+        self.cache = IndexCache(services.settings.knowledge_index_budget_mb * 2**20)
+        # CPU work (extraction, embeddings, FAISS) runs here, never on the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="knowledge")
+        self._wake = asyncio.Event()
+        self._builds: dict[UUID, asyncio.Lock] = {}
+        services.events.subscribe(self._on_event)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = build_embedder(self.services.settings)
+        return self._embedder
+
+    async def _cpu(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _on_event(self, event: Event) -> None:
+        if event.type == "knowledge.changed":
+            self.cache.drop(event.company_id)
+        elif event.type == "knowledge.queued":
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def forget(self, company_id: UUID) -> None:
+        self.cache.drop(company_id)
+
+    # ---------- search ----------
+
+    async def search(
+        self,
+        company_id: UUID,
+        query: str,
+        *,
+        limit: int = 5,
+        threshold: float | None = None,
+        agent_id: UUID | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[dict[str, Any]]:
+        depth = max(limit * 4, 20)
+        if mode == "vector":
+            hits = await self._vector(company_id, query, limit, agent_id)
+            return [self._result(r, s) for r, s in hits if threshold is None or s >= threshold]
+        if mode == "keyword":
+            rows = await self._keyword(company_id, query, limit, agent_id)
+            return [
+                self._result(r, float(r["rank"]))
+                for r in rows
+                if threshold is None or r["rank"] >= threshold
+            ]
+        vector_hits, keyword_rows = await asyncio.gather(
+            self._vector(company_id, query, depth, agent_id),
+            self._keyword(company_id, query, depth, agent_id),
+        )
+        # In hybrid mode the threshold is a cosine floor for vector candidates;
+        # a full-text match is evidence of its own and always takes part.
+        vector_hits = [(r, s) for r, s in vector_hits if threshold is None or s >= threshold]
+        fused: dict[int, tuple[float, dict]] = {}
+        for ranked in ([r for r, _ in vector_hits], keyword_rows):
+            for rank, row in enumerate(ranked, start=1):
+                score, _ = fused.get(row["vector_id"], (0.0, row))
+                fused[row["vector_id"]] = (score + 1 / (RRF_K + rank), row)
+        best = sorted(fused.values(), key=lambda pair: -pair[0])[:limit]
+        return [self._result(row, round(score, 6)) for score, row in best]
+
+    @staticmethod
+    def _result(row: dict, score: float) -> dict[str, Any]:
+        return {
+            "document_id": row["document_id"],
+            "chunk_id": row["chunk_id"],
+            "content": row["content"],
+            "score": score,
+            "metadata": {
+                "source": row["filename"] or row["title"],
+                "title": row["title"],
+                "page": row["page"],
+                "heading": row["heading"],
+            },
+        }
+
+    async def _keyword(self, company_id, query, limit, agent_id) -> list[dict]:
+        async with self.services.db.tenant(company_id) as conn:
+            return await store.keyword_search(conn, company_id, query, agent_id, limit)
+
+    async def _vector(self, company_id, query, limit, agent_id) -> list[tuple[dict, float]]:
+        index = await self._index(company_id)
+        if index.index.ntotal == 0:
+            return []
+        vector = (await self._cpu(self.embedder.embed, [query]))[0]
+        hits = await self._cpu(index.search, vector, limit, agent_id)
+        if not hits:
+            return []
+        async with self.services.db.tenant(company_id) as conn:
+            rows = {
+                r["vector_id"]: r
+                for r in await store.chunks_by_vector_ids(conn, [i for i, _ in hits])
+            }
+        # A chunk deleted since the index was built is simply gone from the answer.
+        return [(rows[i], score) for i, score in hits if i in rows]
+
+    async def _index(self, company_id: UUID):
+        cached = self.cache.get(company_id)
+        if cached is not None:
+            return cached
+        lock = self._builds.setdefault(company_id, asyncio.Lock())
+        async with lock:  # one build per company at a time
+            cached = self.cache.get(company_id)
+            if cached is not None:
+                return cached
+            async with self.services.db.tenant(company_id) as conn:
+                rows = await store.vectors(conn, company_id, self.embedder.name)
+            ids = np.array([r["vector_id"] for r in rows], dtype=np.int64)
+            vectors = np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
+                len(rows), self.embedder.dimension
+            )
+            agents = {r["vector_id"]: r["agent_id"] for r in rows}
+            entry = await self._cpu(build, ids, vectors, agents)
+            self.cache.put(company_id, entry)
+            return entry
+
+    # ---------- ingestion ----------
+
+    async def run(self, poll: float = 5.0) -> None:
+        """Process documents until cancelled. Several processes may run this:
+        each document is claimed by one (FOR UPDATE SKIP LOCKED), and one
+        whose processor died is taken over when its lease runs out."""
+        while True:
+            try:
+                processed = await self.process_next()
+            except Exception:
+                log.exception('{"event":"ingestion_loop_error"}')
+                processed = False
+            if not processed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def process_next(self) -> bool:
+        async with self.services.db.system() as conn:
+            document = await store.claim(conn)
+        if document is None:
+            return False
+        await self._process(document)
+        return True
+
+    async def _process(self, document: dict) -> None:
+        try:
+            kind = document["content_type"] or document_type(document["file"], document["filename"])
+            sections = await self._cpu(extract, document["file"], kind)
+            pieces = await self._cpu(chunk, sections, self.embedder)
+            vectors = []
+            for start in range(0, len(pieces), EMBED_BATCH):
+                batch = [p.content for p in pieces[start : start + EMBED_BATCH]]
+                vectors.extend(await self._cpu(self.embedder.embed, batch))
+        except ExtractError as exc:
+            await self._finish(document, None, str(exc))
+            return
+        except Exception as exc:
+            log.exception('{"event":"ingestion_failed","document_id":"%s"}', document["id"])
+            if document["attempts"] >= MAX_ATTEMPTS:
+                await self._finish(document, None, f"Processing failed: {type(exc).__name__}")
+            return  # otherwise the lease runs out and it is tried again
+        rows = [
+            (p.position, p.page, p.heading, p.content, p.tokens, v.tolist())
+            for p, v in zip(pieces, vectors, strict=True)
+        ]
+        await self._finish(document, rows, None)
+
+    async def _finish(self, document: dict, rows: list | None, error: str | None) -> None:
+        company_id = document["company_id"]
+        db = self.services.db
+        async with db.tenant(company_id) as conn:
+            if await store.get_document(conn, document["id"]) is None:
+                return  # deleted while we worked
+            if rows is not None:
+                await store.replace_chunks(
+                    conn,
+                    company_id=company_id,
+                    document_id=document["id"],
+                    agent_id=document["agent_id"],
+                    model=self.embedder.name,
+                    chunks=rows,
+                )
+            await store.finish(
+                conn, document["id"], chunk_count=None if rows is None else len(rows), error=error
+            )
+            await notify(
+                db,
+                conn,
+                company_id=company_id,
+                type="document_failed" if error else "document_processed",
+                title=f"{document['title']}: " + ("could not be processed" if error else "ready"),
+                body=error or f"{len(rows)} passages can now ground answers.",
+                data={"document_id": str(document["id"])},
+            )
+            db.publish_after_commit(
+                conn, Event("knowledge.changed", company_id, {"document_id": document["id"]})
+            )
+        log.info(
+            '{"event":"document_%s","document_id":"%s"}',
+            "failed" if error else "processed",
+            document["id"],
+        )
+
+    async def add_text(
+        self,
+        company_id: UUID,
+        *,
+        title: str,
+        filename: str,
+        text: str,
+        agent_id: UUID | None = None,
+    ) -> dict:
+        """Queue a text document (the demo's knowledge) as an upload would."""
+        async with self.services.db.tenant(company_id) as conn:
+            document = await store.create_document(
+                conn,
+                company_id=company_id,
+                agent_id=agent_id,
+                title=title,
+                description=None,
+                filename=filename,
+                content_type="text/markdown",
+                data=text.encode(),
+            )
+        self.wake()
+        return document
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

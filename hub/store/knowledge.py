@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+DOCUMENT = (
+    "id, agent_id, title, description, filename, content_type, size, status, error,"
+    " chunk_count, created_at, processed_at"
+)
+LEASE = "interval '5 minutes'"
+
+
+async def create_document(
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    agent_id: UUID | None,
+    title: str,
+    description: str | None,
+    filename: str | None,
+    content_type: str,
+    data: bytes,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""INSERT INTO documents (company_id, agent_id, title, description, filename,
+                                   content_type, size, file)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {DOCUMENT}""",
+        company_id,
+        agent_id,
+        title,
+        description,
+        filename,
+        content_type,
+        len(data),
+        data,
+    )
+    return dict(row)
+
+
+async def list_documents(conn: asyncpg.Connection, company_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {DOCUMENT} FROM documents WHERE company_id = $1 ORDER BY created_at DESC",
+        company_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_document(conn: asyncpg.Connection, document_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {DOCUMENT} FROM documents WHERE id = $1", document_id)
+    return dict(row) if row else None
+
+
+async def chunk_preview(
+    conn: asyncpg.Connection, document_id: UUID, limit: int = 20
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, position, page, heading, left(content, 300) AS content, token_count
+           FROM chunks WHERE document_id = $1 ORDER BY position LIMIT $2""",
+        document_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def delete_document(conn: asyncpg.Connection, document_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval("DELETE FROM documents WHERE id = $1 RETURNING true", document_id)
+    )
+
+
+async def requeue(conn: asyncpg.Connection, document_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"""UPDATE documents SET status = 'pending', error = NULL, attempts = 0, lease_until = NULL
+            WHERE id = $1 RETURNING {DOCUMENT}""",
+        document_id,
+    )
+    return dict(row) if row else None
+
+
+async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
+    """Across tenants (system transaction): take the oldest document waiting,
+    or one whose processor's lease ran out (it died), for processing."""
+    row = await conn.fetchrow(
+        f"""UPDATE documents SET status = 'processing', attempts = attempts + 1,
+                                 lease_until = now() + {LEASE}
+            WHERE id = (
+                SELECT id FROM documents
+                WHERE status = 'pending' OR (status = 'processing' AND lease_until < now())
+                ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1
+            )
+            RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts"""
+    )
+    return dict(row) if row else None
+
+
+async def replace_chunks(
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    document_id: UUID,
+    agent_id: UUID | None,
+    model: str,
+    chunks: list[tuple[int, int | None, str | None, str, int, list[float]]],
+) -> None:
+    """(position, page, heading, content, tokens, embedding) rows, replacing the old ones."""
+    await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+    await conn.executemany(
+        """INSERT INTO chunks (company_id, document_id, agent_id, position, page, heading,
+                               content, token_count, embedding_model, embedding)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        [(company_id, document_id, agent_id, *c[:5], model, c[5]) for c in chunks],
+    )
+
+
+async def finish(
+    conn: asyncpg.Connection, document_id: UUID, *, chunk_count: int | None, error: str | None
+) -> None:
+    await conn.execute(
+        """UPDATE documents
+           SET status = CASE WHEN $3::text IS NULL THEN 'processed' ELSE 'failed' END,
+                  chunk_count = coalesce($2, 0), error = $3, lease_until = NULL,
+                  processed_at = now()
+           WHERE id = $1""",
+        document_id,
+        chunk_count,
+        error,
+    )
+
+
+async def vectors(conn: asyncpg.Connection, company_id: UUID, model: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT vector_id, agent_id, embedding FROM chunks
+           WHERE company_id = $1 AND embedding_model = $2""",
+        company_id,
+        model,
+    )
+
+
+async def chunks_by_vector_ids(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT c.vector_id, c.id AS chunk_id, c.document_id, c.content, c.page, c.heading,
+                  d.title, d.filename
+           FROM chunks c JOIN documents d ON d.id = c.document_id
+           WHERE c.vector_id = ANY($1::bigint[])""",
+        ids,
+    )
+    return [dict(r) for r in rows]
+
+
+async def keyword_search(
+    conn: asyncpg.Connection, company_id: UUID, query: str, agent_id: UUID | None, limit: int
+) -> list[dict[str, Any]]:
+    """PostgreSQL full text: websearch syntax, ranked by ts_rank_cd."""
+    rows = await conn.fetch(
+        """SELECT c.vector_id, c.id AS chunk_id, c.document_id, c.content, c.page, c.heading,
+                  d.title, d.filename, ts_rank_cd(c.tsv, q) AS rank
+           FROM chunks c JOIN documents d ON d.id = c.document_id,
+                websearch_to_tsquery('english', $2) q
+           WHERE c.company_id = $1 AND c.tsv @@ q
+             AND ($3::uuid IS NULL OR c.agent_id IS NULL OR c.agent_id = $3)
+           ORDER BY rank DESC LIMIT $4""",
+        company_id,
+        query,
+        agent_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
