@@ -152,12 +152,20 @@ async def chunks_by_vector_ids(conn: asyncpg.Connection, ids: list[int]) -> list
 async def keyword_search(
     conn: asyncpg.Connection, company_id: UUID, query: str, agent_id: UUID | None, limit: int
 ) -> list[dict[str, Any]]:
-    """PostgreSQL full text: websearch syntax, ranked by ts_rank_cd."""
+    """PostgreSQL full text, ranked by ts_rank_cd. Any of the words matches (a
+    question rarely has every word in one passage; more of them, closer
+    together, rank higher); "quoted phrases" and codes like AX-7742-B stay
+    exact sequences, and a query with -exclusions keeps websearch's AND."""
     rows = await conn.fetch(
-        """SELECT c.vector_id, c.id AS chunk_id, c.document_id, c.content, c.page, c.heading,
+        """WITH parsed AS (SELECT websearch_to_tsquery('english', $2) AS w),
+                query AS (
+                    SELECT CASE WHEN position('!' IN w::text) > 0 THEN w
+                                ELSE replace(w::text, ' & ', ' | ')::tsquery END AS q
+                    FROM parsed
+                )
+           SELECT c.vector_id, c.id AS chunk_id, c.document_id, c.content, c.page, c.heading,
                   d.title, d.filename, ts_rank_cd(c.tsv, q) AS rank
-           FROM chunks c JOIN documents d ON d.id = c.document_id,
-                websearch_to_tsquery('english', $2) q
+           FROM chunks c JOIN documents d ON d.id = c.document_id, query
            WHERE c.company_id = $1 AND c.tsv @@ q
              AND ($3::uuid IS NULL OR c.agent_id IS NULL OR c.agent_id = $3)
            ORDER BY rank DESC LIMIT $4""",
