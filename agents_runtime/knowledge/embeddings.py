@@ -25,6 +25,7 @@ WINDOW = 256  # the model's own limit, in tokens
 class Embedder(Protocol):
     name: str
     dimension: int
+    window: int  # tokens the model reads; a chunk's text past it would not count
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length vectors, one row per text. Blocking: run in an executor."""
@@ -35,6 +36,7 @@ class Embedder(Protocol):
 class LocalEmbedder:
     name = "all-MiniLM-L6-v2-int8"
     dimension = 384
+    window = WINDOW
 
     def __init__(self, threads: int = 2) -> None:
         self.threads = threads
@@ -94,6 +96,7 @@ class OpenAIEmbedder:
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=3)
         self.name = model
         self.dimension = dimension
+        self.window = 8191
         from tokenizers import Tokenizer
 
         # Chunk sizes are counted with the local tokenizer: close enough to

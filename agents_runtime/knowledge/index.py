@@ -28,6 +28,7 @@ class CompanyIndex:
     index: faiss.Index
     agents: dict[int, UUID | None]  # vector id -> the agent its document is attached to
     nbytes: int
+    kind: str  # "flat" (exact) or "hnsw" (approximate)
     built_at: float = field(default_factory=time.monotonic)
 
     def search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
@@ -59,7 +60,10 @@ def build(ids: np.ndarray, vectors: np.ndarray, agents: dict[int, UUID | None]) 
     index = faiss.IndexIDMap2(inner)
     if len(vectors):
         index.add_with_ids(vectors, ids)
-    return CompanyIndex(index, agents, vectors.nbytes * (2 if len(vectors) > HNSW_ABOVE else 1))
+    hnsw = len(vectors) > HNSW_ABOVE
+    return CompanyIndex(
+        index, agents, vectors.nbytes * (2 if hnsw else 1), "hnsw" if hnsw else "flat"
+    )
 
 
 class IndexCache:
