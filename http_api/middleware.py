@@ -17,7 +17,15 @@ import uuid
 import orjson
 from aiohttp import web
 
-from http_api.routing import PRINCIPAL, QUOTA, REQUEST_ID, RESOURCE_ID, ROUTE, json_response
+from http_api.routing import (
+    AUDITED,
+    PRINCIPAL,
+    QUOTA,
+    REQUEST_ID,
+    RESOURCE_ID,
+    ROUTE,
+    json_response,
+)
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
 from hub.services import SERVICES, Services
@@ -90,7 +98,7 @@ def _resource_id(request: web.Request) -> str | None:
 
 async def _write_audit(request: web.Request, services: Services, status: int) -> None:
     principal = request.get(PRINCIPAL)
-    if principal is None or request.method not in MUTATING:
+    if principal is None or request.method not in MUTATING or not request.get(AUDITED, True):
         return
     try:
         async with services.db.tenant(principal.company_id) as conn:

@@ -39,6 +39,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 QUOTA = web.RequestKey("quota", Quota)
 ROUTE = web.RequestKey("route", str)
 RESOURCE_ID = web.RequestKey("resource_id", str)
+AUDITED = web.RequestKey("audited", bool)
 
 
 @dataclass
@@ -88,6 +89,8 @@ class Route:
     rate_limit: Literal["user", "auth_ip", "public"] = "user"
     # Public conversation routes also need X-Conversation-Token for the path's {id}.
     conversation_token: bool = False
+    # A POST that changes nothing (a search) stays out of the audit log.
+    audited: bool = True
     errors: tuple[int, ...] = field(default_factory=tuple)
 
 
@@ -213,6 +216,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
     async def handle(request: web.Request) -> web.StreamResponse:
         services: Services = request.app[SERVICES]
         request[ROUTE] = route.path
+        request[AUDITED] = route.audited
         principal = key = None
         if route.auth == "user":
             principal = await _authenticate(request, services)

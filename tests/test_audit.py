@@ -65,3 +65,12 @@ async def test_audit_log_paging_is_validated(client, account):
         response = await client.get(f"/api/audit-log?{query}", headers=account.headers)
         assert response.status == 400, query
         assert_error(await response.json(), "VALIDATION_ERROR")
+
+
+async def test_searches_are_not_audited(client, account):
+    response = await client.post(
+        "/api/knowledge-base/search", json={"query": "anything"}, headers=account.headers
+    )
+    assert response.status == 200
+    page = await (await client.get("/api/audit-log", headers=account.headers)).json()
+    assert [e["path"] for e in page["entries"]] == ["/api/auth/signup"]

@@ -159,13 +159,23 @@ class Knowledge:
             cached = self.cache.get(company_id)
             if cached is not None:
                 return cached
+            dimension = self.embedder.dimension
+            id_parts, vector_parts, agents = [], [], {}
             async with self.services.db.tenant(company_id) as conn:
-                rows = await store.vectors(conn, company_id, self.embedder.name)
-            ids = np.array([r["vector_id"] for r in rows], dtype=np.int64)
-            vectors = np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
-                len(rows), self.embedder.dimension
+                async for rows in store.vectors(conn, company_id, self.embedder.name):
+                    id_parts.append(np.array([r["vector_id"] for r in rows], dtype=np.int64))
+                    vector_parts.append(
+                        np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
+                            len(rows), dimension
+                        )
+                    )
+                    agents.update((r["vector_id"], r["agent_id"]) for r in rows)
+            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+            vectors = (
+                np.concatenate(vector_parts)
+                if vector_parts
+                else np.zeros((0, dimension), dtype=np.float32)
             )
-            agents = {r["vector_id"]: r["agent_id"] for r in rows}
             entry = await self._cpu(build, ids, vectors, agents)
             self.cache.put(company_id, entry)
             return entry

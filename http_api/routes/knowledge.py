@@ -194,7 +194,11 @@ async def reprocess(call: Call) -> dict:
 
 
 @api.post(
-    "/api/knowledge-base/search", body=SearchBody, response=SearchResults, tags=("knowledge",)
+    "/api/knowledge-base/search",
+    body=SearchBody,
+    response=SearchResults,
+    tags=("knowledge",),
+    audited=False,  # a search changes nothing
 )
 async def search(call: Call) -> dict:
     """Search the knowledge base: vector, keyword (full text) or hybrid (both, fused)."""

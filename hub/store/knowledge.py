@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -129,13 +130,26 @@ async def finish(
     )
 
 
-async def vectors(conn: asyncpg.Connection, company_id: UUID, model: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
+async def vectors(
+    conn: asyncpg.Connection, company_id: UUID, model: str, batch: int = 5000
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """The company's vectors of `model`, in batches (inside a transaction), so
+    that a caller can turn each into an array before the next arrives: as
+    Python lists, 100k vectors would take over a gigabyte."""
+    rows: list[asyncpg.Record] = []
+    async for row in conn.cursor(
         """SELECT vector_id, agent_id, embedding FROM chunks
            WHERE company_id = $1 AND embedding_model = $2""",
         company_id,
         model,
-    )
+        prefetch=batch,
+    ):
+        rows.append(row)
+        if len(rows) == batch:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
 
 
 async def chunks_by_vector_ids(conn: asyncpg.Connection, ids: list[int]) -> list[dict[str, Any]]:
