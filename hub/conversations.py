@@ -93,7 +93,13 @@ async def post_user_message(
 ) -> tuple[dict[str, Any] | None, bool]:
     """Store a visitor's message and, once committed, queue the agent's turn.
 
-    A retried client_id stores and queues nothing new."""
+    Only into an active conversation; a retried client_id stores and queues
+    nothing new."""
+    conversation = await conversations.get(conn, conversation_id)
+    if conversation is None:
+        raise ApiError.not_found("Conversation")
+    if conversation["status"] != "active":
+        raise ApiError.conflict("The conversation has ended", status=conversation["status"])
     message, created = await append_message(
         services.db,
         conn,

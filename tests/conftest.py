@@ -29,6 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import build_app
 from hub.config import Settings
 from hub.db.migrate import migrate
+from tests.fake_openai import FakeOpenAI
 from tests.helpers import Account, signup
 
 
@@ -178,3 +179,13 @@ async def make_client(base_settings: Settings) -> AsyncIterator:
 @pytest.fixture
 async def account(client: TestClient) -> Account:
     return await signup(client)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    """The small OpenAI-compatible server (tests/fake_openai.py); request it
+    before a hub that uses it, so that it outlives the hub."""
+    server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()

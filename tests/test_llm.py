@@ -14,15 +14,7 @@ from agents_runtime.llm import (
     OpenAIChat,
     Passage,
 )
-from tests.fake_openai import FakeOpenAI, Reply
-
-
-@pytest.fixture
-async def fake():
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
+from tests.fake_openai import Reply
 
 
 def request(**changes) -> ChatRequest:

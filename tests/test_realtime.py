@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from hub.services import SERVICES
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import Reply
 from tests.helpers import signup
 
 ORIGIN = "https://shop.example.com"
@@ -55,14 +55,6 @@ class Client:
         # python-socketio's client waits out a pending long-poll (about 20 s) on a
         # polite disconnect; dropping the transport is as good for a test.
         await self.sio.eio.disconnect(abort=True)
-
-
-@pytest.fixture
-async def fake():
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

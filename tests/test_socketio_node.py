@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import Reply
 from tests.helpers import signup
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -31,14 +31,6 @@ def node_client() -> Path:
             timeout=300,
         )
     return NODE_DIR / "widget_turn.mjs"
-
-
-@pytest.fixture
-async def fake():
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
 
 
 async def run_node(script: Path, *args: str) -> dict:

@@ -16,16 +16,8 @@ from hub.conversations import post_user_message, turn_job
 from hub.jobs import QueuePolicy, RedisStreamQueue
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import Reply
 from tests.helpers import signup
-
-
-@pytest.fixture
-async def fake():
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright, expect
 
 from hub.app import build_app
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import Reply
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -32,14 +32,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-async def fake():
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

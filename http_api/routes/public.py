@@ -155,11 +155,6 @@ async def public_send(call: Call) -> dict:
     body.check_sizes(call.services.settings.max_attachment_bytes)
     grant = call.visitor
     async with call.services.db.tenant(grant.company_id) as conn:
-        conversation = await conversations.get(conn, grant.conversation_id)
-        if conversation is None:
-            raise ApiError.not_found("Conversation")
-        if conversation["status"] != "active":
-            raise ApiError.conflict("The conversation has ended", status=conversation["status"])
         message, _ = await post_user_message(
             call.services,
             conn,

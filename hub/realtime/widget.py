@@ -91,9 +91,6 @@ class WidgetNamespace(Namespace):
         body: VisitorMessage = parse(VisitorMessage, payload)
         body.check_sizes(self.services.settings.max_attachment_bytes)
         async with self.services.db.tenant(grant.company_id) as conn:
-            conversation = await conversations.get(conn, grant.conversation_id)
-            if conversation is None or conversation["status"] != "active":
-                raise ApiError.conflict("The conversation has ended")
             message, _ = await post_user_message(
                 self.services,
                 conn,
