@@ -1,0 +1,202 @@
+"""Retrieval quality on a BEIR-layout dataset, through the product's own path.
+
+    python -m bench.retrieval --corpus C --queries Q --qrels R [--modes vector,keyword,hybrid]
+                              [--limit N]
+
+Every document goes in as an upload does (stored, extracted, chunked,
+embedded with the configured embedder, indexed); every query goes through the
+knowledge base's own search function. A document's score is its best chunk's.
+Per mode it prints nDCG@10, Recall@10, Recall@100 (BEIR's definitions),
+queries per second and p50 latency, next to a plain BM25 baseline over whole
+documents (rank-bm25, Snowball stemming, k1 0.9, b 0.4). The last line is one
+JSON object keyed by mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import math
+import re
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from bench.common import hub_client, scratch_database
+from hub.services import SERVICES
+from hub.store import knowledge as store
+
+K_VALUES = (10, 100)
+
+
+def ndcg_at(ranking: list[str], relevant: dict[str, int], k: int) -> float:
+    """nDCG@k with graded relevance, log2 discount (BEIR / trec_eval)."""
+    dcg = sum((relevant.get(doc, 0)) / math.log2(rank + 2) for rank, doc in enumerate(ranking[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(grade / math.log2(rank + 2) for rank, grade in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranking: list[str], relevant: dict[str, int], k: int) -> float:
+    wanted = {doc for doc, grade in relevant.items() if grade > 0}
+    return len(wanted & set(ranking[:k])) / len(wanted) if wanted else 0.0
+
+
+def evaluate(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    queries = [q for q in rankings if q in qrels]
+    return {
+        "ndcg@10": round(statistics.mean(ndcg_at(rankings[q], qrels[q], 10) for q in queries), 4),
+        "recall@10": round(
+            statistics.mean(recall_at(rankings[q], qrels[q], 10) for q in queries), 4
+        ),
+        "recall@100": round(
+            statistics.mean(recall_at(rankings[q], qrels[q], 100) for q in queries), 4
+        ),
+    }
+
+
+def load(corpus: Path, queries: Path, qrels: Path, limit: int | None):
+    qrel: dict[str, dict[str, int]] = defaultdict(dict)
+    with qrels.open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrel[row["query-id"]][row["corpus-id"]] = int(row["score"])
+    questions = [json.loads(line) for line in queries.open() if line.strip()]
+    questions = [q for q in questions if q["_id"] in qrel]
+    if limit:
+        questions = questions[:limit]
+    documents = [json.loads(line) for line in corpus.open() if line.strip()]
+    if limit:
+        # A quick run keeps the judged documents and a share of the others.
+        judged = {d for q in questions for d in qrel[q["_id"]]}
+        documents = [d for i, d in enumerate(documents) if d["_id"] in judged or i < limit * 10]
+    return documents, questions, qrel
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def bm25_rankings(documents, questions) -> tuple[dict[str, list[str]], list[float]]:
+    import snowballstemmer
+    from rank_bm25 import BM25Okapi
+
+    stem = snowballstemmer.stemmer("english").stemWords
+
+    def tokens(text: str) -> list[str]:
+        return stem(_TOKEN.findall(text.lower()))
+
+    bm25 = BM25Okapi([tokens(f"{d['title']} {d['text']}") for d in documents], k1=0.9, b=0.4)
+    ids = [d["_id"] for d in documents]
+    rankings, latencies = {}, []
+    for q in questions:
+        start = time.perf_counter()
+        scores = bm25.get_scores(tokens(q["text"]))
+        top = sorted(range(len(ids)), key=lambda i: -scores[i])[:100]
+        latencies.append((time.perf_counter() - start) * 1000)
+        rankings[q["_id"]] = [ids[i] for i in top]
+    return rankings, latencies
+
+
+async def product_rankings(url: str, documents, questions, modes: list[str]) -> dict:
+    async with hub_client(url) as client:
+        services = client.app[SERVICES]
+        knowledge = services.knowledge
+        signup = await client.post(
+            "/api/auth/signup",
+            json={
+                "email": f"ret-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "bench password",
+                "company_name": "Retrieval",
+            },
+        )
+        company_id = uuid.UUID((await signup.json())["company"]["id"])
+        start = time.perf_counter()
+        async with services.db.tenant(company_id) as conn:
+            for d in documents:
+                # As an upload: the title as a heading over the abstract, the
+                # corpus id as the file name, processed by the same pipeline.
+                text = f"# {d['title']}\n\n{d['text']}".encode()
+                await store.create_document(
+                    conn,
+                    company_id=company_id,
+                    agent_id=None,
+                    title=d["title"][:200],
+                    description=None,
+                    filename=d["_id"],
+                    content_type="text/markdown",
+                    data=text,
+                )
+        while True:
+            knowledge.wake()
+            async with services.db.tenant(company_id) as conn:
+                left = await conn.fetchval(
+                    "SELECT count(*) FROM documents WHERE status IN ('pending', 'processing')"
+                )
+            if not left:
+                break
+            await asyncio.sleep(0.5)
+        ingest_seconds = time.perf_counter() - start
+        async with services.db.tenant(company_id) as conn:
+            chunks = await conn.fetchval("SELECT count(*) FROM chunks")
+        results = {"ingest_seconds": round(ingest_seconds, 1), "chunks": chunks}
+        for mode in modes:
+            rankings, latencies = {}, []
+            for q in questions:
+                begin = time.perf_counter()
+                hits = await knowledge.search(company_id, q["text"], limit=100, mode=mode)
+                latencies.append((time.perf_counter() - begin) * 1000)
+                ranking = []
+                for hit in hits:  # a document's score is its best chunk's: its first hit
+                    source = hit["metadata"]["source"]
+                    if source not in ranking:
+                        ranking.append(source)
+                rankings[q["_id"]] = ranking
+            results[mode] = (rankings, latencies)
+        return results
+
+
+async def main(args) -> dict:
+    documents, questions, qrels = load(
+        Path(args.corpus), Path(args.queries), Path(args.qrels), args.limit
+    )
+    modes = [m for m in args.modes.split(",") if m]
+    print(f"{len(documents)} documents, {len(questions)} queries")
+    report = {}
+    rankings, latencies = bm25_rankings(documents, questions)
+    report["bm25"] = {
+        **evaluate(rankings, qrels),
+        "qps": round(1000 / statistics.mean(latencies), 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+    }
+    async with scratch_database("syntera_retrieval") as url:
+        product = await product_rankings(url, documents, questions, modes)
+    print(f"ingested {product['chunks']} chunks in {product['ingest_seconds']} s")
+    for mode in modes:
+        rankings, latencies = product[mode]
+        report[mode] = {
+            **evaluate(rankings, qrels),
+            "qps": round(1000 / statistics.mean(latencies), 1),
+            "p50_ms": round(statistics.median(latencies), 2),
+        }
+    print(f"{'mode':<10}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'qps':>8}{'p50 ms':>8}")
+    for mode, figures in report.items():
+        print(
+            f"{mode:<10}{figures['ndcg@10']:>9}{figures['recall@10']:>8}"
+            f"{figures['recall@100']:>8}{figures['qps']:>8}{figures['p50_ms']:>8}"
+        )
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--queries", required=True)
+    parser.add_argument("--qrels", required=True)
+    parser.add_argument("--modes", default="vector,keyword,hybrid")
+    parser.add_argument("--limit", type=int, default=None, help="a quick run: this many queries")
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
