@@ -27,8 +27,9 @@ class KnowledgeService(Protocol):
     def wake(self) -> None:
         """A document is waiting to be processed."""
 
-    async def forget(self, company_id: UUID) -> None:
-        """The company's chunks changed: drop what is cached."""
+    async def apply_change(self, company_id: UUID, change: dict[str, Any]) -> None:
+        """The company's chunks changed ({"removed": [vector ids], "added": [...]}):
+        bring what is cached up to date."""
 
     async def add_text(
         self,

@@ -355,3 +355,26 @@ async def test_the_openai_embedder_is_chosen_by_its_own_setting(make_client):
         assert [m["embedding_model"] for m in models] == ["text-embedding-3-small"]
     finally:
         await fake.close()
+
+
+async def test_the_cached_index_is_updated_in_place(client, account):
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    first = await add(client, account, b"Lanterns run for ten hours on one charge.", "lantern.txt")
+    assert await search(client, account, "how long does the lantern battery last", mode="vector")
+    cached = services.knowledge.cache.get(company_id)
+    assert cached is not None and cached.index.ntotal == 1
+    await add(
+        client, account, b"Hammocks hold up to one hundred and fifty kilograms.", "hammock.txt"
+    )
+    for _ in range(50):  # the change reaches the cache through the event bus
+        if cached.index.ntotal == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 2
+    results = await search(
+        client, account, "what weight can a hammock carry", mode="vector", limit=1
+    )
+    assert results[0]["metadata"]["source"] == "hammock.txt"
+    await client.delete(f"/api/knowledge-base/{first['id']}", headers=account.headers)
+    assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 1

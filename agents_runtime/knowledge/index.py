@@ -1,9 +1,10 @@
 """Per-company FAISS indexes: a cache of the vectors PostgreSQL holds.
 
-Built lazily on a company's first search, dropped when its chunks change
-(a `knowledge.changed` event, from any process) and rebuilt on the next
-search, evicted least-recently-used beyond a memory budget. So every process
-is stateless and memory follows the working set, not every tenant's total.
+Built lazily on a company's first search; updated in place when its chunks
+change (a `knowledge.changed` event, from any process, names the vector ids
+removed and added); dropped and rebuilt on any doubt; evicted
+least-recently-used beyond a memory budget. So every process is stateless
+and memory follows the working set, not every tenant's total.
 """
 
 from __future__ import annotations
@@ -30,10 +31,34 @@ class CompanyIndex:
     nbytes: int
     kind: str  # "flat" (exact) or "hnsw" (approximate)
     built_at: float = field(default_factory=time.monotonic)
+    # FAISS indexes are not safe to change while searched: one at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(
+        self, removed: list[int], added: np.ndarray, added_ids: np.ndarray, agents: dict
+    ) -> bool:
+        """Apply a change in place; False when this index cannot (HNSW cannot
+        remove vectors), and the caller must rebuild it instead."""
+        with self.lock:
+            if removed:
+                if self.kind == "hnsw":
+                    return False
+                self.index.remove_ids(np.array(removed, dtype=np.int64))
+                for vector_id in removed:
+                    self.agents.pop(vector_id, None)
+            if len(added_ids):
+                self.index.add_with_ids(added, added_ids)
+                self.agents.update(agents)
+            self.nbytes = self.index.ntotal * added.shape[1] * 4 if len(added_ids) else self.nbytes
+            return True
 
     def search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
         """(vector id, cosine similarity), best first, for the agent's
         documents and the company's unattached ones (all, without an agent)."""
+        with self.lock:
+            return self._search(query, k, agent_id)
+
+    def _search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
         if self.index.ntotal == 0:
             return []
         wanted = min(self.index.ntotal, k * 4 if agent_id else k)

@@ -54,6 +54,7 @@ class Knowledge:
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="knowledge")
         self._wake = asyncio.Event()
         self._builds: dict[UUID, asyncio.Lock] = {}
+        self._changes: dict[UUID, int] = {}  # per company, changes seen so far
         services.events.subscribe(self._on_event)
 
     @property
@@ -67,14 +68,36 @@ class Knowledge:
 
     async def _on_event(self, event: Event) -> None:
         if event.type == "knowledge.changed":
-            self.cache.drop(event.company_id)
+            await self.apply_change(event.company_id, event.data)
         elif event.type == "knowledge.queued":
             self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def forget(self, company_id: UUID) -> None:
+    async def apply_change(self, company_id: UUID, change: dict) -> None:
+        """Update the company's cached index in place; drop it on any doubt."""
+        self._changes[company_id] = self._changes.get(company_id, 0) + 1  # builds in flight restart
+        entry = self.cache.get(company_id)
+        if entry is None:
+            return
+        removed = [int(i) for i in change.get("removed", [])]
+        added_ids = [int(i) for i in change.get("added", [])]
+        try:
+            rows = []
+            if added_ids:
+                async with self.services.db.tenant(company_id) as conn:
+                    rows = await store.vectors_by_ids(conn, added_ids)
+            dimension = self.embedder.dimension
+            vectors = np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
+                len(rows), dimension
+            )
+            ids = np.array([r["vector_id"] for r in rows], dtype=np.int64)
+            agents = {r["vector_id"]: r["agent_id"] for r in rows}
+            if await self._cpu(entry.update, removed, vectors, ids, agents):
+                return
+        except Exception:
+            log.exception('{"event":"index_update_failed","company_id":"%s"}', company_id)
         self.cache.drop(company_id)
 
     # ---------- search ----------
@@ -159,6 +182,7 @@ class Knowledge:
             cached = self.cache.get(company_id)
             if cached is not None:
                 return cached
+            changes_before = self._changes.get(company_id, 0)
             dimension = self.embedder.dimension
             id_parts, vector_parts, agents = [], [], {}
             async with self.services.db.tenant(company_id) as conn:
@@ -177,7 +201,10 @@ class Knowledge:
                 else np.zeros((0, dimension), dtype=np.float32)
             )
             entry = await self._cpu(build, ids, vectors, agents)
-            self.cache.put(company_id, entry)
+            # A change that arrived while we read may be missing from what we
+            # built: use it for this search, but do not keep it.
+            if self._changes.get(company_id, 0) == changes_before:
+                self.cache.put(company_id, entry)
             return entry
 
     # ---------- ingestion ----------
@@ -234,15 +261,15 @@ class Knowledge:
         async with db.tenant(company_id) as conn:
             if await store.get_document(conn, document["id"]) is None:
                 return  # deleted while we worked
-            if rows is not None:
-                await store.replace_chunks(
-                    conn,
-                    company_id=company_id,
-                    document_id=document["id"],
-                    agent_id=document["agent_id"],
-                    model=self.embedder.name,
-                    chunks=rows,
-                )
+            # A failed document keeps no chunks: what is not processed is not searched.
+            removed, added = await store.replace_chunks(
+                conn,
+                company_id=company_id,
+                document_id=document["id"],
+                agent_id=document["agent_id"],
+                model=self.embedder.name,
+                chunks=rows or [],
+            )
             await store.finish(
                 conn, document["id"], chunk_count=None if rows is None else len(rows), error=error
             )
@@ -255,9 +282,8 @@ class Knowledge:
                 body=error or f"{len(rows)} passages can now ground answers.",
                 data={"document_id": str(document["id"])},
             )
-            db.publish_after_commit(
-                conn, Event("knowledge.changed", company_id, {"document_id": document["id"]})
-            )
+            change = {"document_id": document["id"], "removed": removed, "added": added}
+            db.publish_after_commit(conn, Event("knowledge.changed", company_id, change))
         log.info(
             '{"event":"document_%s","document_id":"%s"}',
             "failed" if error else "processed",

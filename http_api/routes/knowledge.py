@@ -173,12 +173,13 @@ async def delete_document(call: Call) -> dict:
     """Delete a document; its chunks leave search at once."""
     company_id = call.user.company_id
     async with call.tenant() as conn:
+        removed = await store.vector_ids_of(conn, call.params["id"])
         if not await store.delete_document(conn, call.params["id"]):
             raise ApiError.not_found("Document")
-        call.services.db.publish_after_commit(
-            conn, Event("knowledge.changed", company_id, {"document_id": call.params["id"]})
-        )
-    await call.services.knowledge.forget(company_id)  # this process, before it answers
+        change = {"document_id": call.params["id"], "removed": removed, "added": []}
+        call.services.db.publish_after_commit(conn, Event("knowledge.changed", company_id, change))
+    # This process follows at once, before it answers; the others on the event.
+    await call.services.knowledge.apply_change(company_id, change)
     return {"id": call.params["id"]}
 
 

@@ -104,14 +104,33 @@ async def replace_chunks(
     agent_id: UUID | None,
     model: str,
     chunks: list[tuple[int, int | None, str | None, str, int, list[float]]],
-) -> None:
-    """(position, page, heading, content, tokens, embedding) rows, replacing the old ones."""
-    await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+) -> tuple[list[int], list[int]]:
+    """(position, page, heading, content, tokens, embedding) rows, replacing the old ones.
+    Returns the vector ids (removed, added), for the FAISS caches to follow."""
+    removed = [
+        r["vector_id"]
+        for r in await conn.fetch(
+            "DELETE FROM chunks WHERE document_id = $1 RETURNING vector_id", document_id
+        )
+    ]
     await conn.executemany(
         """INSERT INTO chunks (company_id, document_id, agent_id, position, page, heading,
                                content, token_count, embedding_model, embedding)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         [(company_id, document_id, agent_id, *c[:5], model, c[5]) for c in chunks],
+    )
+    return removed, await vector_ids_of(conn, document_id)
+
+
+async def vector_ids_of(conn: asyncpg.Connection, document_id: UUID) -> list[int]:
+    rows = await conn.fetch("SELECT vector_id FROM chunks WHERE document_id = $1", document_id)
+    return [r["vector_id"] for r in rows]
+
+
+async def vectors_by_ids(conn: asyncpg.Connection, ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT vector_id, agent_id, embedding FROM chunks WHERE vector_id = ANY($1::bigint[])",
+        ids,
     )
 
 
