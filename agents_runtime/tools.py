@@ -4,7 +4,6 @@ transaction of the conversation's company: a tool can reach nothing else."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,11 +11,9 @@ from typing import Any
 from uuid import UUID
 
 from hub import crm
-from hub.conversations import update_conversation
-from hub.events import Event
-from hub.notifications import notify
+from hub.conversations import hand_off, update_conversation
 from hub.services import Services
-from hub.store import contacts, conversations
+from hub.store import conversations
 
 
 @dataclass
@@ -64,28 +61,16 @@ async def _handoff(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any
     reason = _text(arguments, "reason") or "The customer asked for a person."
     db = ctx.services.db
     async with db.tenant(ctx.company_id) as conn:
-        conversation = await conversations.set_ai_paused(
-            conn, ctx.conversation_id, True, handoff=True
-        )
-        if conversation is None:
-            raise ToolError("the conversation no longer exists")
-        await notify(
+        conversation = await hand_off(
             db,
             conn,
             company_id=ctx.company_id,
-            type="handoff_requested",
-            title="A customer is waiting for a person",
-            body=reason,
-            data={"conversation_id": str(ctx.conversation_id)},
+            conversation_id=ctx.conversation_id,
+            reason=reason,
+            by="agent",
         )
-        db.publish_after_commit(
-            conn,
-            Event(
-                "conversation.handoff",
-                ctx.company_id,
-                {"conversation_id": ctx.conversation_id, "reason": reason, "by": "agent"},
-            ),
-        )
+    if conversation is None:
+        raise ToolError("the conversation no longer exists")
     return {"handed_off": True, "reason": reason}
 
 
@@ -105,41 +90,18 @@ async def _end(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
     return {"ended": True}
 
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
-
-
 async def _capture_contact(ctx: ToolContext, arguments: dict[str, Any]) -> dict[str, Any]:
-    email, phone = _text(arguments, "email", 254), _text(arguments, "phone", 30)
-    if email and not _EMAIL.match(email):
-        raise ToolError(f"{email!r} is not an email address")
-    if phone and not _PHONE.match(phone):
-        raise ToolError(f"{phone!r} is not a phone number")
-    if not (email or phone):
-        raise ToolError("an email or a phone number is needed")
     details = {
-        name: value
-        for name in ("first_name", "last_name", "company_name")
-        if (value := _text(arguments, name, 200))
+        name: _text(arguments, name, 254 if name == "email" else 200) for name in crm.CAPTURED
     }
     db = ctx.services.db
-    async with db.tenant(ctx.company_id) as conn:
-        existing = await contacts.find(conn, ctx.company_id, email=email, phone=phone)
-        if existing is None:
-            contact = await crm.create_contact(
-                db, conn, ctx.company_id, {"email": email, "phone": phone, **details}
+    try:
+        async with db.tenant(ctx.company_id) as conn:
+            contact, created = await crm.capture_contact(
+                db, conn, ctx.company_id, details, ctx.conversation_id
             )
-            created = True
-        else:
-            # Fill in what we did not know; never overwrite what the CRM holds.
-            missing = {
-                k: v
-                for k, v in {"email": email, "phone": phone, **details}.items()
-                if v and not existing.get(k)
-            }
-            contact = await crm.update_contact(db, conn, ctx.company_id, existing["id"], missing)
-            created = False
-        await conversations.link_contact(conn, ctx.conversation_id, contact["id"])
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
     return {"contact_id": str(contact["id"]), "created": created}
 
 

@@ -13,6 +13,7 @@ from hub.db import Database
 from hub.errors import ApiError
 from hub.events import Event
 from hub.jobs import Job
+from hub.notifications import notify
 from hub.store import conversations, messages
 
 if TYPE_CHECKING:
@@ -183,4 +184,38 @@ async def set_takeover(
     kind = "conversation.takeover" if taken else "conversation.release"
     db.publish_after_commit(conn, Event(kind, company_id, data))
     db.publish_after_commit(conn, Event("conversation.updated", company_id, conversation))
+    return conversation
+
+
+async def hand_off(
+    db: Database,
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    reason: str,
+    by: str,
+) -> dict[str, Any] | None:
+    """The AI hands the conversation to a person (its tool, or a workflow): it
+    falls silent there, and owners and admins are notified."""
+    conversation = await conversations.set_ai_paused(conn, conversation_id, True, handoff=True)
+    if conversation is None:
+        return None
+    await notify(
+        db,
+        conn,
+        company_id=company_id,
+        type="handoff_requested",
+        title="A customer is waiting for a person",
+        body=reason,
+        data={"conversation_id": str(conversation_id)},
+    )
+    db.publish_after_commit(
+        conn,
+        Event(
+            "conversation.handoff",
+            company_id,
+            {"conversation_id": conversation_id, "reason": reason, "by": by},
+        ),
+    )
     return conversation

@@ -4,6 +4,7 @@ deals through here."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from hub.db import Database
 from hub.errors import ApiError
 from hub.events import Event
 from hub.notifications import notify
-from hub.store import contacts, deals
+from hub.store import contacts, conversations, deals
 
 
 def email_taken(email: str | None) -> ApiError:
@@ -28,6 +29,48 @@ async def create_contact(
         raise email_taken(fields.get("email"))
     db.publish_after_commit(conn, Event("contact.created", company_id, contact))
     return contact
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+CAPTURED = ("email", "phone", "first_name", "last_name", "company_name")
+
+
+def check_contact(details: dict[str, Any]) -> None:
+    """Raises ValueError when an email or phone number is not one."""
+    email, phone = details.get("email"), details.get("phone")
+    if email and not _EMAIL.match(email):
+        raise ValueError(f"{email!r} is not an email address")
+    if phone and not _PHONE.match(phone):
+        raise ValueError(f"{phone!r} is not a phone number")
+
+
+async def capture_contact(
+    db: Database,
+    conn: asyncpg.Connection,
+    company_id: UUID,
+    details: dict[str, str | None],
+    conversation_id: UUID | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Find the contact by email or phone, or create it; fill in what the CRM
+    did not know (never overwriting what it holds) and link the conversation.
+    Returns (contact, created). Raises ValueError on details that are no
+    contact (the agent's tool and workflows both capture contacts this way)."""
+    check_contact(details)
+    if not (details.get("email") or details.get("phone")):
+        raise ValueError("an email or a phone number is needed")
+    email, phone = details.get("email"), details.get("phone")
+    known = {k: v[:200] for k in CAPTURED if (v := details.get(k))}
+    existing = await contacts.find(conn, company_id, email=email, phone=phone)
+    if existing is None:
+        contact, created = await create_contact(db, conn, company_id, known), True
+    else:
+        missing = {k: v for k, v in known.items() if not existing.get(k)}
+        contact = await update_contact(db, conn, company_id, existing["id"], missing)
+        created = False
+    if conversation_id is not None:
+        await conversations.link_contact(conn, conversation_id, contact["id"])
+    return contact, created
 
 
 async def update_contact(

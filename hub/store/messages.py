@@ -130,6 +130,11 @@ async def page(
     return [dict(r) for r in rows]
 
 
+async def get(conn: asyncpg.Connection, message_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id)
+    return dict(row) if row else None
+
+
 async def unanswered(
     conn: asyncpg.Connection, conversation_id: UUID, up_to_seq: int
 ) -> list[dict[str, Any]]:
