@@ -29,6 +29,7 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     knowledge = runtime.attach_knowledge(services)
+    workflows = runtime.attach_workflows(services)
     # Documents are claimed from PostgreSQL, so workers share them in both modes.
     ingestion = asyncio.create_task(knowledge.run())
     try:
@@ -39,11 +40,14 @@ async def run(settings: Settings) -> None:
         else:
             runtime.install(services)
             await services.jobs.start()
+            workflows.start_timers()
         log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
     finally:
+        await workflows.stop_timers()
         await close_services(services)  # stops the queue after in-flight jobs finish
+        await workflows.close()
         ingestion.cancel()
         await asyncio.gather(ingestion, return_exceptions=True)
         knowledge.close()

@@ -29,8 +29,10 @@ def build_app(settings: Settings) -> web.Application:
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES] = await open_services(settings)
         knowledge = runtime.attach_knowledge(services)
+        workflows = runtime.attach_workflows(services)
         yield
         await close_services(services)
+        await workflows.close()
         knowledge.close()
 
     async def embedded_worker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,7 +45,9 @@ def build_app(settings: Settings) -> web.Application:
             await services.jobs.start()
             await lifecycle.recover_turns(services)
             ingestion = asyncio.create_task(services.knowledge.run())
+            services.workflows.start_timers()
         yield  # close_services stops the queue, letting running turns finish
+        await services.workflows.stop_timers()
         if ingestion is not None:
             ingestion.cancel()
             await asyncio.gather(ingestion, return_exceptions=True)

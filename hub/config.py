@@ -56,6 +56,9 @@ class Settings:
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
+    # Workflow webhooks may call private addresses (loopback, the LAN, cloud
+    # metadata): off by default, so a tenant cannot reach the hub's network.
+    workflow_webhooks_allow_private: bool = False
     # The demo company, agent and key on first start (hub/demo.py); by default
     # only in the embedded mode, where a newcomer is trying the hub out.
     demo: bool | None = None
@@ -125,6 +128,9 @@ class Settings:
         demo = text("SYNTERA_DEMO")
         if demo not in (None, "0", "1"):
             raise ConfigError("SYNTERA_DEMO must be 0 or 1")
+        private_webhooks = text("WORKFLOW_WEBHOOKS_ALLOW_PRIVATE")
+        if private_webhooks not in (None, "0", "1"):
+            raise ConfigError("WORKFLOW_WEBHOOKS_ALLOW_PRIVATE must be 0 or 1")
         settings = cls(
             database_url=url("DATABASE_URL", ("postgres", "postgresql")),
             redis_url=url("REDIS_URL", ("redis", "rediss", "unix")),
@@ -153,6 +159,7 @@ class Settings:
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
+            workflow_webhooks_allow_private=private_webhooks == "1",
             embedding_provider=provider,
             embedding_model=text("EMBEDDING_MODEL"),
             knowledge_max_upload_bytes=integer(

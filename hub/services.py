@@ -20,6 +20,7 @@ from hub.knowledge import KnowledgeService
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies
+from hub.workflows import WorkflowService, relay
 
 
 class RateLimiter(Protocol):
@@ -37,6 +38,7 @@ class Services:
     jobs: JobQueue
     redis: aioredis.Redis | None = None
     knowledge: KnowledgeService | None = None  # set by the runtime (agents_runtime.knowledge)
+    workflows: WorkflowService | None = None  # set by the runtime (agents_runtime.workflows)
     _known_companies: set[UUID] = field(default_factory=set)
 
     async def known_company(self, company_id: UUID) -> None:
@@ -80,6 +82,7 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
     jobs: JobQueue = (
         RedisStreamQueue(redis, settings.redis_prefix) if redis is not None else InProcessQueue()
     )
+    events.on_publish(relay(jobs))  # events that trigger workflows go on the queue, once
     return Services(
         settings=settings,
         db=db,
