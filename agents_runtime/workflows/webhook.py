@@ -37,6 +37,10 @@ class WebhookError(Exception):
         self.attempts = attempts
 
 
+class NotPublic(OSError):
+    """A name that resolves to private addresses only."""
+
+
 def _public(address: str) -> bool:
     return ipaddress.ip_address(address.split("%")[0]).is_global
 
@@ -50,7 +54,7 @@ class PublicResolver(AbstractResolver):
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):
         found = [r for r in await self._resolver.resolve(host, port, family) if _public(r["host"])]
         if not found:
-            raise OSError(f"{host} has no public address")
+            raise NotPublic(f"{host} has no public address")
         return found
 
     async def close(self) -> None:
@@ -124,6 +128,10 @@ class WebhookSender:
                     raw = await response.content.read(MAX_RESPONSE_BYTES)
                     record.update(status=response.status)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                refused = getattr(exc, "os_error", None)
+                if isinstance(refused, NotPublic):  # final: no retry reaches another address
+                    attempts.append({**record, "error": str(refused)})
+                    raise WebhookError(str(refused), attempts) from None
                 record.update(error=str(exc) or type(exc).__name__)
                 raw, response = b"", None
             record["ms"] = round((time.perf_counter() - started) * 1000)
