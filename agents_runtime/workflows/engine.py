@@ -140,63 +140,64 @@ class Engine:
     async def _trigger(
         self, company_id: UUID, trigger_type: str, data: dict, *, dedupe_key: str, depth: int
     ) -> None:
+        """Start (or find again) an execution of every workflow whose trigger
+        accepts this, then run them one after another."""
+        token = uuid.uuid4().hex
+        runs = []
         async with self.services.db.tenant(company_id) as conn:
             workflows = await store.enabled_for(conn, company_id, trigger_type)
             if not workflows:
                 return
             context = await load_context(conn, trigger_type, data)
-        for workflow in workflows:
-            if accepts(workflow, context):
-                await self._start(
-                    company_id,
-                    workflow,
-                    triggered_by=trigger_type,
-                    context=context,
-                    dedupe_key=dedupe_key,
-                    depth=depth,
-                )
+            for workflow in workflows:
+                if accepts(workflow, context):
+                    execution = await self._start(
+                        conn, company_id, workflow, context, token, depth, dedupe_key
+                    )
+                    if execution is not None:
+                        runs.append((workflow, execution))
+        for workflow, execution in runs:
+            await self._execute(company_id, workflow, execution, token)
 
     async def _start(
         self,
+        conn,
         company_id: UUID,
         workflow: dict,
-        *,
-        triggered_by: str,
         context: dict,
-        dedupe_key: str,
+        token: str,
         depth: int,
-    ) -> None:
-        token = uuid.uuid4().hex
+        dedupe_key: str,
+    ) -> dict | None:
+        """The execution to run now, leased to `token`; None when there is none
+        (finished before, running elsewhere, or refused at the depth limit)."""
         too_deep = depth > MAX_DEPTH
-        async with self.services.db.tenant(company_id) as conn:
-            execution, created = await store.create_execution(
-                conn,
-                company_id=company_id,
-                workflow=workflow,
-                triggered_by=triggered_by,
-                trigger_data=context["trigger"],
-                dedupe_key=dedupe_key,
-                depth=depth,
-                token=token,
-                lease_seconds=self.settings.lease_seconds,
-                state=_fresh_state(context),
-                status="failed" if too_deep else "running",
-                error=(
-                    f"stopped at the depth limit: workflows started one another {depth} times "
-                    f"(at most {MAX_DEPTH}); does a node of this workflow fire its own trigger?"
-                    if too_deep
-                    else None
-                ),
-            )
-            if not created and not too_deep:
-                # Seen before: finished, running elsewhere, or left by a runner that died.
-                execution = await store.claim(
-                    conn, execution["id"], token, self.settings.lease_seconds
-                )
+        execution, created = await store.create_execution(
+            conn,
+            company_id=company_id,
+            workflow=workflow,
+            triggered_by=workflow["trigger_type"],
+            trigger_data=context["trigger"],
+            dedupe_key=dedupe_key,
+            depth=depth,
+            token=token,
+            lease_seconds=self.settings.lease_seconds,
+            state=fresh_state(context),
+            status="failed" if too_deep else "running",
+            error=(
+                f"stopped at the depth limit: workflows started one another {depth} times "
+                f"(at most {MAX_DEPTH}); does a node of this workflow fire its own trigger?"
+                if too_deep
+                else None
+            ),
+        )
         if too_deep:
             log.warning('{"event":"workflow_depth_limit","workflow_id":"%s"}', workflow["id"])
-        elif execution is not None:
-            await self._execute(company_id, workflow, execution, token)
+            return None
+        if created:
+            return execution
+        # Seen before: finished, running elsewhere, or left by a runner that died.
+        return await store.claim(conn, execution["id"], token, self.settings.lease_seconds)
 
     async def on_run(self, job: Job) -> None:
         company_id = UUID(job.company_id)
@@ -209,7 +210,7 @@ class Engine:
                 return
             workflow = await store.get(conn, execution["workflow_id"])
             if not execution["state"].get("context"):  # started by a webhook or a schedule
-                execution["state"] = _fresh_state(
+                execution["state"] = fresh_state(
                     await load_context(conn, execution["triggered_by"], execution["trigger_data"])
                 )
         await self._execute(company_id, workflow, execution, token)
@@ -238,7 +239,7 @@ class Engine:
         execution = {
             "id": uuid.uuid4(),
             "graph": {"nodes": workflow["nodes"], "edges": workflow["edges"]},
-            "state": _fresh_state(context),
+            "state": fresh_state(context),
             "trace": [],
             "execution_time_ms": 0,
             "depth": 0,
@@ -307,7 +308,7 @@ class Engine:
         return len(due)
 
 
-def _fresh_state(context: dict[str, Any]) -> dict[str, Any]:
+def fresh_state(context: dict[str, Any]) -> dict[str, Any]:
     return {"context": context, "vars": {}, "outputs": {}, "done": [], "branches": {}}
 
 
@@ -421,7 +422,9 @@ class _Run:
             if node_type == "delay" and not self.simulate:
                 await self.finish("running", resume_at=datetime.fromisoformat(output["resume_at"]))
                 return "waiting"
-            await self._save()
+            action = ACTIONS.get(node_type)  # a delay has none: it parks the run instead
+            if action is None or not action.replayable:
+                await self._save()
         return "ended" if node_type == "end" else "ok"
 
     async def _act(self, step: Step, entry: dict, started: float) -> dict[str, Any]:

@@ -457,13 +457,16 @@ async def llm(step: Step) -> dict[str, Any]:
 class Action:
     run: Callable[[Step], Awaitable[dict[str, Any]]]
     writes: bool = False  # runs in the transaction that records it
+    # Touches nothing outside the run: running it again after a crash is
+    # harmless, so it is saved with the next node rather than on its own.
+    replayable: bool = False
 
 
 ACTIONS: dict[str, Action] = {
-    "trigger": Action(trigger),
-    "condition": Action(condition),
-    "set_variable": Action(set_variable),
-    "end": Action(end),
+    "trigger": Action(trigger, replayable=True),
+    "condition": Action(condition, replayable=True),
+    "set_variable": Action(set_variable, replayable=True),
+    "end": Action(end, replayable=True),
     "send_message": Action(send_message, writes=True),
     "create_contact": Action(create_contact, writes=True),
     "update_contact": Action(update_contact, writes=True),
