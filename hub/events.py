@@ -57,6 +57,11 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """For subscribers that live shorter than the process (a voice call)."""
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscriber)
+
     async def publish(self, event: Event) -> None:
         # Subscribers get the JSON form in both modes (ids and times as strings),
         # so a subscriber tested in-process behaves the same over Redis.

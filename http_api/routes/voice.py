@@ -33,8 +33,8 @@ class VisitorTokenQuery(QueryModel):
 
 class StaffTokenQuery(QueryModel):
     conversation_id: UUID
-    # listen: hidden and silent; takeover: may speak (pause the AI with
-    # POST /api/conversations/:id/takeover so it stops answering).
+    # listen: hidden and silent; takeover: may speak (pause the AI with the
+    # dashboard's conversation:takeover so it stops answering).
     mode: Literal["listen", "takeover"] = "listen"
 
 
