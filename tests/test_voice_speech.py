@@ -73,4 +73,4 @@ def test_stereo_and_other_rates_become_mono_16k():
     frame = rtc.AudioFrame(stereo.tobytes(), 48000, 2, 4800)
     pcm = np.frombuffer(to_pcm16([frame], 16000), dtype=np.int16)
     assert abs(len(pcm) - 1600) <= 64
-    assert 3000 < np.abs(pcm).max() <= 5001
+    assert 4000 < np.abs(pcm).max() < 5500  # averaged with the silent channel: about half
