@@ -126,6 +126,13 @@ async def test_the_voice_agent_answers_from_the_knowledge_base(hub, fake):
         "total_ms",
     }
     assert meta["latency"]["first_token_ms"] is not None
+
+    # Analytics show the voice turns and their latency.
+    analytics = await (await hub.get("/api/analytics/voice", headers=account.headers)).json()
+    assert analytics["turns"] == 1 and analytics["interrupted"] == 0
+    first_token = analytics["latency"]["firstToken"]
+    assert first_token["p50"] == first_token["avg"] == meta["latency"]["first_token_ms"]
+    assert analytics["latency"]["firstAudio"] == {"avg": None, "p50": None, "p95": None}
     await call.session.aclose()
     await asyncio.wait_for(call.wait_ended(), 5)
 

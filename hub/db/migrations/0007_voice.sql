@@ -16,3 +16,8 @@ CREATE TABLE voice_numbers (
 CREATE UNIQUE INDEX voice_numbers_number_key ON voice_numbers (phone_number);
 CREATE INDEX voice_numbers_company_idx ON voice_numbers (company_id, agent_id);
 SELECT syntera_enable_tenancy('voice_numbers');
+
+-- Voice replies carry their per-turn latency in ai_metadata; voice analytics
+-- read those replies, and only those, through this index.
+CREATE INDEX messages_voice_latency_idx ON messages (company_id, created_at)
+    WHERE sender_type = 'agent' AND ai_metadata ? 'latency';
