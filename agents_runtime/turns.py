@@ -264,13 +264,8 @@ class TurnRunner:
         reply = "".join(text).strip()
         if not reply:
             reply = "Done." if tool_log else "I'm not sure how to answer that."
-        cost = pricing.cost(model, prompt_tokens, completion_tokens)
         metadata = {
-            "model": model,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "tokens_used": prompt_tokens + completion_tokens,
-            "cost": None if cost is None else float(cost),
+            **pricing.usage(model, prompt_tokens, completion_tokens),
             "first_token_ms": first_token_ms,
             "total_ms": round((time.perf_counter() - started) * 1000),
             "retrieval_ms": retrieval.ms,

@@ -323,17 +323,11 @@ class VoiceCall:
         answers = turn is not None and not turn.replied and turn.user_message_id is not None
         prompt_tokens, completion_tokens = self._usage
         self._usage = [0, 0]
-        model = self.llm.model
-        cost = pricing.cost(model, prompt_tokens, completion_tokens)
         user_metrics = turn.user.metrics if answers and turn else {}
         metrics = item.metrics
         metadata: dict[str, Any] = {
-            "model": model,
+            **pricing.usage(self.llm.model, prompt_tokens, completion_tokens),
             "channel": self.channel,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "tokens_used": prompt_tokens + completion_tokens,
-            "cost": None if cost is None else float(cost),
             "interrupted": item.interrupted,
             # Seconds in livekit's reports, milliseconds here as in chat turns.
             "latency": {

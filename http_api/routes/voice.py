@@ -24,6 +24,7 @@ VOICE_ERRORS = (404, 409, 502, 503)
 # E.164: a plus, a country code, at most 15 digits in all.
 PhoneNumber = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
 CALL_CLAIMS_TTL = 24 * 3600  # a dispatch names its call for a day; calls are shorter
+VISITOR = {"auth": "key", "rate_limit": "public", "tags": ("public", "voice")}
 
 
 class VisitorTokenQuery(QueryModel):
@@ -146,9 +147,7 @@ def _visitor_token(call: Call, conversation: dict) -> str:
     query=VisitorTokenQuery,
     response=JoinToken,
     errors=VOICE_ERRORS,
-    auth="key",
-    rate_limit="public",
-    tags=("public", "voice"),
+    **VISITOR,
 )
 async def visitor_token(call: Call) -> dict:
     """A token to join a voice call with the agent (publishable key). Without
@@ -308,9 +307,7 @@ async def _route_number(
     body=Deploy,
     response=Deployed,
     errors=VOICE_ERRORS,
-    auth="key",
-    rate_limit="public",
-    tags=("public", "voice"),
+    **VISITOR,
 )
 async def visitor_deploy(call: Call) -> dict:
     """Make sure the voice agent is dispatched to a call's room (publishable
