@@ -5,6 +5,8 @@ registers the agent-turn handler and consumes jobs until SIGTERM or SIGINT;
 then it stops taking jobs and lets the running ones finish before exiting.
 Scaled out (REDIS_URL), any number of workers share the queue. In the
 embedded mode `web` runs the turns itself and a worker has nothing to take.
+With LiveKit configured it also runs the voice worker (agents_runtime.voice),
+which LiveKit hands the calls the hub dispatched.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from agents_runtime import runtime
 from hub.config import ConfigError, Settings
 from hub.jobs import InProcessQueue
 from hub.services import close_services, open_services
+from hub.voice.livekit import configured as voice_configured
 
 log = logging.getLogger("agents_runtime")
 
@@ -32,6 +35,12 @@ async def run(settings: Settings) -> None:
     workflows = runtime.attach_workflows(services)
     # Documents are claimed from PostgreSQL, so workers share them in both modes.
     ingestion = asyncio.create_task(knowledge.run())
+    voice = None
+    if voice_configured(services.settings):
+        from agents_runtime.voice.worker import build_server
+
+        voice = build_server(services.settings)
+        voice_task = asyncio.create_task(voice.run())
     try:
         if isinstance(services.jobs, InProcessQueue):
             log.warning(
@@ -44,8 +53,13 @@ async def run(settings: Settings) -> None:
         log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
+        if voice is not None:
+            await voice.drain()  # calls in progress end first
     finally:
         await workflows.stop_timers()
+        if voice is not None:
+            await voice.aclose()
+            await asyncio.gather(voice_task, return_exceptions=True)
         await close_services(services)  # stops the queue after in-flight jobs finish
         await workflows.close()
         ingestion.cancel()

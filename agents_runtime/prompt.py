@@ -16,6 +16,19 @@ GROUNDING = (
     "and offer to connect the customer with a person. Never invent facts, prices or policies."
 )
 
+# A call is heard, not read: what the voice agent is told on top of the above.
+SPOKEN = (
+    "You are speaking with the customer on a voice call. Answer in one to three short, "
+    "natural sentences, without lists, markdown, links or emoji. Do not read out citation "
+    "numbers. Spell out numbers and prices the way a person would say them."
+)
+
+
+def voice_instructions(system_prompt: str | None) -> str:
+    """The voice agent's standing instructions; the turn's passages come per turn."""
+    return "\n\n".join(((system_prompt or DEFAULT_SYSTEM_PROMPT).strip(), GROUNDING, SPOKEN))
+
+
 # Who said it, as the model should see it. Tool activity and notices are context
 # the hub keeps for people; the model gets the conversation itself.
 _ROLES = {"user": "user", "agent": "assistant", "human": "assistant"}

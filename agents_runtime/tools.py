@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from hub import crm
-from hub.conversations import hand_off, update_conversation
+from hub.conversations import append_message, hand_off, update_conversation
 from hub.services import Services
 from hub.store import conversations
 
@@ -205,3 +205,34 @@ async def call(ctx: ToolContext, name: str, raw_arguments: str, enabled: list[st
         return {"error": "arguments are not valid JSON"}
     except ToolError as exc:
         return {"error": str(exc)}
+
+
+async def record(
+    services: Services,
+    company_id: UUID,
+    conversation_id: UUID,
+    *,
+    name: str,
+    arguments: str,
+    result: dict[str, Any],
+    for_message: UUID | None,
+) -> None:
+    """A tool call goes into the transcript (a system message: staff see it,
+    visitors do not), so people can see what the AI did."""
+    db = services.db
+    summary = "failed: " + result["error"] if "error" in result else "done"
+    async with db.tenant(company_id) as conn:
+        await append_message(
+            db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            sender_type="system",
+            content=f"The assistant used {name} ({summary}).",
+            metadata={
+                "tool": name,
+                "arguments": arguments,
+                "result": result,
+                "for_message": None if for_message is None else str(for_message),
+            },
+        )

@@ -22,8 +22,9 @@ from typing import Any
 from uuid import UUID
 
 from agents_runtime import tools
-from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, Passage
+from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError
 from agents_runtime.prompt import build_messages
+from agents_runtime.retrieval import Retriever
 from agents_runtime.summary import Summarizer
 from hub import pricing
 from hub.conversations import append_message
@@ -45,9 +46,7 @@ class TurnSettings:
     window: int = 12  # recent messages sent verbatim; older ones reach the model as a summary
     summary_every: int = 8  # refresh the summary once this many messages fell out of the window
     retrieval_limit: int = 5
-    # Cosine floor for vector matches (MiniLM: paraphrases score about 0.5 and
-    # up, unrelated text under 0.2); full-text matches always count.
-    retrieval_threshold: float | None = 0.3
+    retrieval_threshold: float | None = 0.3  # see agents_runtime.retrieval
     retrieval_budget: float = 1.5  # seconds; over it the turn goes on without passages
     max_tool_rounds: int = 3
     flush_chars: int = 48  # deltas are sent in batches of about this size...
@@ -99,7 +98,12 @@ class TurnRunner:
         self.llm = llm
         self.settings = settings or TurnSettings()
         self.summarizer = Summarizer(services, llm)
-        self.retrieval_skipped = 0  # turns that went on without passages (over budget)
+        self.retriever = Retriever(
+            services,
+            limit=self.settings.retrieval_limit,
+            threshold=self.settings.retrieval_threshold,
+            budget=self.settings.retrieval_budget,
+        )
         self._generating: dict[UUID, asyncio.Task] = {}
         services.events.subscribe(self._on_event)
 
@@ -176,7 +180,8 @@ class TurnRunner:
     ) -> None:
         started = time.perf_counter()
         conversation_id = conversation["id"]
-        passages, retrieval_ms = await self._retrieve(company_id, agent["id"], message["content"])
+        retrieval = await self.retriever.retrieve(company_id, agent["id"], message["content"])
+        passages = retrieval.passages
         enabled = list(agent.get("tools") or [])
         request = ChatRequest(
             model=agent["model"],
@@ -235,7 +240,15 @@ class TurnRunner:
             for tool_call in completion.tool_calls:
                 result = await tools.call(context, tool_call.name, tool_call.arguments, enabled)
                 tool_log.append({"name": tool_call.name, "result": result})
-                await self._record_tool(company_id, conversation_id, tool_call, result, message)
+                await tools.record(
+                    self.services,
+                    company_id,
+                    conversation_id,
+                    name=tool_call.name,
+                    arguments=tool_call.arguments,
+                    result=result,
+                    for_message=message["id"],
+                )
                 request.messages.append(
                     {
                         "role": "tool",
@@ -251,26 +264,15 @@ class TurnRunner:
         reply = "".join(text).strip()
         if not reply:
             reply = "Done." if tool_log else "I'm not sure how to answer that."
-        cost = pricing.cost(model, prompt_tokens, completion_tokens)
         metadata = {
-            "model": model,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "tokens_used": prompt_tokens + completion_tokens,
-            "cost": None if cost is None else float(cost),
+            **pricing.usage(model, prompt_tokens, completion_tokens),
             "first_token_ms": first_token_ms,
             "total_ms": round((time.perf_counter() - started) * 1000),
-            "retrieval_ms": retrieval_ms,
-            "sources": [
-                {
-                    "document_id": p.document_id,
-                    "chunk_id": p.chunk_id,
-                    "page": p.page,
-                    "source": p.source,
-                }
-                for p in passages
-            ],
+            "retrieval_ms": retrieval.ms,
+            "sources": retrieval.sources(),
         }
+        if retrieval.skipped:
+            metadata["retrieval_skipped"] = True
         if tool_log:
             metadata["tools"] = [t["name"] for t in tool_log]
         db = self.services.db
@@ -286,63 +288,6 @@ class TurnRunner:
                 ai_metadata=metadata,
                 reply_to=message["id"],
                 id=reply_id,
-            )
-
-    async def _retrieve(
-        self, company_id: UUID, agent_id: UUID, query: str
-    ) -> tuple[list[Passage], int | None]:
-        knowledge = self.services.knowledge
-        if knowledge is None or not query.strip():
-            return [], None
-        started = time.perf_counter()
-        try:
-            results = await asyncio.wait_for(
-                knowledge.search(
-                    company_id,
-                    query,
-                    limit=self.settings.retrieval_limit,
-                    threshold=self.settings.retrieval_threshold,
-                    agent_id=agent_id,
-                ),
-                timeout=self.settings.retrieval_budget,
-            )
-        except TimeoutError:
-            self.retrieval_skipped += 1
-            log.warning('{"event":"retrieval_over_budget","company_id":"%s"}', company_id)
-            return [], None
-        passages = [
-            Passage(
-                document_id=str(r["document_id"]),
-                chunk_id=str(r["chunk_id"]),
-                content=r["content"],
-                score=float(r["score"]),
-                source=(r.get("metadata") or {}).get("source"),
-                page=(r.get("metadata") or {}).get("page"),
-            )
-            for r in results
-        ]
-        return passages, round((time.perf_counter() - started) * 1000)
-
-    async def _record_tool(
-        self, company_id: UUID, conversation_id: UUID, call, result: dict, message: dict
-    ) -> None:
-        """Tool calls go into the transcript so people can see what the AI did."""
-        db = self.services.db
-        summary = "failed: " + result["error"] if "error" in result else "done"
-        async with db.tenant(company_id) as conn:
-            await append_message(
-                db,
-                conn,
-                company_id=company_id,
-                conversation_id=conversation_id,
-                sender_type="system",
-                content=f"The assistant used {call.name} ({summary}).",
-                metadata={
-                    "tool": call.name,
-                    "arguments": call.arguments,
-                    "result": result,
-                    "for_message": str(message["id"]),
-                },
             )
 
     async def _typing(self, company_id: UUID, conversation_id: UUID, typing: bool) -> None:

@@ -65,6 +65,11 @@ class EventBus:
         that must happen once (queueing workflows), not once per process."""
         self._hooks.append(hook)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """For subscribers that live shorter than the process (a voice call)."""
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscriber)
+
     async def publish(self, event: Event) -> None:
         await self._send(event)
         for hook in self._hooks:

@@ -32,6 +32,12 @@ class Metrics:
             "Rate-limit checks that could not reach Redis and failed open",
             registry=self.registry,
         )
+        self.retrieval_skipped = Counter(
+            "retrieval_skipped_total",
+            "Turns that went on without knowledge-base passages: the search ran over budget",
+            ["channel"],
+            registry=self.registry,
+        )
 
     def watch_event_bus(self, bus) -> None:
         gauge = Gauge(

@@ -34,3 +34,15 @@ def cost(model: str | None, prompt_tokens: int, completion_tokens: int) -> Decim
         return None
     prompt, completion = prices
     return (prompt * prompt_tokens + completion * completion_tokens) / 1_000_000
+
+
+def usage(model: str, prompt_tokens: int, completion_tokens: int) -> dict:
+    """The usage part of a reply's ai_metadata, chat and voice alike."""
+    price = cost(model, prompt_tokens, completion_tokens)
+    return {
+        "model": model,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "tokens_used": prompt_tokens + completion_tokens,
+        "cost": None if price is None else float(price),
+    }

@@ -29,6 +29,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.app import build_app
 from hub.config import Settings
 from hub.db.migrate import migrate
+from tests.fake_livekit import FakeLiveKit
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import Account, signup
 
@@ -186,6 +187,16 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
     """The small OpenAI-compatible server (tests/fake_openai.py); request it
     before a hub that uses it, so that it outlives the hub."""
     server = FakeOpenAI()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def livekit() -> AsyncIterator[FakeLiveKit]:
+    """The stand-in for LiveKit's server API (tests/fake_livekit.py); request
+    it before a hub that uses it."""
+    server = FakeLiveKit()
     await server.start()
     yield server
     await server.close()

@@ -253,3 +253,37 @@ async def agent_analytics(call: Call) -> dict:
     ]
     agents.sort(key=lambda a: (-a["conversationCount"], a["agentName"]))
     return {"agents": agents}
+
+
+class LatencyStage(BaseModel):
+    avg: int | None
+    p50: int | None
+    p95: int | None
+
+
+class VoiceAnalytics(BaseModel):
+    turns: int
+    interrupted: int
+    retrievalSkipped: int
+    # Milliseconds per stage: end of speech → final transcript, the model's
+    # first token, the first synthesised audio, and end of speech → the
+    # agent's first sound (total).
+    latency: dict[str, LatencyStage]
+
+
+@api.get("/api/analytics/voice", query=AnalyticsQuery, response=VoiceAnalytics, tags=("analytics",))
+async def voice_analytics(call: Call) -> dict:
+    """Voice replies: counts, interruptions, retrieval skips and latency per stage."""
+    start, end = call.query.resolved()
+    (row,) = await _concurrently(
+        call, lambda conn: analytics.voice_turns(conn, call.user.company_id, start, end)
+    )
+    return {
+        "turns": row["turns"],
+        "interrupted": row["interrupted"],
+        "retrievalSkipped": row["retrieval_skipped"],
+        "latency": {
+            name: {stat: _ms(row[f"{name}_{stat}"]) for stat in ("avg", "p50", "p95")}
+            for name in analytics.VOICE_LATENCY
+        },
+    }

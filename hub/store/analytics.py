@@ -171,3 +171,41 @@ async def satisfaction_per_agent(
 async def agent_names(conn: asyncpg.Connection, company_id: UUID) -> dict[UUID, str]:
     rows = await conn.fetch("SELECT id, name FROM agents WHERE company_id = $1", company_id)
     return {r["id"]: r["name"] for r in rows}
+
+
+_LATENCY = "(ai_metadata->'latency')"
+# ai_metadata.latency keys of a voice reply, as analytics names them.
+VOICE_LATENCY = {
+    "transcript": "transcript_ms",
+    "firstToken": "first_token_ms",
+    "firstAudio": "first_audio_ms",
+    "total": "total_ms",
+}
+
+
+async def voice_turns(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Voice replies in the range: how many, how many were cut short, how many
+    went without passages, and each latency stage's mean, median and p95."""
+    stages = ",\n".join(
+        f"""avg(({_LATENCY}->>'{key}')::float) AS "{name}_avg",
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY ({_LATENCY}->>'{key}')::float)
+                AS "{name}_p50",
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY ({_LATENCY}->>'{key}')::float)
+                AS "{name}_p95\""""
+        for name, key in VOICE_LATENCY.items()
+    )
+    row = await conn.fetchrow(
+        f"""SELECT count(*) AS turns,
+                   count(*) FILTER (WHERE (ai_metadata->>'interrupted')::boolean) AS interrupted,
+                   count(*) FILTER (WHERE ai_metadata ? 'retrieval_skipped') AS retrieval_skipped,
+                   {stages}
+            FROM messages
+            WHERE company_id = $1 AND sender_type = 'agent' AND ai_metadata ? 'latency'
+              AND created_at >= $2 AND created_at < $3""",
+        company_id,
+        start,
+        end,
+    )
+    return dict(row)

