@@ -56,6 +56,8 @@ class Settings:
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
+    # Scaled out: a job whose worker stopped renewing it (it died) is taken over after this.
+    job_lease_seconds: int = 15
     # Workflow webhooks may call private addresses (loopback, the LAN, cloud
     # metadata): off by default, so a tenant cannot reach the hub's network.
     workflow_webhooks_allow_private: bool = False
@@ -159,6 +161,7 @@ class Settings:
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
+            job_lease_seconds=integer("JOB_LEASE_SECONDS", 15, 2, 3600),
             workflow_webhooks_allow_private=private_webhooks == "1",
             embedding_provider=provider,
             embedding_model=text("EMBEDDING_MODEL"),

@@ -80,7 +80,9 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
     await events.start()
     db.events = events
     jobs: JobQueue = (
-        RedisStreamQueue(redis, settings.redis_prefix) if redis is not None else InProcessQueue()
+        RedisStreamQueue(redis, settings.redis_prefix, lease_ms=settings.job_lease_seconds * 1000)
+        if redis is not None
+        else InProcessQueue()
     )
     events.on_publish(relay(jobs))  # events that trigger workflows go on the queue, once
     return Services(

@@ -1,0 +1,447 @@
+"""Load on a local cluster: widget visitors chatting and staff using the
+dashboard at once, then a ledger of what was acknowledged.
+
+    python -m bench.load [--sessions 200] [--messages 3] [--duration 120] [--rest-rps 20]
+
+Starts bench.cluster (2 web, 2 worker, PostgreSQL, Redis, a model that
+streams at about 50 tokens/s). Each of the K visitors starts a conversation
+through the public REST API on one of the web processes (round robin),
+connects to `/widget` over WebSocket and sends its messages one at a time,
+waiting for the streamed reply and a short think time in between. Staff are
+connected to `/dashboard` on every web process, and a REST client reads
+conversations, messages and analytics at a steady rate meanwhile.
+
+Reported: completed turns per second; p50/p99 of the ack (message stored),
+the first streamed token, the whole reply, and each REST call; errors; and
+the ledger — every acknowledged message stored exactly once, answered
+exactly once, and delivered to every dashboard (goal: 0 lost, 0 duplicated,
+0 undelivered).
+
+The last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+import socketio
+
+from bench.cluster import Cluster
+from bench.common import percentile
+
+ORIGIN = "https://load.example.com"
+QUESTIONS = [
+    "How long do refunds take?",
+    "Can I change my delivery address?",
+    "Do you ship to Norway?",
+    "What is your returns policy for sale items?",
+    "Is there a discount for students?",
+]
+
+
+@dataclass
+class Stats:
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    acked: dict[str, str] = field(default_factory=dict)  # user message id -> conversation id
+    turns_done: int = 0
+
+    def time(self, name: str, started: float) -> None:
+        self.samples[name].append((time.perf_counter() - started) * 1000)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            name: {
+                "count": len(values),
+                "p50_ms": round(percentile(values, 50), 1),
+                "p99_ms": round(percentile(values, 99), 1),
+            }
+            for name, values in sorted(self.samples.items())
+            if values
+        }
+
+
+@dataclass
+class Staff:
+    token: str
+    company_id: str
+    agent_id: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def public(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "Origin": ORIGIN}
+
+
+async def set_up_company(http: aiohttp.ClientSession, url: str) -> Staff:
+    email = f"load-{uuid.uuid4().hex[:8]}@example.com"
+    async with http.post(
+        f"{url}/api/auth/signup",
+        json={"email": email, "password": "a long password", "company_name": "Load Co"},
+    ) as response:
+        account = await response.json()
+    headers = {"Authorization": f"Bearer {account['access_token']}"}
+    async with http.post(
+        f"{url}/api/agents",
+        json={"name": "Support", "model": "gpt-4o-mini", "temperature": 0.2},
+        headers=headers,
+    ) as response:
+        agent = await response.json()
+    async with http.post(
+        f"{url}/api/agents/{agent['id']}/keys", json={"allowed_origins": [ORIGIN]}, headers=headers
+    ) as response:
+        key = await response.json()
+    return Staff(account["access_token"], account["company"]["id"], agent["id"], key["key"])
+
+
+class Visitor:
+    """One widget session: a conversation, a socket, messages one at a time.
+
+    When its web process goes away it reconnects to another one, asks for
+    what it missed (`conversation:resume`) and sends again what was not
+    acknowledged, with the same client_id."""
+
+    def __init__(self, urls: list[str], index: int, staff: Staff, stats: Stats) -> None:
+        self.urls = urls[index % len(urls) :] + urls[: index % len(urls)]
+        self.staff, self.stats = staff, stats
+        self.conversation: dict[str, Any] | None = None
+        self.sio: socketio.AsyncClient | None = None
+        self.seqs: set[int] = set()
+        self.replies: dict[str, dict] = {}  # user message id -> the stored reply
+        self.reply_arrived = asyncio.Event()
+        self.first_delta: float | None = None
+        self.reconnects = 0
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        started = time.perf_counter()
+        async with http.post(
+            f"{self.urls[0]}/public/conversations",
+            json={"agent_id": self.staff.agent_id},
+            headers=self.staff.public,
+        ) as response:
+            if response.status != 201:
+                self.stats.errors["start"] += 1
+                raise RuntimeError(await response.text())
+            self.conversation = await response.json()
+        self.stats.time("rest:start_conversation", started)
+        await self.connect()
+
+    def _saw(self, message: dict) -> None:
+        self.seqs.add(message["seq"])
+        if message.get("sender_type") == "agent" and message.get("reply_to"):
+            self.replies[message["reply_to"]] = message
+            self.reply_arrived.set()
+
+    async def connect(self) -> None:
+        last_error = None
+        for attempt in range(len(self.urls) * 3):
+            url = self.urls[attempt % len(self.urls)]
+            sio = socketio.AsyncClient(reconnection=False)
+            sio.on("message:new", self._saw, namespace="/widget")
+            sio.on("message:done", self._saw, namespace="/widget")
+            sio.on("message:delta", self._delta, namespace="/widget")
+            try:
+                await sio.connect(
+                    url,
+                    namespaces=["/widget"],
+                    auth={"token": self.conversation["token"]},
+                    transports=["websocket"],
+                    headers={"Origin": ORIGIN},
+                    wait_timeout=10,
+                )
+            except Exception as exc:  # a web process that is down: try the next
+                last_error = exc
+                await asyncio.sleep(0.2)
+                continue
+            self.sio = sio
+            if self.seqs:
+                await self.resume()
+            return
+        raise RuntimeError(f"no web process accepted the visitor: {last_error}")
+
+    async def _delta(self, _data: dict) -> None:
+        if self.first_delta is None:
+            self.first_delta = time.perf_counter()
+
+    async def resume(self) -> None:
+        ack = await self.sio.call(
+            "conversation:resume", {"after_seq": max(self.seqs)}, namespace="/widget", timeout=15
+        )
+        for message in ack.get("messages", []):
+            self._saw(message)
+
+    async def reconnect(self) -> None:
+        self.reconnects += 1
+        if self.sio is not None:
+            with contextlib.suppress(Exception):
+                await self.sio.eio.disconnect(abort=True)
+        await self.connect()
+
+    async def send(self, content: str) -> dict:
+        """Send until acknowledged: the same client_id, however often."""
+        client_id = uuid.uuid4().hex
+        for _ in range(10):
+            started = time.perf_counter()
+            try:
+                if not self.sio.connected:
+                    raise ConnectionError("disconnected")
+                ack = await self.sio.call(
+                    "message:send",
+                    {"content": content, "client_id": client_id},
+                    namespace="/widget",
+                    timeout=15,
+                )
+            except Exception:
+                self.stats.errors["send_retried"] += 1
+                await self.reconnect()
+                continue
+            if not ack.get("ok"):
+                self.stats.errors[f"send:{ack.get('code')}"] += 1
+                raise RuntimeError(f"refused: {ack}")
+            self.stats.time("ws:ack", started)
+            message = ack["message"]
+            self.stats.acked[message["id"]] = self.conversation["id"]
+            self._saw(message)
+            return message
+        raise RuntimeError("never acknowledged")
+
+    async def turn(self, content: str, reply_within: float = 60) -> None:
+        self.first_delta = None
+        started = time.perf_counter()
+        message = await self.send(content)
+        deadline = time.perf_counter() + reply_within
+        while message["id"] not in self.replies:
+            self.reply_arrived.clear()
+            try:
+                await asyncio.wait_for(self.reply_arrived.wait(), 2)
+            except TimeoutError:
+                if time.perf_counter() > deadline:
+                    self.stats.errors["no_reply"] += 1
+                    return
+                if not self.sio.connected:
+                    await self.reconnect()
+                else:
+                    await self.resume()  # a reply published while we were away
+        if self.first_delta is not None:
+            self.stats.samples["ws:first_token"].append((self.first_delta - started) * 1000)
+        self.stats.time("ws:reply_done", started)
+        self.stats.turns_done += 1
+
+    async def close(self) -> None:
+        if self.sio is not None:
+            with contextlib.suppress(Exception):
+                await self.sio.eio.disconnect(abort=True)
+
+    def gaps(self) -> list[int]:
+        if not self.seqs:
+            return []
+        return sorted(set(range(1, max(self.seqs) + 1)) - self.seqs)
+
+
+class Dashboard:
+    """Staff on one web process: every message:new it receives."""
+
+    def __init__(self, url: str, staff: Staff) -> None:
+        self.url, self.staff = url, staff
+        self.seen: set[str] = set()
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2)
+        self.sio.on("message:new", self._message, namespace="/dashboard")
+
+    async def _message(self, message: dict) -> None:
+        self.seen.add(message["id"])
+
+    async def connect(self) -> None:
+        await self.sio.connect(
+            self.url,
+            namespaces=["/dashboard"],
+            auth={"token": self.staff.token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.eio.disconnect(abort=True)
+
+
+async def rest_traffic(
+    http: aiohttp.ClientSession, urls: list[str], staff: Staff, stats: Stats, rps: float,
+    stop: asyncio.Event,
+) -> None:  # fmt: skip
+    calls = [
+        ("rest:list_conversations", "/api/conversations?limit=20"),
+        ("rest:analytics_overview", "/api/analytics/overview"),
+        ("rest:unread_count", "/api/notifications/unread-count"),
+        ("rest:messages", None),
+    ]
+    i = 0
+    while not stop.is_set():
+        name, path = calls[i % len(calls)]
+        if path is None:
+            if not stats.acked:
+                i += 1
+                continue
+            conversation = random.choice(list(stats.acked.values()))
+            path = f"/api/conversations/{conversation}/messages?limit=50"
+        url = urls[i % len(urls)]
+        started = time.perf_counter()
+        try:
+            async with http.get(url + path, headers=staff.headers) as response:
+                await response.read()
+                if response.status != 200:
+                    stats.errors[f"{name}:{response.status}"] += 1
+                else:
+                    stats.time(name, started)
+        except (aiohttp.ClientError, OSError):
+            stats.errors[f"{name}:connection"] += 1
+        i += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1 / rps)
+
+
+async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) -> dict[str, int]:
+    """Every acknowledged message stored once, answered once, seen by every dashboard."""
+    conn = await asyncpg.connect(cluster.postgres.url)
+    try:
+        acked = list(stats.acked)
+        stored = await conn.fetch(
+            """SELECT m.id::text, (SELECT count(*) FROM messages d
+                                   WHERE d.conversation_id = m.conversation_id
+                                     AND d.client_id = m.client_id) AS copies
+               FROM messages m WHERE m.id::text = ANY($1::text[])""",
+            acked,
+        )
+        replies = await conn.fetch(
+            """SELECT reply_to::text, count(*) AS n, min(id::text) AS id FROM messages
+               WHERE reply_to::text = ANY($1::text[]) AND sender_type = 'agent'
+               GROUP BY reply_to""",
+            acked,
+        )
+    finally:
+        await conn.close()
+    found = {r["id"] for r in stored}
+    reply_ids = [r["id"] for r in replies]
+    everything = acked + reply_ids
+    return {
+        "acknowledged": len(acked),
+        "lost": len(set(acked) - found),
+        "duplicated": sum(1 for r in stored if r["copies"] > 1) + sum(r["n"] - 1 for r in replies),
+        "unanswered": len(acked) - len(replies),
+        "undelivered_to_dashboard": sum(
+            1 for d in dashboards for message_id in everything if message_id not in d.seen
+        ),
+    }
+
+
+async def run(
+    cluster: Cluster,
+    *,
+    sessions: int,
+    messages: int,
+    duration: float,
+    rest_rps: float,
+    think: tuple[float, float] = (1.0, 3.0),
+    during=None,
+) -> dict[str, Any]:
+    """Drive the load on a started cluster; `during(visitors)` runs alongside (faults)."""
+    stats = Stats()
+    urls = cluster.web_urls
+    async with aiohttp.ClientSession() as http:
+        staff = await set_up_company(http, urls[0])
+        dashboards = [Dashboard(url, staff) for url in urls]
+        for dashboard in dashboards:
+            await dashboard.connect()
+        visitors = [Visitor(urls, i, staff, stats) for i in range(sessions)]
+        stop = asyncio.Event()
+        rest = asyncio.create_task(rest_traffic(http, urls, staff, stats, rest_rps, stop))
+        deadline = time.perf_counter() + duration
+
+        async def visit(visitor: Visitor) -> None:
+            await asyncio.sleep(random.uniform(0, min(think[1] * 2, duration / 4)))
+            await visitor.start(http)
+            for n in range(messages):
+                if time.perf_counter() > deadline:
+                    return
+                await visitor.turn(random.choice(QUESTIONS) + f" ({n})")
+                await asyncio.sleep(random.uniform(*think))
+
+        started = time.perf_counter()
+        side = asyncio.create_task(during(visitors)) if during else None
+        results = await asyncio.gather(*(visit(v) for v in visitors), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        if side is not None:
+            await side
+        stop.set()
+        await rest
+        for result in results:
+            if isinstance(result, Exception):
+                stats.errors[f"visitor:{type(result).__name__}"] += 1
+        await asyncio.sleep(1.0)  # the last events reach the dashboards
+        books = await ledger(cluster, stats, dashboards)
+        gaps = sum(len(v.gaps()) for v in visitors)
+        reconnects = sum(v.reconnects for v in visitors)
+        for client in [*visitors, *dashboards]:
+            await client.close()
+    return {
+        "sessions": sessions,
+        "seconds": round(elapsed, 1),
+        "turns": stats.turns_done,
+        "turns_per_s": round(stats.turns_done / elapsed, 2),
+        "latency": stats.report(),
+        "errors": dict(stats.errors),
+        "ledger": books,
+        "seq_gaps": gaps,
+        "reconnects": reconnects,
+    }
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    print(
+        f"{figures['sessions']} sessions, {figures['turns']} turns in {figures['seconds']} s"
+        f" = {figures['turns_per_s']} turns/s"
+    )
+    print(f"{'operation':<28}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, row in figures["latency"].items():
+        print(f"{name:<28}{row['count']:>7}{row['p50_ms']:>10}{row['p99_ms']:>10}")
+    print(f"errors: {figures['errors'] or 'none'}")
+    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    async with Cluster(token_delay=args.token_delay) as cluster:
+        figures = await run(
+            cluster,
+            sessions=args.sessions,
+            messages=args.messages,
+            duration=args.duration,
+            rest_rps=args.rest_rps,
+        )
+    print_report(figures)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=120)
+    parser.add_argument("--rest-rps", type=float, default=20)
+    parser.add_argument("--token-delay", type=float, default=0.02)
+    print(json.dumps(asyncio.run(main(parser.parse_args()))))
