@@ -21,6 +21,13 @@ from hub.services import SERVICES, close_services, open_services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 DEMO = web.AppKey("demo", Demo)
+# The dashboard runs only its own scripts and styles: even if stored text ever
+# reached the page as markup, a script in it would not run.
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -105,7 +112,13 @@ def build_app(settings: Settings) -> web.Application:
         response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
         return response
 
+    async def dashboard(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(STATIC_DIR / "app" / "index.html")
+        response.headers["Content-Security-Policy"] = DASHBOARD_CSP
+        return response
+
     app.router.add_get("/", index)
+    app.router.add_get("/app", dashboard)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app
