@@ -82,8 +82,9 @@ def build_app(settings: Settings) -> web.Application:
         if settings.demo_enabled:
             app[DEMO] = await ensure_demo(app[SERVICES])
             print(
-                f"Demo: the page at / chats with the demo agent; log in to the API as "
-                f"{app[DEMO].email} with the password in {settings.data_dir / 'demo.json'}",
+                f"Demo: the page at / chats with the demo agent; log in to the dashboard "
+                f"at /app (or the API) as {app[DEMO].email} with the password in "
+                f"{settings.data_dir / 'demo.json'}",
                 flush=True,
             )
         yield

@@ -118,12 +118,22 @@ async function route() {
   };
   const mine = { path, offs, handle: null };
   current = mine;
-  const { default: page } = await entry.load();
-  if (current !== mine) return; // navigated away while loading
-  document.title = `${page.title} · Syntera`;
   const root = h("div", { class: `page page-${path}` });
   fill(shell.main, root);
-  mine.handle = (await page.mount(root, context)) || null;
+  try {
+    const { default: page } = await entry.load();
+    if (current !== mine) return; // navigated away while loading
+    document.title = `${page.title} · Syntera`;
+    mine.handle = (await page.mount(root, context)) || null;
+  } catch (error) {
+    fill(root, h("p", { class: "status error", role: "alert" }, `This page could not be shown: ${error.message}`));
+  }
+  if (current !== mine) {
+    // Navigated away while the page was still starting: it goes at once.
+    offs.forEach((off) => off());
+    mine.handle?.unmount?.();
+    return;
+  }
   root.querySelector("h1")?.focus({ preventScroll: true });
 }
 

@@ -22,7 +22,7 @@ function target(data = {}) {
 export function createBell(navigate) {
   const badge = h("span", { class: "badge", hidden: true });
   const button = h("button", {
-    type: "button", class: "bell", "aria-haspopup": "true", "aria-expanded": "false",
+    type: "button", class: "bell", "aria-expanded": "false",
     "aria-controls": "notifications-panel",
   }, bellIcon(), badge);
   const list = h("ul", { class: "notification-list" });

@@ -43,10 +43,12 @@ export default {
     const fresh = new Set(); // started while the inbox was open
     const unread = new Set(); // messages arrived while not selected
     let filter = "active";
-    let total = 0;
+    let total = 0; // what the filter matches on the server
+    let loaded = 0; // how many of them the list has fetched
     let selected = null; // {id, transcript}
 
     const listStatus = statusLine();
+    const count = h("p", { class: "muted" });
     const announcer = h("p", { class: "sr", role: "status", "aria-live": "polite" });
     const list = h("ul", { class: "conversation-list" });
     const more = h("button", { type: "button", hidden: true, onclick: () => loadList(true) }, "Load more");
@@ -59,7 +61,7 @@ export default {
     const layout = h("div", { class: "inbox" },
       h("section", { class: "conversation-pane", "aria-label": "Conversations" },
         h("div", { class: "field inline" }, h("label", { for: "inbox-filter" }, "Show"), filterSelect),
-        list, more, listStatus),
+        list, more, count, listStatus),
       view);
     fill(root, pageTitle("Inbox"), announcer, layout);
 
@@ -86,18 +88,23 @@ export default {
           c.last_message_at ? [" · last message ", time(c.last_message_at)] : null)))));
       if (!shown.length) list.append(h("li", { class: "muted empty" }, "No conversations here yet."));
       more.hidden = shown.length >= total;
-      listStatus.say(`${total} conversation${total === 1 ? "" : "s"}`);
+      count.textContent = `${total} conversation${total === 1 ? "" : "s"}`;
       if (focused) list.querySelector(`a[href="${focused}"]`)?.focus();
     }
 
     async function loadList(append) {
       try {
-        if (!append) conversations.clear();
+        if (!append) {
+          conversations.clear();
+          loaded = 0;
+        }
         const page = await api.get("/api/conversations", {
-          ...FILTERS[filter].query, limit: PAGE_SIZE, offset: append ? conversations.size : 0,
+          ...FILTERS[filter].query, limit: PAGE_SIZE, offset: loaded,
         });
         page.conversations.forEach((c) => conversations.set(c.id, c));
+        loaded += page.conversations.length;
         total = page.total;
+        listStatus.clear();
         if (selected && !conversations.has(selected.id)) {
           conversations.set(selected.id, await api.get(`/api/conversations/${selected.id}`));
         }
