@@ -8,7 +8,9 @@ text everywhere. A screenshot of each page goes to test-artifacts/."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -216,9 +218,30 @@ async def test_dashboard_end_to_end(hub, shop, browser, fake):
     await no_markup_ran(staff)
     await shot(staff, "analytics")
 
+    # ---- a call: its transcript reads as what was said ----
+    key = re.search(r'data-key="(pk_[^"]+)"', snippet).group(1)
+    public = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(hub) as http:
+        async with http.post(
+            "/public/conversations", json={"agent_id": agent_id, "channel": "voice"}, headers=public
+        ) as response:
+            call = await response.json()
+        async with http.post(
+            f"/public/conversations/{call['id']}/messages",
+            json={"content": "I would like to know your refund policy"},
+            headers={**public, "X-Conversation-Token": call["token"]},
+        ) as response:
+            assert response.status == 201, await response.text()
+    await staff.get_by_role("link", name="Inbox").click()
+    await staff.locator(f'.conversation-list a[data-id="{call["id"]}"]').click()
+    await expect(staff.get_by_role("heading", name=re.compile("^Call transcript"))).to_be_visible()
+    spoken = staff.get_by_role("log", name="Transcript")
+    await expect(spoken.locator(".msg.user")).to_contain_text("Visitor said")
+    await expect(spoken.locator(".msg.agent")).to_contain_text("AI said")
+
     # ---- the agent's test chat, through the public API with a key ----
     await staff.get_by_role("link", name="Agents").click()
-    await staff.get_by_role("link", name=AGENT).click()
+    await staff.get_by_role("navigation", name="Agents").get_by_role("link", name=AGENT).click()
     fake.then(Reply(text="This is the test chat answering."))
     await staff.get_by_role("button", name="Start a test chat").click()
     test_chat = staff.get_by_role("log", name="Test chat")
@@ -304,3 +327,21 @@ async def test_dashboard_on_a_phone(hub, browser, base_settings):
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390, name
         await shot(page, f"phone-{name}")
     assert problems == []
+
+
+def test_the_dashboard_never_parses_html():
+    """Stored text reaches the page as text nodes only (docs/dashboard.md)."""
+    sources = list((Path(__file__).resolve().parent.parent / "static" / "app").rglob("*.js"))
+    assert sources
+    for source in sources:
+        code = source.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser"):
+            assert not re.search(rf"[.\s]{sink}\b\s*[=(]", code), f"{source.name} uses {sink}"
+
+
+async def test_the_dashboard_page_allows_only_its_own_scripts(client):
+    response = await client.get("/app")
+    assert response.status == 200
+    assert '<script type="module" src="/static/app/main.js">' in await response.text()
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy

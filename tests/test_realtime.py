@@ -68,11 +68,13 @@ async def hub(fake, make_client):  # fake first: it must outlive the hub
     )
 
 
-async def visitor_setup(hub, account=None):
+async def visitor_setup(hub, account=None, tools=()):
     account = account or await signup(hub)
     agent = await (
         await hub.post(
-            "/api/agents", json={"name": "Live", "model": "gpt-live"}, headers=account.headers
+            "/api/agents",
+            json={"name": "Live", "model": "gpt-live", "tools": list(tools)},
+            headers=account.headers,
         )
     ).json()
     key = await (
@@ -259,28 +261,7 @@ async def test_takeover_stops_a_reply_in_flight(hub, fake, clients):
 
 
 async def test_handoff_and_notifications_reach_the_dashboard(hub, fake, clients):
-    account = await signup(hub)
-    agent = await (
-        await hub.post(
-            "/api/agents",
-            json={"name": "H", "tools": ["handoff_to_human"]},
-            headers=account.headers,
-        )
-    ).json()
-    key = await (
-        await hub.post(
-            f"/api/agents/{agent['id']}/keys",
-            json={"allowed_origins": ["*"]},
-            headers=account.headers,
-        )
-    ).json()
-    started = await (
-        await hub.post(
-            "/public/conversations",
-            json={"agent_id": agent["id"]},
-            headers={"Authorization": f"Bearer {key['key']}"},
-        )
-    ).json()
+    account, _, _, started = await visitor_setup(hub, tools=["handoff_to_human"])
     staff = clients("/dashboard")
     await staff.connect(hub, account.token)
     visitor = clients()
@@ -321,28 +302,11 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
 
 
 async def test_waiting_for_a_person_until_staff_take_over(hub, fake, clients):
-    account = await signup(hub)
-    agent = await (
-        await hub.post(
-            "/api/agents",
-            json={"name": "W", "tools": ["handoff_to_human"]},
-            headers=account.headers,
-        )
+    account, agent, key, waiting = await visitor_setup(hub, tools=["handoff_to_human"])
+    public = {"Authorization": f"Bearer {key['key']}", "Origin": ORIGIN}
+    calm = await (
+        await hub.post("/public/conversations", json={"agent_id": agent["id"]}, headers=public)
     ).json()
-    key = await (
-        await hub.post(
-            f"/api/agents/{agent['id']}/keys",
-            json={"allowed_origins": ["*"]},
-            headers=account.headers,
-        )
-    ).json()
-    public = {"Authorization": f"Bearer {key['key']}"}
-    waiting, calm = [
-        await (
-            await hub.post("/public/conversations", json={"agent_id": agent["id"]}, headers=public)
-        ).json()
-        for _ in range(2)
-    ]
     staff = clients("/dashboard")
     await staff.connect(hub, account.token)
     visitor = clients()

@@ -137,6 +137,16 @@ export function pageTitle(text, ...extra) {
   return h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, text), extra);
 }
 
+/** A message box: Enter sends the form, Shift+Enter breaks the line. */
+export function sendOnEnter(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
 /** Runs `fn` at most once per `ms` of quiet (search boxes). */
 export function debounce(fn, ms = 250) {
   let timer = null;

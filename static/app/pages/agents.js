@@ -3,7 +3,7 @@
 // to the agent through the public API exactly as a website's widget does.
 
 import { api, ApiError, publicRequest } from "../api.js";
-import { field, fill, formatDate, h, newId, pageTitle, statusLine, table } from "../dom.js";
+import { field, fill, formatDate, h, newId, pageTitle, sendOnEnter, statusLine, table } from "../dom.js";
 import { choices } from "../schema.js";
 import { session } from "../session.js";
 import { createTranscript } from "../transcript.js";
@@ -236,9 +236,7 @@ function testChat(agent, on) {
     },
   }, "Start a test chat");
 
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); composer.requestSubmit(); }
-  });
+  sendOnEnter(input, composer);
   composer.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();

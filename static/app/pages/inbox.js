@@ -2,7 +2,7 @@
 // replies streaming in, and the staff actions — take over, reply, hand back.
 
 import { api } from "../api.js";
-import { fill, formatDateTime, h, newId, pageTitle, select, statusLine, time } from "../dom.js";
+import { fill, formatDateTime, h, newId, pageTitle, select, sendOnEnter, statusLine, time } from "../dom.js";
 import { live } from "../live.js";
 import { createTranscript } from "../transcript.js";
 
@@ -139,9 +139,7 @@ export default {
     const send = h("button", { type: "submit", class: "primary" }, "Send");
     const composer = h("form", { class: "composer" },
       h("label", { for: "reply" }, "Reply as staff"), reply, replyHint, send);
-    reply.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); composer.requestSubmit(); }
-    });
+    sendOnEnter(reply, composer);
     composer.addEventListener("submit", async (event) => {
       event.preventDefault();
       const content = reply.value.trim();
