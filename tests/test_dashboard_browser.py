@@ -218,7 +218,14 @@ async def test_dashboard_end_to_end(hub, shop, browser, fake):
     await no_markup_ran(staff)
     await shot(staff, "analytics")
 
-    # ---- a call: its transcript reads as what was said ----
+    # ---- a call the AI hands to a person: waiting, live; its transcript is what was said ----
+    await staff.get_by_role("link", name="Inbox").click()
+    await staff.get_by_label("Show").select_option(label="Waiting for a person")
+    await expect(staff.get_by_text("No conversations here yet.")).to_be_visible()
+    fake.then(
+        Reply(tool_calls=[{"name": "handoff_to_human", "arguments": {"reason": "Wants a person"}}]),
+        Reply(text="A colleague will be with you shortly."),
+    )
     key = re.search(r'data-key="(pk_[^"]+)"', snippet).group(1)
     public = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession(hub) as http:
@@ -228,16 +235,23 @@ async def test_dashboard_end_to_end(hub, shop, browser, fake):
             call = await response.json()
         async with http.post(
             f"/public/conversations/{call['id']}/messages",
-            json={"content": "I would like to know your refund policy"},
+            json={"content": "I would like to talk to a person"},
             headers={**public, "X-Conversation-Token": call["token"]},
         ) as response:
             assert response.status == 201, await response.text()
-    await staff.get_by_role("link", name="Inbox").click()
-    await staff.locator(f'.conversation-list a[data-id="{call["id"]}"]').click()
+    waiting = staff.locator(f'.conversation-list a[data-id="{call["id"]}"]')
+    await expect(waiting).to_contain_text("Waiting for a person")
+    await expect(staff.get_by_role("button", name="Notifications, 2 unread")).to_be_visible()
+    await waiting.click()
     await expect(staff.get_by_role("heading", name=re.compile("^Call transcript"))).to_be_visible()
     spoken = staff.get_by_role("log", name="Transcript")
     await expect(spoken.locator(".msg.user")).to_contain_text("Visitor said")
+    await expect(spoken.locator(".msg.tool")).to_contain_text("Tool handoff_to_human")
     await expect(spoken.locator(".msg.agent")).to_contain_text("AI said")
+    await staff.get_by_role("button", name="Take over").click()
+    # Taken: no longer waiting, so it leaves this list.
+    await expect(waiting).to_have_count(0)
+    await expect(staff.get_by_text("No conversations here yet.")).to_be_visible()
 
     # ---- the agent's test chat, through the public API with a key ----
     await staff.get_by_role("link", name="Agents").click()
@@ -293,7 +307,7 @@ async def test_dashboard_end_to_end(hub, shop, browser, fake):
     await staff.get_by_role("button", name=re.compile("^Notifications")).click()
     await staff.get_by_role("button", name=re.compile("Refund policy: ready")).click()
     await expect(staff.get_by_role("heading", name="Knowledge base", level=1)).to_be_visible()
-    await expect(staff.get_by_role("button", name="Notifications, 0 unread")).to_be_visible()
+    await expect(staff.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
 
     assert problems == [] and visitor_problems == []
     await context.close()

@@ -330,14 +330,23 @@ async def test_waiting_for_a_person_until_staff_take_over(hub, fake, clients):
     others = await listed(waiting="false")
     assert list(others) == [calm["id"]] and others[calm["id"]]["ai_paused"] is False
 
+    # An ended conversation waits for nobody; reopened, it waits again.
+    for status, waits in (("ended", False), ("active", True)):
+        response = await hub.patch(
+            f"/api/conversations/{waiting['id']}", json={"status": status}, headers=account.headers
+        )
+        assert response.status == 200
+        assert (waiting["id"] in await listed(waiting="true")) is waits
+
     # A person takes over: no longer waiting, the AI still silent.
     taken = await staff.call("conversation:takeover", {"conversation_id": waiting["id"]})
     assert taken["conversation"]["handoff_requested_at"] is None
     assert taken["conversation"]["ai_paused"] is True
-    update = await staff.wait_for(
-        "conversation:updated", lambda c: c["id"] == waiting["id"] and c["ai_paused"]
+    # ... and the dashboards hear of it.
+    await staff.wait_for(
+        "conversation:updated",
+        lambda c: c["id"] == waiting["id"] and c["ai_paused"] and not c["handoff_requested_at"],
     )
-    assert update["handoff_requested_at"] is None
     assert await listed(waiting="true") == {}
     await staff.call("conversation:release", {"conversation_id": waiting["id"]})
     assert (await listed())[waiting["id"]]["ai_paused"] is False

@@ -28,7 +28,7 @@ class ConversationQuery(DateRange):
     agent_id: UUID | None = None
     channel: Channel | None = None
     contact_id: UUID | None = None
-    # true: handed off by the AI and not yet taken by a person; false: the others.
+    # true: active, handed off by the AI and not yet taken by a person; false: the others.
     waiting: bool | None = None
 
 

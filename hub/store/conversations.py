@@ -53,7 +53,7 @@ async def page(
     waiting: bool | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Newest first; `total` counts every conversation that matches the filter.
-    `waiting`: the AI handed the conversation off and no person has taken it yet."""
+    `waiting`: active, handed off by the AI, and no person has taken it yet."""
     where = """company_id = $1
         AND ($2::text IS NULL OR status = $2)
         AND ($3::uuid IS NULL OR agent_id = $3)
@@ -61,7 +61,8 @@ async def page(
         AND ($5::uuid IS NULL OR contact_id = $5)
         AND ($6::timestamptz IS NULL OR started_at >= $6)
         AND ($7::timestamptz IS NULL OR started_at < $7)
-        AND ($8::boolean IS NULL OR (handoff_requested_at IS NOT NULL) = $8)"""
+        AND ($8::boolean IS NULL
+             OR (status = 'active' AND handoff_requested_at IS NOT NULL) = $8)"""
     args = (
         company_id,
         status,

@@ -4,7 +4,7 @@
 
 import { api, ApiError, publicRequest } from "../api.js";
 import { field, fill, formatDate, h, newId, pageTitle, sendOnEnter, statusLine, table } from "../dom.js";
-import { choices } from "../schema.js";
+import { choices, defaults } from "../schema.js";
 import { session } from "../session.js";
 import { createTranscript } from "../transcript.js";
 
@@ -16,7 +16,7 @@ const TOOL_LABELS = {
 };
 const TEST_KEY = (agentId) => `syntera:dashboard:test-key:${agentId}`;
 
-export function embedSnippet(agentId, key) {
+function embedSnippet(agentId, key) {
   return `<script src="${location.origin}/widget.js" data-agent-id="${agentId}" data-key="${key}" async></script>`;
 }
 
@@ -30,8 +30,8 @@ async function copy(text, textarea) {
   }
 }
 
-function agentForm(agent, tools, onSaved, onDeleted) {
-  const v = agent || { temperature: 0.7, max_tokens: 1000, model: "gpt-4o-mini", enabled: true, tools: [], voice_settings: {} };
+function agentForm(agent, { tools, fresh }, onSaved, onDeleted) {
+  const v = agent || { tools: [], voice_settings: {}, ...fresh };
   const status = statusLine();
   const inputs = {
     name: h("input", { type: "text", required: true, maxlength: "200", value: v.name || "" }),
@@ -268,7 +268,8 @@ export default {
   title: "Agents",
 
   async mount(root, { params, on, navigate }) {
-    const tools = await choices("AgentCreate", "tools");
+    // A new agent starts with the API's own defaults.
+    const [tools, fresh] = await Promise.all([choices("AgentCreate", "tools"), defaults("AgentCreate")]);
     let agents = (await api.get("/api/agents")).agents;
     const list = h("ul", { class: "side-list" });
     const editor = h("div", { class: "editor" });
@@ -299,15 +300,19 @@ export default {
       const onSaved = (saved, created) => {
         agents = agents.some((a) => a.id === saved.id) ? agents.map((a) => (a.id === saved.id ? saved : a)) : [...agents, saved];
         if (created) navigate(`#/agents/${saved.id}`);
-        else renderList(saved.id);
+        else {
+          renderList(saved.id);
+          heading.textContent = saved.name;
+        }
       };
       const onDeleted = () => {
         agents = agents.filter((a) => a.id !== agent.id);
         navigate("#/agents");
       };
+      const heading = h("h2", {}, agent ? agent.name : "New agent");
       fill(editor,
-        h("h2", {}, agent ? agent.name : "New agent"),
-        agentForm(agent, tools, onSaved, onDeleted),
+        heading,
+        agentForm(agent, { tools, fresh }, onSaved, onDeleted),
         agent ? keysSection(agent) : null,
         agent ? testChat(agent, scopedOn) : null);
     }

@@ -8,7 +8,7 @@ import { createTranscript } from "../transcript.js";
 
 const FILTERS = {
   active: { label: "Active", query: { status: "active" } },
-  waiting: { label: "Waiting for a person", query: { status: "active", waiting: "true" } },
+  waiting: { label: "Waiting for a person", query: { waiting: "true" } },
   ended: { label: "Ended", query: { status: "ended" } },
   archived: { label: "Archived", query: { status: "archived" } },
   all: { label: "All", query: {} },
@@ -17,10 +17,13 @@ const PAGE_SIZE = 50;
 const HISTORY = 200;
 const VOICE = new Set(["voice", "phone"]);
 
+/** Active, handed off by the AI, and nobody has taken over yet. */
+const waiting = (conversation) => conversation.status === "active" && Boolean(conversation.handoff_requested_at);
+
 function matches(filter, conversation) {
   const query = FILTERS[filter].query;
   if (query.status && conversation.status !== query.status) return false;
-  if (query.waiting && !conversation.handoff_requested_at) return false;
+  if (query.waiting && !waiting(conversation)) return false;
   return true;
 }
 
@@ -28,7 +31,7 @@ function badges(conversation, { fresh, unread }) {
   const list = [];
   if (fresh) list.push(["new", "New"]);
   if (unread) list.push(["unread", "New messages"]);
-  if (conversation.handoff_requested_at) list.push(["waiting", "Waiting for a person"]);
+  if (waiting(conversation)) list.push(["waiting", "Waiting for a person"]);
   else if (conversation.ai_paused && conversation.status === "active") list.push(["staff", "Staff in charge"]);
   if (conversation.status !== "active") list.push(["ended", conversation.status]);
   return list.map(([kind, text]) => h("span", { class: `badge-pill ${kind}` }, text));
@@ -65,9 +68,20 @@ export default {
       view);
     fill(root, pageTitle("Inbox"), announcer, layout);
 
+    const askedFor = new Set(); // agent ids looked up again, once each
     function title(conversation) {
-      const agent = agents.get(conversation.agent_id);
-      return `${agent ? agent.name : "Deleted agent"} · ${conversation.channel}`;
+      const id = conversation.agent_id;
+      const agent = agents.get(id);
+      if (!agent && id && !askedFor.has(id)) {
+        // An agent created since the inbox opened.
+        askedFor.add(id);
+        api.get("/api/agents").then((answer) => {
+          answer.agents.forEach((a) => agents.set(a.id, a));
+          renderList();
+          if (selected) renderHeader();
+        }, () => {});
+      }
+      return `${agent ? agent.name : id ? "Agent" : "Deleted agent"} · ${conversation.channel}`;
     }
 
     // ---------- the list ----------
@@ -193,7 +207,7 @@ export default {
           c.contact_id ? [" · ", h("a", { href: `#/crm/contacts/${c.contact_id}` }, "Contact")] : null),
         h("div", { class: "badges" }, badges(c, {})));
       fill(actions,
-        active && (!c.ai_paused || c.handoff_requested_at)
+        active && (!c.ai_paused || waiting(c))
           ? h("button", { type: "button", class: "primary", onclick: () => act("conversation:takeover", "You have taken over: the AI is silent.") }, "Take over")
           : null,
         active && c.ai_paused
