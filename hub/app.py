@@ -21,6 +21,13 @@ from hub.services import SERVICES, close_services, open_services
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 DEMO = web.AppKey("demo", Demo)
+# The dashboard runs only its own scripts and styles: even if stored text ever
+# reached the page as markup, a script in it would not run.
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -79,8 +86,9 @@ def build_app(settings: Settings) -> web.Application:
         if settings.demo_enabled:
             app[DEMO] = await ensure_demo(app[SERVICES])
             print(
-                f"Demo: the page at / chats with the demo agent; log in to the API as "
-                f"{app[DEMO].email} with the password in {settings.data_dir / 'demo.json'}",
+                f"Demo: the page at / chats with the demo agent; log in to the dashboard "
+                f"at /app (or the API) as {app[DEMO].email} with the password in "
+                f"{settings.data_dir / 'demo.json'}",
                 flush=True,
             )
         yield
@@ -109,7 +117,13 @@ def build_app(settings: Settings) -> web.Application:
         response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
         return response
 
+    async def dashboard(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(STATIC_DIR / "app" / "index.html")
+        response.headers["Content-Security-Policy"] = DASHBOARD_CSP
+        return response
+
     app.router.add_get("/", index)
+    app.router.add_get("/app", dashboard)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,19 +24,14 @@ import asyncpg
 import pytest
 import redis as sync_redis
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import async_playwright
 
 from hub.app import build_app
 from hub.config import Settings
 from hub.db.migrate import migrate
 from tests.fake_livekit import FakeLiveKit
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import Account, signup
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import Account, free_port, signup
 
 
 def _with_database(url: str, name: str) -> str:
@@ -100,7 +94,7 @@ def redis_url(tmp_root: Path) -> Iterator[str]:
         pytest.fail(
             "redis-server is not installed and TEST_REDIS_URL is not set (scripts/test installs it)"
         )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             binary,
@@ -200,3 +194,25 @@ async def livekit() -> AsyncIterator[FakeLiveKit]:
     await server.start()
     yield server
     await server.close()
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser():
+    """Headless Chromium from the OS packages (never `playwright install`)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Chromium is missing: scripts/test installs the OS package `chromium`"
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield instance
+        await instance.close()

@@ -1,11 +1,23 @@
-"""Helpers the tests share: accounts, and the standard error shape."""
+"""Helpers the tests share: accounts, free ports, where screenshots go, and
+the standard error shape."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp.test_utils import TestClient
+
+# Screenshots of the browser tests (git-ignored).
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass

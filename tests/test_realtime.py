@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 
+import aiohttp
 import pytest
 import socketio
 
@@ -67,11 +68,13 @@ async def hub(fake, make_client):  # fake first: it must outlive the hub
     )
 
 
-async def visitor_setup(hub, account=None):
+async def visitor_setup(hub, account=None, tools=()):
     account = account or await signup(hub)
     agent = await (
         await hub.post(
-            "/api/agents", json={"name": "Live", "model": "gpt-live"}, headers=account.headers
+            "/api/agents",
+            json={"name": "Live", "model": "gpt-live", "tools": list(tools)},
+            headers=account.headers,
         )
     ).json()
     key = await (
@@ -258,28 +261,7 @@ async def test_takeover_stops_a_reply_in_flight(hub, fake, clients):
 
 
 async def test_handoff_and_notifications_reach_the_dashboard(hub, fake, clients):
-    account = await signup(hub)
-    agent = await (
-        await hub.post(
-            "/api/agents",
-            json={"name": "H", "tools": ["handoff_to_human"]},
-            headers=account.headers,
-        )
-    ).json()
-    key = await (
-        await hub.post(
-            f"/api/agents/{agent['id']}/keys",
-            json={"allowed_origins": ["*"]},
-            headers=account.headers,
-        )
-    ).json()
-    started = await (
-        await hub.post(
-            "/public/conversations",
-            json={"agent_id": agent["id"]},
-            headers={"Authorization": f"Bearer {key['key']}"},
-        )
-    ).json()
+    account, _, _, started = await visitor_setup(hub, tools=["handoff_to_human"])
     staff = clients("/dashboard")
     await staff.connect(hub, account.token)
     visitor = clients()
@@ -317,3 +299,76 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
     await staff.call("message:send", {"conversation_id": started["id"], "content": "Hi from two"})
     heard = await visitor.wait_for("message:new", lambda m: m["content"] == "Hi from two")
     assert heard["sender_type"] == "human"
+
+
+async def test_waiting_for_a_person_until_staff_take_over(hub, fake, clients):
+    account, agent, key, waiting = await visitor_setup(hub, tools=["handoff_to_human"])
+    public = {"Authorization": f"Bearer {key['key']}", "Origin": ORIGIN}
+    calm = await (
+        await hub.post("/public/conversations", json={"agent_id": agent["id"]}, headers=public)
+    ).json()
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    visitor = clients()
+    await visitor.connect(hub, waiting["token"])
+    fake.then(
+        Reply(tool_calls=[{"name": "handoff_to_human", "arguments": {"reason": "Billing"}}]),
+        Reply(text="A colleague is coming."),
+    )
+    await visitor.call("message:send", {"content": "A person, please"})
+    await staff.wait_for("handoff:requested")
+
+    async def listed(**query):
+        response = await hub.get("/api/conversations", params=query, headers=account.headers)
+        assert response.status == 200, await response.text()
+        return {c["id"]: c for c in (await response.json())["conversations"]}
+
+    only = await listed(waiting="true")
+    assert list(only) == [waiting["id"]]
+    assert only[waiting["id"]]["ai_paused"] is True
+    assert only[waiting["id"]]["handoff_requested_at"] is not None
+    others = await listed(waiting="false")
+    assert list(others) == [calm["id"]] and others[calm["id"]]["ai_paused"] is False
+
+    # An ended conversation waits for nobody; reopened, it waits again.
+    for status, waits in (("ended", False), ("active", True)):
+        response = await hub.patch(
+            f"/api/conversations/{waiting['id']}", json={"status": status}, headers=account.headers
+        )
+        assert response.status == 200
+        assert (waiting["id"] in await listed(waiting="true")) is waits
+
+    # A person takes over: no longer waiting, the AI still silent.
+    taken = await staff.call("conversation:takeover", {"conversation_id": waiting["id"]})
+    assert taken["conversation"]["handoff_requested_at"] is None
+    assert taken["conversation"]["ai_paused"] is True
+    # ... and the dashboards hear of it.
+    await staff.wait_for(
+        "conversation:updated",
+        lambda c: c["id"] == waiting["id"] and c["ai_paused"] and not c["handoff_requested_at"],
+    )
+    assert await listed(waiting="true") == {}
+    await staff.call("conversation:release", {"conversation_id": waiting["id"]})
+    assert (await listed())[waiting["id"]]["ai_paused"] is False
+
+
+async def test_document_status_changes_reach_the_dashboard(hub, clients):
+    account = await signup(hub)
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    outsider = clients("/dashboard")
+    await outsider.connect(hub, (await signup(hub)).token)
+    form = aiohttp.FormData()
+    form.add_field("file", b"Opening hours: nine to five.", filename="hours.txt")
+    response = await hub.post("/api/knowledge-base/upload", data=form, headers=account.headers)
+    document = await response.json()
+    # Queued, processing, processed: one event each, carrying only the id.
+    await staff.wait_for("document:updated", lambda _: len(staff.events["document:updated"]) >= 3)
+    assert staff.events["document:updated"] == [{"document_id": document["id"]}] * 3
+    detail = await (
+        await hub.get(f"/api/knowledge-base/{document['id']}", headers=account.headers)
+    ).json()
+    assert detail["status"] == "processed"
+    await hub.delete(f"/api/knowledge-base/{document['id']}", headers=account.headers)
+    await staff.wait_for("document:updated", lambda _: len(staff.events["document:updated"]) == 4)
+    assert outsider.events["document:updated"] == []

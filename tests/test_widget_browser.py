@@ -5,40 +5,20 @@ that no message can inject markup. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from hub.app import build_app
 from tests.fake_openai import Reply
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import ARTIFACTS, free_port
 
 
 @pytest.fixture
 async def demo_site(fake, base_settings, tmp_path):
     """The hub with its demo, on a known port so the demo key allows the page's origin."""
     tmp_path.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     settings = base_settings.with_overrides(
         demo=True,
         data_dir=tmp_path,
@@ -50,16 +30,6 @@ async def demo_site(fake, base_settings, tmp_path):
     await client.start_server()
     yield f"http://127.0.0.1:{port}"
     await client.close()
-
-
-@pytest.fixture
-async def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "Chromium is missing: scripts/test installs the OS package `chromium`"
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield instance
-        await instance.close()
 
 
 async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, browser, fake):

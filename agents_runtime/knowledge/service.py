@@ -225,10 +225,16 @@ class Knowledge:
                     await asyncio.wait_for(self._wake.wait(), poll)
 
     async def process_next(self) -> bool:
-        async with self.services.db.system() as conn:
+        db = self.services.db
+        async with db.system() as conn:
             document = await store.claim(conn)
-        if document is None:
-            return False
+            if document is None:
+                return False
+            # The dashboard shows each document's status as it changes.
+            processing = {"document_id": document["id"]}
+            db.publish_after_commit(
+                conn, Event("knowledge.processing", document["company_id"], processing)
+            )
         await self._process(document)
         return True
 

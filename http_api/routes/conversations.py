@@ -28,6 +28,8 @@ class ConversationQuery(DateRange):
     agent_id: UUID | None = None
     channel: Channel | None = None
     contact_id: UUID | None = None
+    # true: active, handed off by the AI and not yet taken by a person; false: the others.
+    waiting: bool | None = None
 
 
 class Conversation(BaseModel):
@@ -41,6 +43,8 @@ class Conversation(BaseModel):
     last_message_at: datetime | None
     tags: list[str]
     metadata: dict[str, Any]
+    ai_paused: bool  # a person has taken over, or the AI handed off: the AI is silent
+    handoff_requested_at: datetime | None  # set while a handoff waits for a person
 
 
 class ConversationPage(BaseModel):
@@ -86,6 +90,7 @@ async def list_conversations(call: Call) -> dict:
             contact_id=q.contact_id,
             started_from=started_from,
             started_before=started_before,
+            waiting=q.waiting,
         )
     return {"conversations": rows, "total": total}
 

@@ -33,6 +33,9 @@ class Bridge:
             "conversation.handoff": self._handoff,
             "notification.created": self._notification,
             "notification.read": self._notification_read,
+            "knowledge.queued": self._document,
+            "knowledge.processing": self._document,
+            "knowledge.changed": self._document,
         }
 
     async def deliver(self, event: Event) -> None:
@@ -92,6 +95,12 @@ class Bridge:
     async def _handoff(self, event: Event, data: dict) -> None:
         payload = {"conversation_id": data["conversation_id"], "reason": data.get("reason")}
         await self._emit("handoff:requested", payload, company_room(event.company_id), DASHBOARD)
+
+    async def _document(self, event: Event, data: dict) -> None:
+        # Only the id: a `knowledge.changed` carries every vector id of the
+        # document, which the dashboard has no use for; it reads the document.
+        payload = {"document_id": data["document_id"]}
+        await self._emit("document:updated", payload, company_room(event.company_id), DASHBOARD)
 
     async def _notification(self, event: Event, notification: dict) -> None:
         user = notification["user_id"]

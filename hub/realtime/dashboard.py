@@ -11,7 +11,7 @@ from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
 from hub.errors import ApiError
 from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
-from hub.realtime.shapes import staff_view
+from hub.realtime.shapes import conversation_view, staff_view
 
 
 def company_room(company_id: UUID | str) -> str:
@@ -74,7 +74,7 @@ class DashboardNamespace(Namespace):
                 user_id=principal.user_id,
                 taken=taken,
             )
-        return {"ok": True, "conversation": staff_view(conversation)}
+        return {"ok": True, "conversation": conversation_view(conversation)}
 
     async def takeover(self, sid: str, payload: Any) -> dict[str, Any]:
         return await self._takeover(sid, payload, True)

@@ -1,4 +1,5 @@
-"""How a stored message looks to each audience, on REST and Socket.IO alike."""
+"""How a stored message (or conversation) looks to each audience, on REST and
+Socket.IO alike."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def _plain(value: Any) -> Any:
 def visible_to_visitor(message: dict[str, Any]) -> bool:
     """Records of the AI's tool calls are for staff; notices and replies are for all."""
     return not (message["sender_type"] == "system" and (message.get("metadata") or {}).get("tool"))
+
+
+def conversation_view(conversation: dict[str, Any]) -> dict[str, Any]:
+    """A conversation as the REST API shows it to staff."""
+    return _plain(conversation)
 
 
 def staff_view(message: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import asyncpg
 
 COLUMNS = (
     "id, agent_id, contact_id, channel, status, started_at, ended_at, last_message_at,"
-    " tags, metadata"
+    " tags, metadata, ai_paused, handoff_requested_at"
 )
 
 
@@ -50,19 +50,32 @@ async def page(
     contact_id: UUID | None = None,
     started_from: datetime | None = None,
     started_before: datetime | None = None,
+    waiting: bool | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Newest first; `total` counts every conversation that matches the filter."""
+    """Newest first; `total` counts every conversation that matches the filter.
+    `waiting`: active, handed off by the AI, and no person has taken it yet."""
     where = """company_id = $1
         AND ($2::text IS NULL OR status = $2)
         AND ($3::uuid IS NULL OR agent_id = $3)
         AND ($4::text IS NULL OR channel = $4)
         AND ($5::uuid IS NULL OR contact_id = $5)
         AND ($6::timestamptz IS NULL OR started_at >= $6)
-        AND ($7::timestamptz IS NULL OR started_at < $7)"""
-    args = (company_id, status, agent_id, channel, contact_id, started_from, started_before)
+        AND ($7::timestamptz IS NULL OR started_at < $7)
+        AND ($8::boolean IS NULL
+             OR (status = 'active' AND handoff_requested_at IS NOT NULL) = $8)"""
+    args = (
+        company_id,
+        status,
+        agent_id,
+        channel,
+        contact_id,
+        started_from,
+        started_before,
+        waiting,
+    )
     rows = await conn.fetch(
         f"""SELECT {COLUMNS} FROM conversations WHERE {where}
-            ORDER BY started_at DESC, id DESC LIMIT $8 OFFSET $9""",
+            ORDER BY started_at DESC, id DESC LIMIT $9 OFFSET $10""",
         *args,
         limit,
         offset,
@@ -132,12 +145,12 @@ async def set_summary(
 async def set_ai_paused(
     conn: asyncpg.Connection, conversation_id: UUID, paused: bool, *, handoff: bool = False
 ) -> dict[str, Any] | None:
+    """Pause or resume the AI. `handoff`: the AI asks for a person, who is
+    then awaited (handoff_requested_at) until staff take over or hand back."""
     row = await conn.fetchrow(
         f"""UPDATE conversations SET ai_paused = $2,
-                handoff_requested_at = CASE WHEN $3 THEN now()
-                                            WHEN NOT $2 THEN NULL
-                                            ELSE handoff_requested_at END
-            WHERE id = $1 RETURNING {COLUMNS}, ai_paused, handoff_requested_at""",
+                handoff_requested_at = CASE WHEN $3 THEN now() END
+            WHERE id = $1 RETURNING {COLUMNS}""",
         conversation_id,
         paused,
         handoff,

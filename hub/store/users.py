@@ -44,3 +44,11 @@ async def find_for_login(conn: asyncpg.Connection, email: str) -> dict[str, Any]
 async def get(conn: asyncpg.Connection, user_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {_PUBLIC_COLUMNS} FROM users WHERE id = $1", user_id)
     return dict(row) if row else None
+
+
+async def list_for_company(conn: asyncpg.Connection, company_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_PUBLIC_COLUMNS} FROM users WHERE company_id = $1 ORDER BY created_at, id",
+        company_id,
+    )
+    return [dict(r) for r in rows]

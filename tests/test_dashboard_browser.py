@@ -1,0 +1,361 @@
+"""The staff dashboard at /app in a real browser (headless Chromium from the OS
+packages, driven by Playwright): a newcomer signs up, creates an agent and its
+key, uploads a document and watches it get processed, then a visitor chats
+through the widget on another site while the inbox shows it live; staff take
+over, reply and hand back; analytics draw the new data. Stored markup stays
+text everywhere. A screenshot of each page goes to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Page, expect
+
+from hub.app import build_app
+from tests.fake_openai import Reply
+from tests.helpers import ARTIFACTS
+
+ATTACK = "<img src=x onerror=window.__xss=1>"
+AGENT = f"Support {ATTACK}"
+POLICY = (
+    "# Refunds\n\nOur refund policy: customers get their money back within 30 days of "
+    "purchase, no questions asked. Refunds reach the card in five business days.\n"
+)
+
+
+@pytest.fixture
+async def hub(fake, base_settings):
+    client = TestClient(
+        TestServer(
+            build_app(
+                base_settings.with_overrides(
+                    openai_api_key="sk-test", openai_base_url=fake.base_url
+                )
+            )
+        )
+    )
+    await client.start_server()
+    yield str(client.make_url("")).rstrip("/")
+    await client.close()
+
+
+@pytest.fixture
+async def shop():
+    """Another website (another origin) that embeds the widget with the
+    snippet the dashboard gave: `shop.html` is filled in by the test."""
+    site = {"html": "<!doctype html><title>Shop</title>"}
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=site["html"], content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    server = TestServer(app)
+    await server.start_server()
+    site["origin"] = str(server.make_url("")).rstrip("/")
+    yield site
+    await server.close()
+
+
+def watch(page: Page) -> list[str]:
+    """Collects uncaught errors and console errors (CSP violations among them)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    return problems
+
+
+async def no_markup_ran(page: Page) -> None:
+    assert await page.evaluate("window.__xss") is None
+    assert await page.locator("main img").count() == 0
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+async def test_dashboard_end_to_end(hub, shop, browser, fake):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=hub)
+    staff = await context.new_page()
+    problems = watch(staff)
+
+    # ---- sign up (keyboard only) ----
+    await staff.goto(hub + "/app")
+    await expect(staff.get_by_role("heading", name="Log in to your dashboard")).to_be_visible()
+    await staff.get_by_role("link", name="Create an account").click()
+    await staff.get_by_label("Your name").fill("Ana")
+    await staff.get_by_label("Company").fill("Acme Shop")
+    await staff.get_by_label("Email").fill("ana@acme.example")
+    await staff.get_by_label("Password").fill("a long password")
+    await staff.keyboard.press("Enter")
+    await expect(staff.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
+    await expect(staff.get_by_role("status").filter(has_text="Live")).to_be_visible()
+
+    # ---- an agent, its key and the embed snippet ----
+    await staff.get_by_role("link", name="Agents").click()
+    await staff.get_by_role("link", name="New agent").click()
+    await staff.get_by_label("Name", exact=True).fill(AGENT)
+    await staff.get_by_label("Temperature").fill("0.3")
+    await staff.get_by_label("System prompt").fill("You are Acme's support. Be brief.")
+    await staff.get_by_label("Greeting").fill("Hi! Ask me about refunds.")
+    await staff.get_by_label("Voice", exact=True).fill("alloy")
+    await staff.get_by_label("Hand the conversation to a person").check()
+    await staff.get_by_role("button", name="Create agent").click()
+    await expect(staff.get_by_role("heading", name=AGENT, level=2)).to_be_visible()
+    await expect(staff).to_have_url(re.compile(r"#/agents/[0-9a-f-]{36}$"))
+    agent_id = staff.url.rsplit("/", 1)[1]
+
+    await staff.get_by_label("Allowed origins, one per line").fill(shop["origin"])
+    await staff.get_by_role("button", name="Create key").click()
+    snippet = await staff.get_by_label("Embed snippet").input_value()
+    assert f'data-agent-id="{agent_id}"' in snippet and 'data-key="pk_' in snippet
+    await staff.get_by_role("button", name="Copy snippet").click()
+    await expect(staff.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert await staff.evaluate("navigator.clipboard.readText()") == snippet
+    await expect(staff.get_by_role("cell", name=shop["origin"])).to_be_visible()
+    shop["html"] = (
+        f'<!doctype html><title>Shop</title><link rel="icon" href="data:,"><h1>Acme Shop</h1>{snippet}'
+    )
+    await no_markup_ran(staff)
+
+    # ---- a document: upload, processed live, searched ----
+    await staff.get_by_role("link", name="Knowledge base").click()
+    await staff.get_by_label("File (PDF, DOCX, Markdown, HTML or text)").set_input_files(
+        {"name": "refunds.md", "mimeType": "text/markdown", "buffer": POLICY.encode()}
+    )
+    await staff.get_by_label("Title").fill("Refund policy")
+    await staff.get_by_role("button", name="Upload").click()
+    row = staff.get_by_role("row").filter(has_text="Refund policy")
+    await expect(row.get_by_text("Processed")).to_be_visible(timeout=30_000)
+    # The processed document notified the owner: the bell counts it, live.
+    await expect(staff.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
+    await staff.get_by_label("Question").fill("how long do refunds take")
+    await staff.get_by_role("button", name="Search", exact=True).click()
+    result = staff.locator(".result").first
+    await expect(result).to_contain_text("refund policy")
+    await expect(result.locator(".score")).to_have_text(re.compile(r"score \d\.\d{4}"))
+    await expect(result.locator(".badge-pill")).to_have_text("hybrid")
+    await shot(staff, "knowledge")
+
+    # ---- a visitor chats on the shop's site; the inbox shows it live ----
+    await staff.get_by_role("link", name="Inbox").click()
+    await expect(staff.get_by_text("No conversations here yet.")).to_be_visible()
+    visitor = await context.new_page()
+    visitor_problems = watch(visitor)
+    await visitor.goto(shop["origin"] + "/")
+    fake.then(Reply(text="Refunds are paid within 30 days of purchase.", chunk_delay=0.05))
+    await visitor.get_by_role("button", name="Open chat").click()
+    await visitor.get_by_role("textbox", name="Message").fill("What is your refund policy?")
+    await visitor.keyboard.press("Enter")
+
+    conversation = staff.locator(".conversation-list a").first
+    await expect(conversation).to_contain_text(AGENT + " · chat")
+    await expect(conversation).to_contain_text("New")
+    await conversation.click()
+    transcript = staff.get_by_role("log", name="Transcript")
+    await expect(transcript.locator(".msg.user")).to_contain_text("What is your refund policy?")
+    answer = transcript.locator(".msg.agent").last
+    await expect(answer).to_contain_text("Refunds are paid within 30 days of purchase.")
+    await expect(answer.locator(".sources")).to_contain_text("refunds.md")
+    await expect(answer).to_contain_text("gpt-4o-mini")
+
+    # The next reply streams into the open transcript.
+    fake.then(Reply(text="Five business days to reach your card. " * 3, chunk_delay=0.15))
+    await visitor.get_by_role("textbox", name="Message").fill("And to my card?")
+    await visitor.keyboard.press("Enter")
+    await expect(transcript.locator(".msg.agent.streaming")).to_be_visible()
+    await shot(staff, "inbox-streaming")
+    await expect(transcript.locator(".msg.agent.streaming")).to_have_count(0)
+    await expect(transcript.locator(".msg.agent").last).to_contain_text("reach your card")
+
+    # ---- take over, reply, hand back ----
+    await staff.get_by_role("button", name="Take over").click()
+    await expect(staff.get_by_text("You have taken over")).to_be_visible()
+    widget = visitor.get_by_role("dialog")
+    await expect(widget).to_contain_text("A person from our team has joined.")
+    await staff.get_by_label("Reply as staff").fill("Hi, I'm Ana from Acme. Anything else?")
+    await staff.keyboard.press("Enter")
+    await expect(transcript.locator(".msg.human")).to_contain_text("I'm Ana from Acme")
+    await expect(visitor.locator(".msg.human")).to_contain_text("Hi, I'm Ana from Acme.")
+
+    # Markup a visitor sends is shown as text.
+    requests_before = len(fake.requests)
+    await visitor.get_by_role("textbox", name="Message").fill(ATTACK)
+    await visitor.keyboard.press("Enter")
+    await expect(transcript.locator(".msg.user").last).to_have_text(re.compile(re.escape(ATTACK)))
+    await no_markup_ran(staff)
+    assert len(fake.requests) == requests_before  # taken over: the AI stayed silent
+    await shot(staff, "inbox")
+
+    await staff.get_by_role("button", name="Hand back to AI").click()
+    await expect(widget).to_contain_text("You are talking with our assistant again.")
+    await expect(staff.get_by_role("button", name="Take over")).to_be_visible()
+
+    # ---- analytics draw today's conversation ----
+    await staff.get_by_role("link", name="Analytics").click()
+    timeline = staff.locator('[data-chart="timeline"] rect.bar[data-value="1"]')
+    await expect(timeline).to_have_count(1)
+    await expect(
+        staff.locator('[data-chart="channels"] rect[data-label="chat"]')
+    ).to_have_attribute("data-value", "1")
+    for chart, label in (("cost-model", "gpt-4o-mini"), ("response-time", AGENT)):
+        bar = staff.locator(f'[data-chart="{chart}"] rect[data-label="{label}"]')
+        assert float(await bar.get_attribute("data-value")) > 0, chart
+    await expect(staff.locator('[data-chart="cost-agent"] svg')).to_contain_text("Support <img")
+    await expect(staff.locator(".kpi").first).to_contain_text("1")
+    await no_markup_ran(staff)
+    await shot(staff, "analytics")
+
+    # ---- a call the AI hands to a person: waiting, live; its transcript is what was said ----
+    await staff.get_by_role("link", name="Inbox").click()
+    await staff.get_by_label("Show").select_option(label="Waiting for a person")
+    await expect(staff.get_by_text("No conversations here yet.")).to_be_visible()
+    fake.then(
+        Reply(tool_calls=[{"name": "handoff_to_human", "arguments": {"reason": "Wants a person"}}]),
+        Reply(text="A colleague will be with you shortly."),
+    )
+    key = re.search(r'data-key="(pk_[^"]+)"', snippet).group(1)
+    public = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(hub) as http:
+        async with http.post(
+            "/public/conversations", json={"agent_id": agent_id, "channel": "voice"}, headers=public
+        ) as response:
+            call = await response.json()
+        async with http.post(
+            f"/public/conversations/{call['id']}/messages",
+            json={"content": "I would like to talk to a person"},
+            headers={**public, "X-Conversation-Token": call["token"]},
+        ) as response:
+            assert response.status == 201, await response.text()
+    waiting = staff.locator(f'.conversation-list a[data-id="{call["id"]}"]')
+    await expect(waiting).to_contain_text("Waiting for a person")
+    await expect(staff.get_by_role("button", name="Notifications, 2 unread")).to_be_visible()
+    await waiting.click()
+    await expect(staff.get_by_role("heading", name=re.compile("^Call transcript"))).to_be_visible()
+    spoken = staff.get_by_role("log", name="Transcript")
+    await expect(spoken.locator(".msg.user")).to_contain_text("Visitor said")
+    await expect(spoken.locator(".msg.tool")).to_contain_text("Tool handoff_to_human")
+    await expect(spoken.locator(".msg.agent")).to_contain_text("AI said")
+    await staff.get_by_role("button", name="Take over").click()
+    # Taken: no longer waiting, so it leaves this list.
+    await expect(waiting).to_have_count(0)
+    await expect(staff.get_by_text("No conversations here yet.")).to_be_visible()
+
+    # ---- the agent's test chat, through the public API with a key ----
+    await staff.get_by_role("link", name="Agents").click()
+    await staff.get_by_role("navigation", name="Agents").get_by_role("link", name=AGENT).click()
+    fake.then(Reply(text="This is the test chat answering."))
+    await staff.get_by_role("button", name="Start a test chat").click()
+    test_chat = staff.get_by_role("log", name="Test chat")
+    await expect(test_chat).to_contain_text("Hi! Ask me about refunds.")
+    await staff.get_by_label("Message to the agent").fill("Testing, testing")
+    await staff.keyboard.press("Enter")
+    await expect(test_chat.locator(".msg.agent").last).to_contain_text("test chat answering")
+    await shot(staff, "agents")
+
+    # ---- CRM: a contact and its page; deals by stage ----
+    await staff.get_by_role("link", name="CRM").click()
+    await staff.get_by_text("Add a contact").click()
+    await staff.get_by_label("First name").fill("Grace")
+    await staff.get_by_label("Last name").fill(ATTACK)
+    await staff.get_by_label("Email").fill("grace@example.com")
+    await staff.get_by_role("button", name="Add contact").click()
+    await expect(staff.get_by_role("heading", name=f"Grace {ATTACK}")).to_be_visible()
+    await no_markup_ran(staff)
+    await shot(staff, "crm-contact")
+    await staff.get_by_role("link", name="Deals").click()
+    await staff.get_by_text("Add a deal").click()
+    await staff.get_by_label("Title").fill("Annual plan")
+    await staff.get_by_label("Value").fill("1200")
+    await staff.get_by_role("button", name="Add deal").click()
+    lead = staff.get_by_role("region", name=re.compile("^lead"))
+    await expect(lead).to_contain_text("Annual plan")
+    await lead.get_by_label("Stage of Annual plan").select_option("qualified")
+    await expect(staff.get_by_role("region", name=re.compile("^qualified"))).to_contain_text(
+        "Annual plan"
+    )
+    await shot(staff, "crm-deals")
+
+    # ---- settings: retention, GDPR export, audit log ----
+    await staff.get_by_role("link", name="Settings").click()
+    await staff.get_by_label("Delete conversations after").fill("30")
+    await staff.get_by_role("button", name="Save").click()
+    await expect(staff.get_by_text("Conversations are deleted after 30 days.")).to_be_visible()
+    await staff.get_by_label("Find a contact").fill("grace")
+    await staff.get_by_role("button", name=re.compile("^Grace")).click()
+    async with staff.expect_download() as download:
+        await staff.get_by_role("button", name="Export their data").click()
+    assert (await download.value).suggested_filename.startswith("contact-")
+    audit = staff.get_by_role("table", name=re.compile("^Audit log"))
+    await expect(audit).to_contain_text("POST /api/agents")
+    await expect(audit).to_contain_text("ana@acme.example")
+    await shot(staff, "settings")
+
+    # ---- the bell: the notification leads to its document ----
+    await staff.get_by_role("button", name=re.compile("^Notifications")).click()
+    await staff.get_by_role("button", name=re.compile("Refund policy: ready")).click()
+    await expect(staff.get_by_role("heading", name="Knowledge base", level=1)).to_be_visible()
+    await expect(staff.get_by_role("button", name="Notifications, 1 unread")).to_be_visible()
+
+    assert problems == [] and visitor_problems == []
+    await context.close()
+
+
+async def test_dashboard_on_a_phone(hub, browser, base_settings):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await browser.new_page(viewport={"width": 390, "height": 800})
+    problems = watch(page)
+    await page.goto(hub + "/app#/signup")
+    await page.get_by_label("Company").fill("Phone Co")
+    await page.get_by_label("Email").fill("phone@acme.example")
+    await page.get_by_label("Password").fill("a long password")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_visible()
+
+    # The navigation folds into a menu button.
+    nav = page.get_by_role("navigation", name="Main")
+    await expect(nav).to_be_hidden()
+    menu = page.get_by_role("button", name="Menu")
+    await menu.click()
+    await expect(menu).to_have_attribute("aria-expanded", "true")
+    await nav.get_by_role("link", name="Analytics").click()
+    await expect(nav).to_be_hidden()
+    # A new company's last 30 days: 30 empty days, drawn.
+    await expect(page.locator('[data-chart="timeline"] rect.bar')).to_have_count(30)
+    for name in ("analytics", "inbox", "agents", "knowledge", "crm", "settings"):
+        await page.goto(f"{hub}/app#/{name}")
+        await expect(page.locator("main h1")).to_be_visible()
+        # Nothing wider than the screen: no sideways scrolling of the page.
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        await shot(page, f"phone-{name}")
+    assert problems == []
+
+
+def test_the_dashboard_never_parses_html():
+    """Stored text reaches the page as text nodes only (docs/dashboard.md)."""
+    sources = list((Path(__file__).resolve().parent.parent / "static" / "app").rglob("*.js"))
+    assert sources
+    for source in sources:
+        code = source.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser"):
+            assert not re.search(rf"[.\s]{sink}\b\s*[=(]", code), f"{source.name} uses {sink}"
+
+
+async def test_the_dashboard_page_allows_only_its_own_scripts(client):
+    response = await client.get("/app")
+    assert response.status == 200
+    assert '<script type="module" src="/static/app/main.js">' in await response.text()
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
