@@ -5,7 +5,7 @@
 The workflow fires on `contact_created`: trigger → condition (the email is
 the company's) → set_variable → add_tag (on the contact) → notify (the owner).
 Each event is a contact created through hub.crm, so it travels the real path:
-commit → relay → queue → engine → nodes, with the state and trace saved
+outbox → commit → queue → engine → nodes, with the state and trace saved
 after every node.
 
 Baseline: the same node functions called directly, one after another, each
@@ -159,7 +159,7 @@ async def direct(services: Services, n: int) -> float:
             else:
                 state["outputs"][node["id"]] = await action.run(step)
         samples.append((time.perf_counter() - start) * 1000)
-        await services.jobs.join()  # the relayed events (no workflow here), outside the timing
+        await services.jobs.join()  # whatever the contact queued, outside the timing
     return statistics.median(samples)
 
 

@@ -86,8 +86,8 @@ class Route:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    # "webhook": per workflow named in the path (inbound webhooks come from servers).
-    rate_limit: Literal["user", "auth_ip", "public", "webhook"] = "user"
+    # "ip": per client address only (a route with no key or user, e.g. an inbound webhook).
+    rate_limit: Literal["user", "auth_ip", "public", "ip"] = "user"
     # Public conversation routes also need X-Conversation-Token for the path's {id}.
     conversation_token: bool = False
     # A POST that changes nothing (a search) stays out of the audit log.
@@ -175,8 +175,8 @@ async def _rate_limit(
     settings = services.settings
     if route.rate_limit == "auth_ip":
         limits = [(f"ip:{request.remote}:auth", settings.auth_rate_limit_per_hour)]
-    elif route.rate_limit == "webhook":
-        limits = [(f"webhook:{request.match_info['id']}", settings.public_key_rate_limit_per_hour)]
+    elif route.rate_limit == "ip":
+        limits = [(f"ip:{request.remote}:public", settings.public_ip_rate_limit_per_hour)]
     elif route.rate_limit == "public":
         # Per key, so one site cannot exhaust the hub; per IP, so one visitor
         # cannot exhaust the site's key.

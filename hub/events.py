@@ -27,7 +27,6 @@ from hub import jsoncodec
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[["Event"], Awaitable[None]]
-Hook = Callable[["Event"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,6 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
-        self._hooks: list[Hook] = []
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._dispatcher: asyncio.Task | None = None
         self.publish_failures = 0
@@ -60,26 +58,12 @@ class EventBus:
         """Deliver every event to `subscriber`, in every process."""
         self._subscribers.append(subscriber)
 
-    def on_publish(self, hook: Hook) -> None:
-        """Call `hook` once per event, in the process that publishes it: for work
-        that must happen once (queueing workflows), not once per process."""
-        self._hooks.append(hook)
-
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """For subscribers that live shorter than the process (a voice call)."""
         with contextlib.suppress(ValueError):
             self._subscribers.remove(subscriber)
 
     async def publish(self, event: Event) -> None:
-        await self._send(event)
-        for hook in self._hooks:
-            try:
-                await hook(event)
-            except Exception:
-                self.publish_failures += 1
-                log.exception('{"event":"publish_hook_failed","type":"%s"}', event.type)
-
-    async def _send(self, event: Event) -> None:
         # Subscribers get the JSON form in both modes (ids and times as strings),
         # so a subscriber tested in-process behaves the same over Redis.
         self._queue.put_nowait(Event.decode(event.encode()))
@@ -120,7 +104,7 @@ class RedisEventBus(EventBus):
         self._reader: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
 
-    async def _send(self, event: Event) -> None:
+    async def publish(self, event: Event) -> None:
         try:
             await self.client.publish(self.channel, event.encode())
         except (RedisError, OSError):

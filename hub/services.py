@@ -20,7 +20,7 @@ from hub.knowledge import KnowledgeService
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies
-from hub.workflows import WorkflowService, relay
+from hub.workflows import WorkflowService, keep_trigger_events
 
 
 class RateLimiter(Protocol):
@@ -84,7 +84,7 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
         if redis is not None
         else InProcessQueue()
     )
-    events.on_publish(relay(jobs))  # events that trigger workflows go on the queue, once
+    db.event_hooks.append(keep_trigger_events(jobs))  # events that start workflows: an outbox
     return Services(
         settings=settings,
         db=db,

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import re2
 from croniter import croniter
 from pydantic import (
     BaseModel,
@@ -50,6 +51,9 @@ ContactField = Literal["email", "phone", "first_name", "last_name", "company_nam
 MAX_NODES = 100
 MAX_EDGES = 200
 MAX_DELAY_SECONDS = 30 * 24 * 3600
+# A running execution's lease; every node's time limit is shorter (a webhook's
+# with all its attempts), so a live runner never loses its lease mid-node.
+LEASE_SECONDS = 300
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -193,10 +197,15 @@ class Comparison(_Strict):
         if self.operator == "matches":
             if not isinstance(self.value, str) or len(self.value) > 500:
                 raise ValueError("matches needs a regular expression of at most 500 characters")
+            if "{{" in self.value:
+                raise ValueError("a regular expression cannot be a template")
             try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
+                re2.compile(self.value)
+            except re2.error as exc:
+                raise ValueError(
+                    f"not a regular expression RE2 accepts (no backreferences or "
+                    f"lookarounds): {exc}"
+                ) from None
         return self
 
 
@@ -306,6 +315,7 @@ class Webhook(NodeData):
     # Any JSON; strings in it are templates. Default: the trigger's data.
     body: Any = None
     retries: int = Field(2, ge=0, le=5)
+    timeout_seconds: float = Field(10, gt=0, le=30)  # per attempt
 
     @field_validator("url")
     @classmethod

@@ -3,9 +3,13 @@ that carry them to the engine (agents_runtime.workflows), the engine's
 interface for REST, and the signature of webhooks in both directions.
 
 Domain events reach every process (the bus is pub/sub), but a workflow must
-run once per event. So the process that *publishes* an event hands it to the
-job queue (`relay`), and whichever worker takes the job runs the workflows.
-Visitor messages (`message_received`) are not relayed: their workflows run
+run once per event, and an event that was committed must not be lost. So an
+event that can start one of the company's workflows is written to an outbox
+in the transaction of the change itself (`keep_trigger_events`), its job is
+queued after the commit, and whichever worker takes the job starts the
+workflows in the transaction that removes it from the outbox.
+Visitor messages (`message_received`) do not go through the outbox: their
+turn job is already recovered if lost (hub.lifecycle), and their workflows run
 at the start of the agent turn's job, so that a workflow can hand off to a
 person before the AI answers.
 """
@@ -15,15 +19,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from hub import jsoncodec
+from asyncpg import Connection
+
 from hub.events import Event
 from hub.jobs import Job, JobQueue
+from hub.store import workflows as store
+
+if TYPE_CHECKING:
+    from hub.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,7 @@ class Cause:
     depth: int
 
 
-# Set by the engine while a node runs, read by `relay` in the same task: an
+# Set by the engine while a node runs, read by the outbox hook in the same task: an
 # event published by a node carries the depth of the execution behind it.
 CAUSE: ContextVar[Cause | None] = ContextVar("workflow_cause", default=None)
 
@@ -65,34 +74,56 @@ def _subject(event: Event) -> str:
     return str(data.get("conversation_id") or data["id"])
 
 
-def relay(jobs: JobQueue) -> Callable[[Event], Awaitable[None]]:
-    """The bus hook that queues each trigger event once, from its publisher."""
+def event_job(company_id: UUID | str, subject: str, outbox_id: int) -> Job:
+    return Job(
+        kind=WORKFLOW_EVENT,
+        company_id=str(company_id),
+        key=subject,
+        payload={"outbox_id": outbox_id},
+    )
 
-    async def hand_over(event: Event) -> None:
+
+def keep_trigger_events(jobs: JobQueue) -> Callable[[Database, Connection, Event], None]:
+    """The database's event hook: an event that can start one of the company's
+    workflows goes into the outbox in the change's own transaction, and its job
+    is queued once that commits. The engine takes it from the outbox."""
+
+    def hook(db: Database, conn: Connection, event: Event) -> None:
         trigger = TRIGGERS.get(event.type)
         if trigger is None:
             return
-        if event.type == "deal.updated" and event.data.get("stage_from") == event.data.get(
-            "stage_to"
-        ):
+        data = event.data
+        if event.type == "deal.updated" and data.get("stage_from") == data.get("stage_to"):
             return
-        cause = CAUSE.get()
-        job = Job(
-            kind=WORKFLOW_EVENT,
-            company_id=str(event.company_id),
-            key=_subject(event),
-            payload={
-                "trigger": trigger,
-                "event_id": event.id,
-                # As subscribers see it: ids and times as strings.
-                "data": jsoncodec.loads(jsoncodec.dumps(event.data)),
-                "depth": 0 if cause is None else cause.depth + 1,
-                "caused_by": None if cause is None else cause.execution_id,
-            },
-        )
-        await jobs.enqueue(job)
+        cause = CAUSE.get()  # set while a workflow's node runs in this task
+        subject = _subject(event)
 
-    return hand_over
+        async def record() -> None:
+            outbox_id = await store.keep_event(
+                conn,
+                company_id=event.company_id,
+                trigger_type=trigger,
+                event_id=event.id,
+                subject=subject,
+                data=data,
+                depth=0 if cause is None else cause.depth + 1,
+            )
+            if outbox_id is not None:
+                job = event_job(event.company_id, subject, outbox_id)
+                db.after_commit(conn, lambda: _enqueue(jobs, job))
+
+        db.before_commit(conn, record)
+
+    return hook
+
+
+async def _enqueue(jobs: JobQueue, job: Job) -> None:
+    # The change has committed, the event is in the outbox: if the queue is
+    # unreachable now, the engine's timer queues it again later.
+    try:
+        await jobs.enqueue(job)
+    except Exception:
+        log.warning('{"event":"workflow_event_enqueue_failed","outbox_id":%s}', job.payload)
 
 
 def run_job(company_id: UUID | str, execution_id: UUID | str, token: str) -> Job:

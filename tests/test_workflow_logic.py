@@ -7,6 +7,7 @@ import pytest
 
 from agents_runtime.workflows.conditions import evaluate
 from agents_runtime.workflows.triggers import accepts
+from agents_runtime.workflows.webhook import _public
 from hub.errors import ApiError
 from hub.templates import TemplateError, paths, render, render_value
 from hub.workflow_graph import ConditionData, Graph, validate
@@ -313,3 +314,49 @@ def test_a_cycle_is_refused():
 def test_invalid_trigger_configs(trigger_type, config, field):
     details = refused([TRIGGER], [], trigger_type=trigger_type, config=config)
     assert field in details["fields"], details
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.5", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::5db8:d822", True),  # NAT64 of a public address
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo of 10.0.0.1
+    ],
+)
+def test_only_public_addresses_are_called(address, public):
+    assert _public(address) is public
+
+
+def test_regular_expressions_are_linear_time_and_fixed():
+    # RE2 has no backtracking: the classic catastrophic pattern answers at once.
+    slow = cond(field="message.content", operator="matches", value="^(a+)+$")
+    assert evaluate(slow, {"message": {"content": "a" * 5000 + "!"}}) is False
+    for pattern in [r"(a)\1", "(?=x)y", "{{trigger.pattern}}"]:
+        nodes = [
+            TRIGGER,
+            {
+                "id": "c",
+                "type": "condition",
+                "data": {"field": "message.content", "operator": "matches", "value": pattern},
+            },
+        ]
+        assert "c" in refused(nodes, [])["node_ids"], pattern
+
+
+def test_a_webhook_fits_in_the_lease():
+    nodes = [
+        TRIGGER,
+        {"id": "w", "type": "webhook", "data": {"url": "https://x.test", "timeout_seconds": 60}},
+    ]
+    assert "nodes.w.data.timeout_seconds" in refused(nodes, [])["fields"]

@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from agents_runtime import runtime
 from hub import jsoncodec
 from hub.conversations import start_conversation
-from hub.jobs import Job
-from hub.services import SERVICES
+from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
 from hub.store import workflows as workflow_store
-from hub.workflows import WORKFLOW_EVENT, signature
+from hub.workflows import event_job, run_job, signature
 from tests.fake_openai import Reply
 from tests.helpers import signup
 from tests.test_public import ORIGIN, make_agent, make_key, start
@@ -584,6 +584,20 @@ async def test_a_delay_survives_a_restart_and_fires_once(fake, make_client):
     assert [m["content"] for m in messages] == ["Still there?"]
 
 
+async def keep(services, company_id, conversation, event_id: str) -> int:
+    """An outbox entry, as the hook writes it in a change's transaction."""
+    async with services.db.tenant(company_id) as conn:
+        return await workflow_store.keep_event(
+            conn,
+            company_id=company_id,
+            trigger_type="conversation_started",
+            event_id=event_id,
+            subject=str(conversation["id"]),
+            data=jsoncodec.loads(jsoncodec.dumps(conversation)),
+            depth=0,
+        )
+
+
 async def test_a_redelivered_event_does_nothing_twice(hub, receiver):
     account = await signup(hub)
     agent, headers = await site(hub, account)
@@ -601,24 +615,176 @@ async def test_a_redelivered_event_does_nothing_twice(hub, receiver):
             services.db, conn, company_id=company_id, agent_id=uuid.UUID(agent["id"])
         )
     await finished(hub, account, workflow["id"])
-    job = Job(
-        kind=WORKFLOW_EVENT,
-        company_id=str(company_id),
-        key=str(conversation["id"]),
-        payload={
-            "trigger": "conversation_started",
-            "event_id": "evt-1",
-            "data": jsoncodec.loads(jsoncodec.dumps(conversation)),
-            "depth": 0,
-        },
+    engine = services.workflows
+
+    outbox_id = await keep(services, company_id, conversation, "evt-1")
+    job = event_job(company_id, str(conversation["id"]), outbox_id)
+    await asyncio.gather(engine.on_event(job), engine.on_event(job))  # delivered twice at once
+    await engine.on_event(job)  # and again later
+    # The same event kept again (a replay): its execution exists, nothing runs.
+    await engine.on_event(
+        event_job(
+            company_id,
+            str(conversation["id"]),
+            await keep(services, company_id, conversation, "evt-1"),
+        )
     )
-    await services.workflows.on_event(job)
-    await services.workflows.on_event(job)  # delivered again
     runs = await executions(hub, account, workflow["id"])
     assert len(runs) == 2  # the original event's and evt-1's, once each
     assert len(receiver.requests) == 2
     contents = [m["content"] for m in await transcript(hub, account, conversation["id"])]
     assert contents == ["Welcome!", "Welcome!"]
+
+
+async def test_an_event_whose_job_was_lost_is_queued_again(hub):
+    account = await signup(hub)
+    agent, headers = await site(hub, account)
+    workflow = await save(
+        hub, account, "conversation_started", node("v", "set_variable", name="a", value=1)
+    )
+    services = hub.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        conversation = await conversations.create(
+            conn, company_id=company_id, agent_id=uuid.UUID(agent["id"])
+        )
+    # Committed and kept, but its job never reached the queue (a crash, Redis down).
+    outbox_id = await keep(services, company_id, conversation, "lost-1")
+    engine = services.workflows
+    await engine.stop_timers()
+    assert await executions(hub, account, workflow["id"]) == []
+    async with services.db.system() as conn:
+        await conn.execute(
+            "UPDATE workflow_events SET retry_at = now() - interval '1 second' WHERE id = $1",
+            outbox_id,
+        )
+    assert await engine.tick() >= 1
+    [run] = await finished(hub, account, workflow["id"])
+    assert run["status"] == "success"
+    async with services.db.system() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM workflow_events WHERE id = $1", outbox_id)
+            == 0
+        )
+
+
+async def test_one_run_job_delivered_twice_runs_once(hub, receiver):
+    account = await signup(hub)
+    workflow = await save(hub, account, "webhook", node("hook", "webhook", url=receiver.url))
+    stored = await (
+        await hub.get(f"/api/workflows/{workflow['id']}", headers=account.headers)
+    ).json()
+    services = hub.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        execution, _ = await workflow_store.create_execution(
+            conn,
+            company_id=company_id,
+            workflow={**stored, "id": uuid.UUID(stored["id"])},
+            triggered_by="webhook",
+            trigger_data={},
+            dedupe_key="twice",
+            depth=0,
+            token="job-token",
+            lease_seconds=60,
+        )
+    receiver.delay = 0.3
+    job = run_job(company_id, execution["id"], "job-token")
+    await asyncio.gather(services.workflows.on_run(job), services.workflows.on_run(job))
+    await services.workflows.on_run(job)
+    assert len(receiver.requests) == 1
+    [run] = await executions(hub, account, workflow["id"])
+    assert run["status"] == "success"
+
+
+async def test_an_unmatched_dry_run_never_runs_for_real(hub, receiver):
+    account = await signup(hub)
+    workflow = await save(
+        hub,
+        account,
+        "message_received",
+        node("hook", "webhook", url=receiver.url),
+        config={"keywords": ["urgent"]},
+    )
+    run = await (
+        await hub.post(
+            f"/api/workflows/{workflow['id']}/test",
+            json={"testData": {"message": "hello"}},
+            headers=account.headers,
+        )
+    ).json()
+    assert run["trigger_matched"] is False and run["status"] == "success"
+    await hub.app[SERVICES].workflows.tick()
+    await settle(hub)
+    assert receiver.requests == []
+    [stored] = await executions(hub, account, workflow["id"])
+    assert stored["status"] == "success" and stored["test"] is True
+
+
+async def test_a_node_that_overruns_its_time_fails(hub, fake):
+    account = await signup(hub)
+    workflow = await save(
+        hub,
+        account,
+        "webhook",
+        node(
+            "slow",
+            "llm",
+            mode="classify",
+            input="{{trigger.text}}",
+            categories=["a", "b"],
+            timeout_seconds=0.3,
+        ),
+    )
+    fake.then(Reply(text="a", delay=2))
+    await webhook_trigger(hub, workflow, {"text": "hello"})
+    [run] = await finished(hub, account, workflow["id"])
+    assert run["status"] == "failed" and steps(run)["slow"]["error"] == "timed out after 0.3 s"
+
+
+async def test_workflows_run_once_per_event_across_processes(base_settings, redis_url, make_client):
+    """Scaled out: a web process publishes, two workers share the queue."""
+    settings = base_settings.with_overrides(
+        redis_url=redis_url, redis_prefix=f"wf-{uuid.uuid4().hex[:8]}"
+    )
+    web = await make_client(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix)
+    workers = [await open_services(settings) for _ in range(2)]
+    try:
+        for worker in workers:
+            runtime.install(worker)
+            await worker.jobs.start()
+        account = await signup(web)
+        workflow = await save(
+            web, account, "contact_created", node("t", "add_tag", tag="seen", target="contact")
+        )
+        for n in range(5):
+            response = await web.post(
+                "/api/crm/contacts", json={"email": f"c{n}@example.com"}, headers=account.headers
+            )
+            assert response.status == 201
+        runs = await finished(web, account, workflow["id"], count=5)
+        await asyncio.sleep(0.5)  # a duplicate would have shown by now
+        runs = await executions(web, account, workflow["id"])
+        assert len(runs) == 5 and all(r["status"] == "success" for r in runs)
+        listed = await (await web.get("/api/crm/contacts?limit=10", headers=account.headers)).json()
+        assert all(c["tags"] == ["seen"] for c in listed["contacts"])
+    finally:
+        for worker in workers:
+            await close_services(worker)
+
+
+async def test_a_webhook_loop_through_the_hub_stops(hub):
+    account = await signup(hub)
+    workflow = await save(hub, account, "webhook", node("v", "set_variable", name="a", value=1))
+    body = b"{}"
+    headers = {"X-Syntera-Signature": signature(workflow["secret"], body), "X-Syntera-Depth": "5"}
+    refused = await hub.post(workflow["webhook_url"], data=body, headers=headers)
+    assert refused.status == 409
+    headers["X-Syntera-Depth"] = "2"
+    accepted = await hub.post(workflow["webhook_url"], data=body, headers=headers)
+    assert accepted.status == 202
+    [run] = await finished(hub, account, workflow["id"])
+    assert run["depth"] == 3
 
 
 async def test_a_run_left_by_a_dead_runner_resumes_where_it_stood(hub):

@@ -3,14 +3,15 @@
 Text comparisons: `contains` and `not_contains` ignore case (on a list they
 test membership); `equals` compares numbers as numbers and text exactly;
 `gt`/`gte`/`lt`/`lte` compare numbers, or ISO dates and times; anything that
-cannot be compared is false. `matches` is a regular-expression search.
+cannot be compared is false. `matches` is a regular-expression search (RE2).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
+
+import re2
 
 from hub.templates import lookup, render_value
 from hub.workflow_graph import Comparison, Group
@@ -101,7 +102,8 @@ def _compare(comparison: Comparison, scope: dict[str, Any]) -> bool:
         case "exists":
             return left is not None
         case "matches":
-            return re.search(_text(right), _text(left)[:MAX_TEXT]) is not None
+            # RE2 runs in linear time: no pattern can stall the loop on a visitor's text.
+            return re2.search(comparison.value, _text(left)[:MAX_TEXT]) is not None
     raise ValueError(f"unknown operator {comparison.operator}")
 
 

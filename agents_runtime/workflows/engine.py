@@ -3,13 +3,19 @@ node, durably.
 
 An execution walks its graph in topological order: a node runs when the
 trigger or a node before it led there (a condition only through the branch it
-took), at most once. After each node the execution's state and trace are
-saved; a node that writes to the database saves them in its own transaction.
-So a run interrupted anywhere — a crash, a redelivered job, a restart during
-a `delay` — resumes where it stood and repeats nothing that was recorded.
+took), at most once. What a run has done is saved as it goes; a node that
+writes to the database saves it in its own transaction. So a run interrupted
+anywhere — a crash, a redelivered job, a restart during a `delay` — resumes
+where it stood and repeats nothing that was recorded.
+
+A running execution is leased to one runner. A job carries a token that lets
+its runner take the lease once; the runner then holds it under a token of
+its own, renewed at every save (and so before every node that reaches
+outside), and a lease that expires is taken over by the timer. The lease is
+longer than any one node may take.
 
 Who runs what:
-- `on_event` (job `workflow.event`): a relayed domain event; runs the
+- `on_event` (job `workflow.event`): an event from the outbox; runs the
   workflows whose trigger accepts it.
 - `before_turn`: a visitor's message; its `message_received` workflows run
   before the AI answers (a workflow may hand off first).
@@ -17,7 +23,7 @@ Who runs what:
   webhook or a schedule, resumed after a delay, or taken over from a runner
   that died.
 - `tick` (every `poll_seconds`): delays that are over, runners that died,
-  schedules that are due.
+  schedules that are due, outbox events whose job was lost.
 - `test`: a dry run for REST; actions are simulated and nothing is written
   but the execution, marked `test`.
 """
@@ -30,31 +36,47 @@ import copy
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from agents_runtime.llm import LLM
 from agents_runtime.workflows.nodes import ACTIONS, NodeError, Step
 from agents_runtime.workflows.triggers import accepts, load_context
 from agents_runtime.workflows.webhook import WebhookSender
+from hub import jsoncodec
 from hub.jobs import Job
 from hub.services import Services
 from hub.store import messages
 from hub.store import workflows as store
-from hub.workflow_graph import Graph, Schedule, Webhook, node_data
-from hub.workflows import CAUSE, MAX_DEPTH, WORKFLOW_EVENT, WORKFLOW_RUN, Cause, run_job
+from hub.workflow_graph import LEASE_SECONDS, Graph, Schedule, node_data
+from hub.workflows import (
+    CAUSE,
+    MAX_DEPTH,
+    WORKFLOW_EVENT,
+    WORKFLOW_RUN,
+    Cause,
+    event_job,
+    run_job,
+)
 
 log = logging.getLogger(__name__)
+
+MAX_TRACE_VALUE = 16 * 1024  # bytes of JSON a trace entry keeps of a node's input or output
+
+# What `load` gives `_trigger`: trigger type, trigger data, dedupe key, depth.
+Trigger = tuple[str, dict[str, Any], str, int]
 
 
 @dataclass
 class EngineSettings:
-    lease_seconds: float = 300.0  # longer than any node may take (webhook retries included)
+    lease_seconds: float = LEASE_SECONDS
     poll_seconds: float = 1.0
-    webhook_backoff: float = 1.0  # before the second attempt; doubles each time
-    max_steps: int = 100
+    outbox_retry_seconds: float = 30.0
 
 
 class _Lost(Exception):
@@ -65,10 +87,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _budget(data: Any) -> float:
-    if isinstance(data, Webhook):  # each attempt has the timeout, plus the backoff between
-        return (data.retries + 1) * data.timeout_seconds + 2**data.retries * 2
-    return data.timeout_seconds
+def fresh_state(context: dict[str, Any]) -> dict[str, Any]:
+    return {"context": context, "vars": {}, "outputs": {}, "done": [], "branches": {}}
 
 
 class Engine:
@@ -82,8 +102,7 @@ class Engine:
         self.llm = llm
         self.settings = settings or EngineSettings()
         self.webhooks = WebhookSender(
-            allow_private=services.settings.workflow_webhooks_allow_private,
-            backoff=self.settings.webhook_backoff,
+            allow_private=services.settings.workflow_webhooks_allow_private
         )
         self._timers: asyncio.Task | None = None
 
@@ -113,38 +132,42 @@ class Engine:
     # --- starting executions --------------------------------------------------
 
     async def on_event(self, job: Job) -> None:
-        payload = job.payload
-        await self._trigger(
-            UUID(job.company_id),
-            payload["trigger"],
-            payload["data"],
-            dedupe_key=f"event:{payload['event_id']}",
-            depth=payload["depth"],
-        )
+        async def take(conn: asyncpg.Connection) -> Trigger | None:
+            event = await store.take_event(conn, job.payload["outbox_id"])
+            if event is None:  # taken already (a job queued twice)
+                return None
+            trigger = (event["trigger_type"], event["data"], f"event:{event['event_id']}")
+            return (*trigger, event["depth"])
+
+        await self._trigger(UUID(job.company_id), take)
 
     async def before_turn(self, job: Job) -> None:
         """Run the `message_received` workflows of the visitor message a turn answers."""
-        company_id = UUID(job.company_id)
         message_id = UUID(job.payload["message_id"])
-        async with self.services.db.tenant(company_id) as conn:
-            if not await store.enabled_for(conn, company_id, "message_received"):
-                return
+
+        async def load(conn: asyncpg.Connection) -> Trigger | None:
             message = await messages.get(conn, message_id)
-        if message is None:
-            return
-        data = {"message": message, "conversation_id": job.payload["conversation_id"]}
-        await self._trigger(
-            company_id, "message_received", data, dedupe_key=f"message:{message_id}", depth=0
-        )
+            if message is None:
+                return None
+            data = {"message": message, "conversation_id": job.payload["conversation_id"]}
+            return "message_received", data, f"message:{message_id}", 0
+
+        await self._trigger(UUID(job.company_id), load)
 
     async def _trigger(
-        self, company_id: UUID, trigger_type: str, data: dict, *, dedupe_key: str, depth: int
+        self,
+        company_id: UUID,
+        load: Callable[[asyncpg.Connection], Awaitable[Trigger | None]],
     ) -> None:
         """Start (or find again) an execution of every workflow whose trigger
-        accepts this, then run them one after another."""
-        token = uuid.uuid4().hex
-        runs = []
+        accepts what `load` finds, in one transaction; then run them."""
+        runner = uuid.uuid4().hex
+        started = []
         async with self.services.db.tenant(company_id) as conn:
+            found = await load(conn)
+            if found is None:
+                return
+            trigger_type, data, dedupe_key, depth = found
             workflows = await store.enabled_for(conn, company_id, trigger_type)
             if not workflows:
                 return
@@ -152,24 +175,30 @@ class Engine:
             for workflow in workflows:
                 if accepts(workflow, context):
                     execution = await self._start(
-                        conn, company_id, workflow, context, token, depth, dedupe_key
+                        conn, company_id, workflow, context, runner, depth, dedupe_key
                     )
                     if execution is not None:
-                        runs.append((workflow, execution))
-        for workflow, execution in runs:
-            await self._execute(company_id, workflow, execution, token)
+                        started.append((workflow, execution["id"]))
+        for workflow, execution_id in started:
+            # Taken again with a fresh lease: the runs before it may have been long.
+            async with self.services.db.tenant(company_id) as conn:
+                execution = await store.claim(
+                    conn, execution_id, runner, runner, self.settings.lease_seconds
+                )
+            if execution is not None:
+                await self._execute(company_id, workflow, execution, runner)
 
     async def _start(
         self,
-        conn,
+        conn: asyncpg.Connection,
         company_id: UUID,
         workflow: dict,
         context: dict,
-        token: str,
+        runner: str,
         depth: int,
         dedupe_key: str,
     ) -> dict | None:
-        """The execution to run now, leased to `token`; None when there is none
+        """The execution to run, leased to `runner`; None when there is none
         (finished before, running elsewhere, or refused at the depth limit)."""
         too_deep = depth > MAX_DEPTH
         execution, created = await store.create_execution(
@@ -180,13 +209,13 @@ class Engine:
             trigger_data=context["trigger"],
             dedupe_key=dedupe_key,
             depth=depth,
-            token=token,
+            token=runner,
             lease_seconds=self.settings.lease_seconds,
             state=fresh_state(context),
             status="failed" if too_deep else "running",
             error=(
-                f"stopped at the depth limit: workflows started one another {depth} times "
-                f"(at most {MAX_DEPTH}); does a node of this workflow fire its own trigger?"
+                f"refused at the depth limit: workflows started one another {depth} times "
+                f"in a row (at most {MAX_DEPTH}); does a node fire this workflow's own trigger?"
                 if too_deep
                 else None
             ),
@@ -197,14 +226,18 @@ class Engine:
         if created:
             return execution
         # Seen before: finished, running elsewhere, or left by a runner that died.
-        return await store.claim(conn, execution["id"], token, self.settings.lease_seconds)
+        return await store.claim(conn, execution["id"], runner, runner, self.settings.lease_seconds)
 
     async def on_run(self, job: Job) -> None:
         company_id = UUID(job.company_id)
-        token = job.payload["token"]
+        runner = uuid.uuid4().hex
         async with self.services.db.tenant(company_id) as conn:
             execution = await store.claim(
-                conn, UUID(job.payload["execution_id"]), token, self.settings.lease_seconds
+                conn,
+                UUID(job.payload["execution_id"]),
+                job.payload["token"],
+                runner,
+                self.settings.lease_seconds,
             )
             if execution is None:
                 return
@@ -213,18 +246,20 @@ class Engine:
                 execution["state"] = fresh_state(
                     await load_context(conn, execution["triggered_by"], execution["trigger_data"])
                 )
-        await self._execute(company_id, workflow, execution, token)
+        await self._execute(company_id, workflow, execution, runner)
 
     # --- running --------------------------------------------------------------
 
-    async def _execute(self, company_id: UUID, workflow: dict, execution: dict, token: str) -> None:
-        run = _Run(self, company_id, workflow, execution, token, simulate=False)
-        if not workflow["enabled"]:
-            await run.finish("cancelled", error="the workflow was disabled")
-            return
+    async def _execute(
+        self, company_id: UUID, workflow: dict, execution: dict, runner: str
+    ) -> None:
+        run = _Run(self, company_id, workflow, execution, runner, simulate=False)
         cause = CAUSE.set(Cause(str(execution["id"]), str(workflow["id"]), execution["depth"]))
         try:
-            await run.walk()
+            if workflow["enabled"]:
+                await run.walk()
+            else:
+                await run.finish("cancelled", error="the workflow was disabled")
         except _Lost:
             log.info('{"event":"workflow_execution_lost","id":"%s"}', execution["id"])
         finally:
@@ -244,10 +279,12 @@ class Engine:
             "execution_time_ms": 0,
             "depth": 0,
         }
-        run = _Run(self, company_id, workflow, execution, token="", simulate=True)
-        run.matched = accepts(workflow, context)
-        if run.matched:
+        run = _Run(self, company_id, workflow, execution, runner="", simulate=True)
+        matched = accepts(workflow, context)
+        if matched:
             await run.walk()
+        else:
+            await run.finish("success")  # the trigger would not fire: nothing more to do
         async with self.services.db.tenant(company_id) as conn:
             stored, _ = await store.create_execution(
                 conn,
@@ -266,7 +303,7 @@ class Engine:
                 error=run.error,
                 execution_time_ms=run.active_ms,
             )
-        return {**stored, "trigger_matched": run.matched, "variables": run.state["vars"]}
+        return {**stored, "trigger_matched": matched, "variables": run.state["vars"]}
 
     # --- timers ---------------------------------------------------------------
 
@@ -279,13 +316,17 @@ class Engine:
                 log.exception('{"event":"workflow_timers_failed"}')
 
     async def tick(self) -> int:
-        """Queue what is due; returns how many executions were queued."""
+        """Queue what is due; returns how many jobs were queued."""
         token = uuid.uuid4().hex
         lease = self.settings.lease_seconds
-        db = self.services.db
-        async with db.system() as conn:
-            due = await store.wake_due(conn, token, lease)
-            due += await store.take_stalled(conn, token, lease)
+        jobs: list[Job] = []
+        async with self.services.db.system() as conn:
+            for row in await store.wake_due(conn, token, lease):
+                jobs.append(run_job(row["company_id"], row["id"], token))
+            for row in await store.take_stalled(conn, token, lease):
+                jobs.append(run_job(row["company_id"], row["id"], token))
+            for row in await store.events_to_retry(conn, self.settings.outbox_retry_seconds):
+                jobs.append(event_job(row["company_id"], row["subject"], row["id"]))
             for workflow in await store.due_schedules(conn):
                 schedule = Schedule.model_validate(workflow["trigger_config"])
                 await store.set_next_run(conn, workflow["id"], schedule.next_after(_now()))
@@ -302,14 +343,19 @@ class Engine:
                     lease_seconds=lease,
                 )
                 if created:
-                    due.append({"id": execution["id"], "company_id": workflow["company_id"]})
-        for row in due:
-            await self.services.jobs.enqueue(run_job(row["company_id"], row["id"], token))
-        return len(due)
+                    jobs.append(run_job(workflow["company_id"], execution["id"], token))
+        for job in jobs:
+            await self.services.jobs.enqueue(job)
+        return len(jobs)
 
 
-def fresh_state(context: dict[str, Any]) -> dict[str, Any]:
-    return {"context": context, "vars": {}, "outputs": {}, "done": [], "branches": {}}
+def _bounded(value: Any) -> Any:
+    """A node's input or output as the trace keeps it: at most MAX_TRACE_VALUE."""
+    encoded = jsoncodec.dumps(value)
+    if len(encoded) <= MAX_TRACE_VALUE:
+        return value
+    preview = encoded[:2000].decode("utf-8", "ignore")
+    return {"truncated": True, "bytes": len(encoded), "preview": preview}
 
 
 class _Run:
@@ -321,7 +367,7 @@ class _Run:
         company_id: UUID,
         workflow: dict,
         execution: dict,
-        token: str,
+        runner: str,
         *,
         simulate: bool,
     ) -> None:
@@ -329,13 +375,13 @@ class _Run:
         self.company_id = company_id
         self.workflow = workflow
         self.execution_id = execution["id"]
+        self.depth = execution["depth"]
         self.graph = Graph(execution["graph"]["nodes"], execution["graph"]["edges"])
         self.state = execution["state"]
         self.trace: list[dict] = list(execution["trace"])
         self.active_ms = execution["execution_time_ms"]
-        self.token = token
+        self.runner = runner
         self.simulate = simulate
-        self.matched = True
         self.status = "running"
         self.error: str | None = None
 
@@ -357,115 +403,117 @@ class _Run:
         )
 
     async def walk(self) -> None:
-        steps = 0
+        """Every reached node, once, in topological order. A graph holds at most
+        MAX_NODES nodes, so that is also the step limit."""
         for node_id in self.graph.order:
             if node_id in self.state["done"] or not self._reached(node_id):
                 continue
-            steps += 1
-            if steps > self.engine.settings.max_steps:
-                await self.finish("failed", error="stopped at the step limit")
+            outcome = await self._node(self.graph.nodes[node_id])
+            if outcome == "stop":
                 return
-            node = self.graph.nodes[node_id]
-            outcome = await self._node(node)
-            if outcome == "failed":
-                return
-            if outcome in ("waiting", "ended"):
-                if outcome == "ended":
-                    await self.finish("success")
-                return
+            if outcome == "end":
+                break
         await self.finish("success")
 
+    def _step(self, node: dict, data: Any) -> Step:
+        return Step(
+            services=self.engine.services,
+            llm=self.engine.llm,
+            webhooks=self.engine.webhooks,
+            company_id=self.company_id,
+            workflow=self.workflow,
+            execution_id=str(self.execution_id),
+            depth=self.depth,
+            node_id=node["id"],
+            data=data,
+            state=self.state,
+            conn=None,
+            simulate=self.simulate,
+        )
+
     async def _node(self, node: dict) -> str:
-        """Run one node; returns ok, failed, waiting (a delay) or ended."""
-        node_id, node_type = node["id"], node["type"]
+        """Run one node and record it; returns go, end or stop (failed, or parked
+        on a delay)."""
+        node_type = node["type"]
         started = time.perf_counter()
-        entry: dict[str, Any] = {"node_id": node_id, "type": node_type, "started_at": _now()}
+        entry: dict[str, Any] = {"node_id": node["id"], "type": node_type, "started_at": _now()}
         data = node_data(node)
-        budget = _budget(data)
+        if node_type == "delay":
+            entry.update(status="success", output=self._delay(data))
+            self._record(entry, started)
+            if self.simulate:
+                return "go"
+            resume_at = datetime.fromisoformat(entry["output"]["resume_at"])
+            await self.finish("running", resume_at=resume_at)
+            return "stop"
+
+        action = ACTIONS[node_type]
+        step = self._step(node, data)
+        entry["input"] = _bounded(_inputs(step))
+        if not (action.writes or action.replayable):
+            await self._save()  # renews the lease and proves it is still ours
+        budget = data.timeout_seconds
         try:
-            if node_type == "delay":
-                output = self._delay(data)
-            else:
-                step = Step(
-                    services=self.engine.services,
-                    llm=self.engine.llm,
-                    webhooks=self.engine.webhooks,
-                    company_id=self.company_id,
-                    workflow=self.workflow,
-                    execution_id=str(self.execution_id),
-                    node_id=node_id,
-                    data=data,
-                    state=self.state,
-                    conn=None,
-                    simulate=self.simulate,
-                )
-                entry["input"] = _inputs(step)
-                output = await asyncio.wait_for(self._act(step, entry, started), budget)
-            entry.update(status="success", output=output)
+            if action.writes and not self.simulate:
+                await asyncio.wait_for(self._write(step, action, entry, started), budget)
+                return "go"
+            output = await asyncio.wait_for(action.run(step), action.budget(data))
+            entry.update(status="success", output=_bounded(output))
         except _Lost:
             raise
         except NodeError as exc:
             entry.update(status="failed", error=str(exc))
             if exc.details:
-                entry["output"] = exc.details
+                entry["output"] = _bounded(exc.details)
         except TimeoutError:
-            entry.update(status="failed", error=f"timed out after {budget:g} s")
+            entry.update(status="failed", error=f"timed out after {action.budget(data):g} s")
         except Exception as exc:
-            log.exception('{"event":"workflow_node_crashed","node":"%s"}', node_id)
+            log.exception('{"event":"workflow_node_crashed","node":"%s"}', node["id"])
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        self._record(entry, started, output if entry["status"] == "success" else None)
+        if entry["status"] == "failed" and data.on_error == "stop":
+            await self.finish("failed", error=f"node {node['id']} ({node_type}): {entry['error']}")
+            return "stop"
+        if not action.replayable:
+            await self._save()
+        return "end" if node_type == "end" else "go"
 
-        if not entry.pop("saved", False):
-            self._record(entry, started)
-            if entry["status"] == "failed" and data.on_error == "stop":
-                await self.finish("failed", error=f"node {node_id} ({node_type}): {entry['error']}")
-                return "failed"
-            if node_type == "delay" and not self.simulate:
-                await self.finish("running", resume_at=datetime.fromisoformat(output["resume_at"]))
-                return "waiting"
-            action = ACTIONS.get(node_type)  # a delay has none: it parks the run instead
-            if action is None or not action.replayable:
-                await self._save()
-        return "ended" if node_type == "end" else "ok"
-
-    async def _act(self, step: Step, entry: dict, started: float) -> dict[str, Any]:
-        action = ACTIONS[entry["type"]]
-        if not action.writes or self.simulate:
-            return await action.run(step)
-        # The change and the record of it commit together, or neither does.
+    async def _write(self, step: Step, action, entry: dict, started: float) -> None:
+        """A node that writes: its change and the record of it commit together,
+        or neither does (a failure is then recorded on its own)."""
         before = copy.deepcopy(self.state), len(self.trace), self.active_ms
         try:
             async with self.db.tenant(self.company_id) as conn:
-                if not await store.lock_owned(conn, self.execution_id, self.token):
+                if not await store.lock_owned(conn, self.execution_id, self.runner):
                     raise _Lost()
                 step.conn = conn
                 output = await action.run(step)
-                entry.update(status="success", output=output)
-                self._record(entry, started)
+                entry.update(status="success", output=_bounded(output))
+                self._record(entry, started, output)
                 await self._save(conn)
         except BaseException:
             self.state, trace_length, self.active_ms = before
             step.state = self.state
             del self.trace[trace_length:]
             raise
-        entry["saved"] = True
-        return output
 
     def _delay(self, data: Any) -> dict[str, Any]:
         if self.simulate:
             return {"simulated": True, "would_wait_seconds": data.duration}
         return {"resume_at": (_now() + timedelta(seconds=data.duration)).isoformat()}
 
-    def _record(self, entry: dict, started: float) -> None:
+    def _record(self, entry: dict, started: float, output: Any = None) -> None:
+        """Into the trace; the node's full output into the state, for templates."""
         entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
         self.active_ms += round(entry["duration_ms"])
         self.trace.append(entry)
-        node_id, output = entry["node_id"], entry.get("output")
+        node_id = entry["node_id"]
         self.state["done"].append(node_id)
         self.state["outputs"][node_id] = output if entry["status"] == "success" else None
         if entry["type"] == "condition":  # a failed condition (continuing) goes on by "no"
             self.state["branches"][node_id] = (output or {}).get("branch", "no")
 
-    async def _save(self, conn=None) -> None:
+    async def _save(self, conn: asyncpg.Connection | None = None) -> None:
         if self.simulate:
             return
         if conn is None:
@@ -474,7 +522,7 @@ class _Run:
         saved = await store.save_progress(
             conn,
             self.execution_id,
-            self.token,
+            self.runner,
             state=self.state,
             trace=self.trace,
             active_ms=self.active_ms,
@@ -493,7 +541,7 @@ class _Run:
             finished = await store.finish(
                 conn,
                 self.execution_id,
-                self.token,
+                self.runner,
                 status=status,
                 state=self.state,
                 trace=self.trace,

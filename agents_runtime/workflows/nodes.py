@@ -54,6 +54,7 @@ class Step:
     company_id: UUID
     workflow: dict[str, Any]
     execution_id: str
+    depth: int  # how many executions led to this one (sent along by webhooks)
     node_id: str
     data: NodeData
     state: dict[str, Any]  # context, vars, outputs: changed in place
@@ -121,10 +122,7 @@ async def trigger(step: Step) -> dict[str, Any]:
 
 
 async def condition(step: Step) -> dict[str, Any]:
-    try:
-        result = evaluate(step.data.condition(), step.scope)
-    except re.error as exc:
-        raise NodeError(f"not a regular expression: {exc}") from None
+    result = evaluate(step.data.condition(), step.scope)
     return {"result": result, "branch": "yes" if result else "no"}
 
 
@@ -372,6 +370,7 @@ async def webhook(step: Step) -> dict[str, Any]:
             body=body,
             secret=step.workflow["secret"],
             delivery=f"{step.execution_id}:{step.node_id}",
+            depth=step.depth,
             attempt_timeout=data.timeout_seconds,
             retries=data.retries,
         )
@@ -453,6 +452,11 @@ async def llm(step: Step) -> dict[str, Any]:
     return {"values": extracted, **usage}
 
 
+def _webhook_budget(data: NodeData) -> float:
+    # Each attempt has the timeout; the backoff between them is 1 s, 2 s, 4 s...
+    return (data.retries + 1) * data.timeout_seconds + 2**data.retries
+
+
 @dataclass(frozen=True)
 class Action:
     run: Callable[[Step], Awaitable[dict[str, Any]]]
@@ -460,6 +464,8 @@ class Action:
     # Touches nothing outside the run: running it again after a crash is
     # harmless, so it is saved with the next node rather than on its own.
     replayable: bool = False
+    # How long one run of the node may take, all told.
+    budget: Callable[[NodeData], float] = lambda data: data.timeout_seconds
 
 
 ACTIONS: dict[str, Action] = {
@@ -476,6 +482,6 @@ ACTIONS: dict[str, Action] = {
     "update_deal": Action(update_deal, writes=True),
     "notify": Action(notify_staff, writes=True),
     "handoff": Action(handoff, writes=True),
-    "webhook": Action(webhook),
+    "webhook": Action(webhook, budget=_webhook_budget),
     "llm": Action(llm),
 }

@@ -41,8 +41,23 @@ class NotPublic(OSError):
     """A name that resolves to private addresses only."""
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _public(address: str) -> bool:
-    return ipaddress.ip_address(address.split("%")[0]).is_global
+    """A global address, also when an IPv6 address carries an IPv4 one
+    (mapped, 6to4, Teredo, NAT64): that one must be global too."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.version == 6:
+        if ip in _IPV4_COMPATIBLE:
+            return False
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is None and any(ip in net for net in _NAT64):
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None and not inner.is_global:
+            return False
+    return ip.is_global
 
 
 class PublicResolver(AbstractResolver):
@@ -63,6 +78,7 @@ class PublicResolver(AbstractResolver):
 
 class WebhookSender:
     def __init__(self, *, allow_private: bool, backoff: float = 1.0) -> None:
+        # backoff: seconds before the second attempt, doubling (the node's budget assumes 1)
         self.allow_private = allow_private
         self.backoff = backoff
         self._session: aiohttp.ClientSession | None = None
@@ -97,6 +113,7 @@ class WebhookSender:
         body: Any,
         secret: str,
         delivery: str,
+        depth: int,
         attempt_timeout: float,
         retries: int,
     ) -> dict[str, Any]:
@@ -109,6 +126,8 @@ class WebhookSender:
             "Content-Type": "application/json",
             "X-Syntera-Signature": signature(secret, payload),
             "X-Syntera-Delivery": delivery,
+            # Our own inbound webhook reads it: a loop through webhooks stops too.
+            "X-Syntera-Depth": str(depth),
         }
         attempts: list[dict[str, Any]] = []
         for attempt in range(retries + 1):

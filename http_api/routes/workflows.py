@@ -21,7 +21,7 @@ from hub.errors import ApiError
 from hub.inputs import JsonObject, find_nul
 from hub.store import workflows as store
 from hub.workflow_graph import MAX_EDGES, MAX_NODES, Schedule, TriggerType, validate
-from hub.workflows import run_job, valid_signature
+from hub.workflows import MAX_DEPTH, run_job, valid_signature
 
 TAGS = ("workflows",)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -255,11 +255,11 @@ async def cancel_execution(call: Call) -> dict:
 @api.post(
     "/public/workflows/{id}/webhook",
     auth="none",
-    rate_limit="webhook",
+    rate_limit="ip",
     response=WebhookAccepted,
     status=202,
     tags=("public",),
-    errors=(401, 404),
+    errors=(401, 404, 409, 413, 429),
 )
 async def inbound_webhook(call: Call) -> dict:
     """Start a webhook-triggered workflow. Sign the raw body:
@@ -268,16 +268,33 @@ async def inbound_webhook(call: Call) -> dict:
     `contact_id` or `deal_id` in it loads that record). An `Idempotency-Key` header
     makes a retried delivery start nothing new."""
     request = call.request
-    raw = await request.read()
-    async with call.services.db.system() as conn:
+    if (request.content_length or 0) > MAX_WEBHOOK_BODY:
+        raise ApiError(
+            413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
+        )
+    raw = await request.content.read(MAX_WEBHOOK_BODY + 1)
+    if len(raw) > MAX_WEBHOOK_BODY:
+        raise ApiError(
+            413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
+        )
+    services = call.services
+    async with services.db.system() as conn:
         workflow = await store.get(conn, call.params["id"])
     if workflow is None or workflow["trigger_type"] != "webhook" or not workflow["enabled"]:
         raise ApiError.not_found("Workflow")
     if not valid_signature(workflow["secret"], raw, request.headers.get("X-Syntera-Signature")):
         raise ApiError.unauthorized("The X-Syntera-Signature does not match", "INVALID_SIGNATURE")
-    if len(raw) > MAX_WEBHOOK_BODY:
+    # Signed deliveries count against the workflow's own limit too.
+    quota = await services.limiter.hit(
+        f"webhook:{workflow['id']}", services.settings.public_key_rate_limit_per_hour, 3600
+    )
+    if not quota.allowed:
         raise ApiError(
-            413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
+            429,
+            "RATE_LIMITED",
+            "Too many deliveries to this workflow",
+            {"limit": quota.limit, "reset_at": quota.reset_at},
+            headers={"Retry-After": str(quota.retry_after())},
         )
     try:
         body = jsoncodec.loads(raw) if raw.strip() else {}
@@ -287,11 +304,17 @@ async def inbound_webhook(call: Call) -> dict:
         raise ApiError.validation({"body": "must be a JSON object"})
     if nul := find_nul(body):
         raise ApiError.validation({nul: "NUL characters are not allowed"})
+    # Our own outbound webhooks say how deep the run that sent them was.
+    sender_depth = request.headers.get("X-Syntera-Depth", "")
+    depth = int(sender_depth) + 1 if sender_depth.isdigit() and len(sender_depth) < 4 else 0
+    if depth > MAX_DEPTH:
+        raise ApiError.conflict(
+            "Workflows started one another too many times in a row", depth=depth
+        )
     key = request.headers.get("Idempotency-Key", "").strip()[:200] or uuid.uuid4().hex
     token = uuid.uuid4().hex
     company_id = workflow["company_id"]
-    db = call.services.db
-    async with db.tenant(company_id) as conn:
+    async with services.db.tenant(company_id) as conn:
         execution, created = await store.create_execution(
             conn,
             company_id=company_id,
@@ -299,12 +322,12 @@ async def inbound_webhook(call: Call) -> dict:
             triggered_by="webhook",
             trigger_data=body,
             dedupe_key=f"webhook:{key}",
-            depth=0,
+            depth=depth,
             token=token,
             lease_seconds=LEASE_FOR_QUEUED,
         )
         if created:
             job = run_job(company_id, execution["id"], token)
-            db.after_commit(conn, lambda: call.services.jobs.enqueue(job))
+            services.db.after_commit(conn, lambda: services.jobs.enqueue(job))
     call.request[RESOURCE_ID] = str(execution["id"])
     return {"execution_id": execution["id"], "duplicate": not created}

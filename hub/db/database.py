@@ -63,6 +63,10 @@ class Database:
         self.pool = pool
         self.url = url
         self.events: EventBus | None = None  # attached by the app; CLI commands have none
+        # Called as each event is published in a transaction (hub.workflows keeps
+        # an outbox of the events that start workflows, in that transaction).
+        self.event_hooks: list[Callable[[Database, asyncpg.Connection, Event], None]] = []
+        self._before_commit: dict[int, list[Callable[[], Awaitable[None]]]] = {}
         self._after_commit: dict[int, list[Callable[[], Awaitable[None]]]] = {}
 
     @asynccontextmanager
@@ -72,6 +76,7 @@ class Database:
         except CONNECTION_ERRORS as exc:
             raise database_unavailable() from exc
         pending = self._after_commit[id(conn)] = []
+        last_writes = self._before_commit[id(conn)] = []
         try:
             async with conn.transaction():
                 if company_id is not None:
@@ -83,8 +88,11 @@ class Database:
                         str(company_id),
                     )
                 yield conn
+                for callback in last_writes:
+                    await callback()
         finally:
             del self._after_commit[id(conn)]
+            del self._before_commit[id(conn)]
             await self.pool.release(conn)
         # Reached only when the transaction committed: nobody hears of a change
         # that was rolled back.
@@ -97,10 +105,18 @@ class Database:
         """Run `callback` once the transaction `conn` belongs to has committed."""
         self._after_commit[id(conn)].append(callback)
 
+    def before_commit(
+        self, conn: asyncpg.Connection, callback: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run `callback` in the transaction `conn` belongs to, as its last work."""
+        self._before_commit[id(conn)].append(callback)
+
     def publish_after_commit(self, conn: asyncpg.Connection, event: Event) -> None:
         """Publish `event` once the transaction `conn` belongs to has committed."""
         if self.events is not None:
             self.after_commit(conn, lambda bus=self.events: bus.publish(event))
+        for hook in self.event_hooks:
+            hook(self, conn, event)
 
     def tenant(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
         """A transaction confined by row-level security to one company."""

@@ -154,18 +154,21 @@ async def create_execution(
 
 
 async def claim(
-    conn: asyncpg.Connection, execution_id: UUID, token: str, lease_seconds: float
+    conn: asyncpg.Connection, execution_id: UUID, token: str, runner: str, lease_seconds: float
 ) -> dict[str, Any] | None:
-    """Take a runnable execution: its lease is ours (the job carries the token)
-    or has expired. None when it is finished, waiting, or someone else's."""
+    """Take a runnable execution for `runner`: the lease is held by `token` (the
+    job that carries it, or this runner already) or has expired. The lease
+    passes to `runner`, so a second delivery of the same job finds it taken.
+    None when the execution is finished, waiting, a test, or someone else's."""
     row = await conn.fetchrow(
         """UPDATE workflow_executions
-           SET lease_token = $2, lease_until = now() + make_interval(secs => $3)
-           WHERE id = $1 AND status = 'running' AND resume_at IS NULL
+           SET lease_token = $3, lease_until = now() + make_interval(secs => $4)
+           WHERE id = $1 AND status = 'running' AND resume_at IS NULL AND NOT test
              AND (lease_token = $2 OR lease_until IS NULL OR lease_until < now())
            RETURNING *""",
         execution_id,
         token,
+        runner,
         lease_seconds,
     )
     return dict(row) if row else None
@@ -283,7 +286,57 @@ async def executions(
     return [dict(r) for r in rows]
 
 
+# --- the outbox of trigger events -------------------------------------------
+
+
+async def keep_event(
+    conn: asyncpg.Connection,
+    *,
+    company_id: UUID,
+    trigger_type: str,
+    event_id: str,
+    subject: str,
+    data: dict[str, Any],
+    depth: int,
+) -> int | None:
+    """Put the event in the outbox if one of the company's enabled workflows
+    has this trigger; its id, or None."""
+    return await conn.fetchval(
+        """INSERT INTO workflow_events (company_id, trigger_type, event_id, subject, data, depth)
+           SELECT $1, $2, $3, $4, $5, $6
+           WHERE EXISTS (SELECT 1 FROM workflows
+                         WHERE company_id = $1 AND trigger_type = $2 AND enabled)
+           RETURNING id""",
+        company_id,
+        trigger_type,
+        event_id,
+        subject,
+        data,
+        depth,
+    )
+
+
+async def take_event(conn: asyncpg.Connection, outbox_id: int) -> dict[str, Any] | None:
+    """Remove the event from the outbox as this transaction starts its workflows
+    (None: someone else took it)."""
+    row = await conn.fetchrow("DELETE FROM workflow_events WHERE id = $1 RETURNING *", outbox_id)
+    return dict(row) if row else None
+
+
 # --- timers (system transactions: they span companies) ----------------------
+
+
+async def events_to_retry(conn: asyncpg.Connection, every_seconds: float) -> list[dict]:
+    """Outbox events still there after their job should have taken them: queued
+    again, and not before `every_seconds` once more."""
+    rows = await conn.fetch(
+        """UPDATE workflow_events SET retry_at = now() + make_interval(secs => $1)
+           WHERE id IN (SELECT id FROM workflow_events WHERE retry_at <= now()
+                        ORDER BY retry_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+           RETURNING id, company_id, subject""",
+        every_seconds,
+    )
+    return [dict(r) for r in rows]
 
 
 async def wake_due(conn: asyncpg.Connection, token: str, lease_seconds: float) -> list[dict]:
@@ -293,7 +346,7 @@ async def wake_due(conn: asyncpg.Connection, token: str, lease_seconds: float) -
            SET resume_at = NULL, lease_token = $1,
                lease_until = now() + make_interval(secs => $2)
            WHERE id IN (SELECT id FROM workflow_executions
-                        WHERE status = 'running' AND resume_at <= now()
+                        WHERE status = 'running' AND resume_at <= now() AND NOT test
                         ORDER BY resume_at LIMIT 100 FOR UPDATE SKIP LOCKED)
            RETURNING id, company_id""",
         token,
@@ -310,7 +363,7 @@ async def take_stalled(conn: asyncpg.Connection, token: str, lease_seconds: floa
            SET lease_token = $1, lease_until = now() + make_interval(secs => $2)
            WHERE id IN (SELECT id FROM workflow_executions
                         WHERE status = 'running' AND resume_at IS NULL
-                          AND lease_until < now()
+                          AND lease_until < now() AND NOT test
                         LIMIT 100 FOR UPDATE SKIP LOCKED)
            RETURNING id, company_id""",
         token,

@@ -71,3 +71,22 @@ CREATE INDEX workflow_executions_due_idx ON workflow_executions (resume_at)
 CREATE INDEX workflow_executions_running_idx ON workflow_executions (lease_until)
     WHERE status = 'running' AND resume_at IS NULL;
 SELECT syntera_enable_tenancy('workflow_executions');
+
+-- The outbox of events that start workflows: written in the transaction of the
+-- change itself (only when the company has an enabled workflow for it), taken
+-- by the engine in the transaction that starts the executions. What a crash or
+-- a lost job leaves here is queued again by the engine's timer.
+CREATE TABLE workflow_events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    company_id    uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    trigger_type  text NOT NULL,
+    event_id      text NOT NULL,
+    subject       text NOT NULL,  -- the job key: a conversation's events run in order with its turns
+    data          jsonb NOT NULL,
+    depth         smallint NOT NULL DEFAULT 0,
+    -- Queued at commit; queued again by the timer after this, if still here.
+    retry_at      timestamptz NOT NULL DEFAULT now() + interval '30 seconds',
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX workflow_events_retry_idx ON workflow_events (retry_at);
+SELECT syntera_enable_tenancy('workflow_events');
