@@ -197,7 +197,10 @@ class Cluster:
     token_delay: float = 0.02  # seconds between streamed model chunks
     # Seconds before a dead worker's job is taken over (JOB_LEASE_SECONDS).
     job_lease_seconds: int = 15
+    # How often workers look for messages whose turn was never queued.
+    turn_recovery_seconds: int = 60
     extra_env: dict[str, str] = field(default_factory=dict)
+    answer: str = ANSWER
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="syntera-cluster-"))
@@ -229,13 +232,14 @@ class Cluster:
             "PUBLIC_IP_RATE_LIMIT_PER_HOUR": "100000000",
             "SOCKET_MESSAGES_PER_MINUTE": "10000",
             "JOB_LEASE_SECONDS": str(self.job_lease_seconds),
+            "TURN_RECOVERY_SECONDS": str(self.turn_recovery_seconds),
             **self.extra_env,
             **more,
         }
 
     async def start(self) -> None:
         await self.model.start()
-        self.model.default = Reply(text=ANSWER, chunk_delay=self.token_delay)
+        self.model.default = Reply(text=self.answer, chunk_delay=self.token_delay)
         await self.postgres.start()
         await self.redis.start()
         commands = procfile()

@@ -122,30 +122,46 @@ class Visitor:
         self.conversation: dict[str, Any] | None = None
         self.sio: socketio.AsyncClient | None = None
         self.seqs: set[int] = set()
-        self.replies: dict[str, dict] = {}  # user message id -> the stored reply
+        self.replies: dict[str, dict] = {}  # user message id -> the stored reply (or notice)
         self.reply_arrived = asyncio.Event()
         self.first_delta: float | None = None
         self.reconnects = 0
+        self.notices = 0  # replies that were the failure notice (the model was down)
+        self.typing = False  # the agent:typing state as this visitor last heard it
 
     async def start(self, http: aiohttp.ClientSession) -> None:
-        started = time.perf_counter()
-        async with http.post(
-            f"{self.urls[0]}/public/conversations",
-            json={"agent_id": self.staff.agent_id},
-            headers=self.staff.public,
-        ) as response:
-            if response.status != 201:
-                self.stats.errors["start"] += 1
-                raise RuntimeError(await response.text())
-            self.conversation = await response.json()
+        for attempt in range(40):
+            started = time.perf_counter()
+            url = self.urls[attempt % len(self.urls)]
+            try:
+                async with http.post(
+                    f"{url}/public/conversations",
+                    json={"agent_id": self.staff.agent_id},
+                    headers=self.staff.public,
+                ) as response:
+                    if response.status == 201:
+                        self.conversation = await response.json()
+                        break
+                    self.stats.errors[f"start:{response.status}"] += 1
+            except (aiohttp.ClientError, OSError):
+                self.stats.errors["start:connection"] += 1
+            await asyncio.sleep(0.5)  # a process or the database is down: try again
+        else:
+            raise RuntimeError("no conversation could be started")
         self.stats.time("rest:start_conversation", started)
         await self.connect()
 
     def _saw(self, message: dict) -> None:
         self.seqs.add(message["seq"])
-        if message.get("sender_type") == "agent" and message.get("reply_to"):
+        # An AI reply, or the notice a visitor gets when the AI could not answer.
+        if message.get("reply_to") and message["sender_type"] in ("agent", "system"):
+            if message["reply_to"] not in self.replies and message["sender_type"] == "system":
+                self.notices += 1
             self.replies[message["reply_to"]] = message
             self.reply_arrived.set()
+
+    def _typing(self, data: dict) -> None:
+        self.typing = bool(data.get("typing"))
 
     async def connect(self) -> None:
         last_error = None
@@ -155,6 +171,7 @@ class Visitor:
             sio.on("message:new", self._saw, namespace="/widget")
             sio.on("message:done", self._saw, namespace="/widget")
             sio.on("message:delta", self._delta, namespace="/widget")
+            sio.on("agent:typing", self._typing, namespace="/widget")
             try:
                 await sio.connect(
                     url,
@@ -195,7 +212,7 @@ class Visitor:
     async def send(self, content: str) -> dict:
         """Send until acknowledged: the same client_id, however often."""
         client_id = uuid.uuid4().hex
-        for _ in range(10):
+        for _ in range(60):
             started = time.perf_counter()
             try:
                 if not self.sio.connected:
@@ -212,6 +229,9 @@ class Visitor:
                 continue
             if not ack.get("ok"):
                 self.stats.errors[f"send:{ack.get('code')}"] += 1
+                if ack.get("code") in ("DATABASE_UNAVAILABLE", "SERVICE_UNAVAILABLE"):
+                    await asyncio.sleep(0.5)  # fails fast while the database is down
+                    continue
                 raise RuntimeError(f"refused: {ack}")
             self.stats.time("ws:ack", started)
             message = ack["message"]
@@ -326,21 +346,25 @@ async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) ->
                FROM messages m WHERE m.id::text = ANY($1::text[])""",
             acked,
         )
+        # Answered: by the AI's reply, or by the notice that it could not answer.
         replies = await conn.fetch(
-            """SELECT reply_to::text, count(*) AS n, min(id::text) AS id FROM messages
-               WHERE reply_to::text = ANY($1::text[]) AND sender_type = 'agent'
+            """SELECT reply_to::text, count(*) FILTER (WHERE sender_type = 'agent') AS n,
+                      array_agg(id::text) AS ids
+               FROM messages
+               WHERE reply_to::text = ANY($1::text[]) AND sender_type IN ('agent', 'system')
                GROUP BY reply_to""",
             acked,
         )
     finally:
         await conn.close()
     found = {r["id"] for r in stored}
-    reply_ids = [r["id"] for r in replies]
+    reply_ids = [i for r in replies for i in r["ids"]]
     everything = acked + reply_ids
     return {
         "acknowledged": len(acked),
         "lost": len(set(acked) - found),
-        "duplicated": sum(1 for r in stored if r["copies"] > 1) + sum(r["n"] - 1 for r in replies),
+        "duplicated": sum(1 for r in stored if r["copies"] > 1)
+        + sum(max(0, r["n"] - 1) for r in replies),
         "unanswered": len(acked) - len(replies),
         "undelivered_to_dashboard": sum(
             1 for d in dashboards for message_id in everything if message_id not in d.seen
@@ -357,8 +381,11 @@ async def run(
     rest_rps: float,
     think: tuple[float, float] = (1.0, 3.0),
     during=None,
+    watch: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Drive the load on a started cluster; `during(visitors)` runs alongside (faults)."""
+    """Drive the load on a started cluster; `during(visitors)` runs alongside
+    (faults). The ledger counts delivery to the dashboards on the web processes
+    in `watch` (default: all)."""
     stats = Stats()
     urls = cluster.web_urls
     async with aiohttp.ClientSession() as http:
@@ -392,7 +419,8 @@ async def run(
             if isinstance(result, Exception):
                 stats.errors[f"visitor:{type(result).__name__}"] += 1
         await asyncio.sleep(1.0)  # the last events reach the dashboards
-        books = await ledger(cluster, stats, dashboards)
+        watched = [dashboards[i] for i in watch] if watch is not None else dashboards
+        books = await ledger(cluster, stats, watched)
         gaps = sum(len(v.gaps()) for v in visitors)
         reconnects = sum(v.reconnects for v in visitors)
         for client in [*visitors, *dashboards]:
@@ -407,6 +435,8 @@ async def run(
         "ledger": books,
         "seq_gaps": gaps,
         "reconnects": reconnects,
+        "notices": sum(v.notices for v in visitors),
+        "typing_left_on": sum(1 for v in visitors if v.typing),
     }
 
 

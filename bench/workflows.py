@@ -145,6 +145,7 @@ async def direct(services: Services, n: int) -> float:
                 company_id=company_id,
                 workflow=workflow,
                 execution_id="direct",
+                depth=0,
                 node_id=node["id"],
                 data=node_data(node),
                 state=state,

@@ -178,13 +178,14 @@ class Engine:
                         conn, company_id, workflow, context, runner, depth, dedupe_key
                     )
                     if execution is not None:
-                        started.append((workflow, execution["id"]))
-        for workflow, execution_id in started:
-            # Taken again with a fresh lease: the runs before it may have been long.
-            async with self.services.db.tenant(company_id) as conn:
-                execution = await store.claim(
-                    conn, execution_id, runner, runner, self.settings.lease_seconds
-                )
+                        started.append((workflow, execution))
+        for position, (workflow, execution) in enumerate(started):
+            if position:
+                # Taken again with a fresh lease: the runs before it may have been long.
+                async with self.services.db.tenant(company_id) as conn:
+                    execution = await store.claim(
+                        conn, execution["id"], runner, runner, self.settings.lease_seconds
+                    )
             if execution is not None:
                 await self._execute(company_id, workflow, execution, runner)
 

@@ -1,0 +1,253 @@
+"""Faults on a local cluster, each automated and bounded in time.
+
+    python -m bench.faults [--only kill_web,restart_redis,...]
+
+On bench.cluster (2 web, 2 worker, private PostgreSQL and Redis, a streaming
+model), visitors chat while a piece is made to fail:
+
+- kill_web: a web process is SIGKILLed mid-conversation; its visitors
+  reconnect to the other one and resume with no gap in `seq`;
+- kill_worker: a worker is SIGKILLed while it streams replies; every message
+  still gets exactly one reply (another worker takes the job over);
+- restart_redis: Redis goes away for a few seconds and comes back empty; the
+  hub recovers by itself, no acknowledged message is lost or left unanswered,
+  and the failed publishes show in /metrics;
+- restart_postgres: PostgreSQL is stopped; requests fail fast with 503 while
+  it is down and succeed once it is back;
+- model_down, model_slow: the model endpoint answers 500s, or answers late;
+  visitors get a clear notice or the late reply, and typing never stays on.
+
+Each fault ends with the ledger of bench.load: every acknowledged message
+stored exactly once and answered exactly once. The last line is one JSON
+object with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from bench import load
+from bench.cluster import Cluster
+from bench.common import percentile
+from tests.fake_openai import Reply
+
+VISIT = {"messages": 3, "rest_rps": 5, "think": (0.3, 1.0)}
+
+
+def ledger_ok(result: dict[str, Any], *, delivered: bool = True) -> bool:
+    books = result["ledger"]
+    ok = books["lost"] == 0 and books["duplicated"] == 0 and books["unanswered"] == 0
+    return ok and (not delivered or books["undelivered_to_dashboard"] == 0)
+
+
+async def metric(url: str, name: str) -> float:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+async def kill_web(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    victim = cluster.web[0]
+
+    async def fault(visitors):
+        await asyncio.sleep(3)  # visitors are mid-conversation
+        await victim.kill()
+        await asyncio.sleep(2)
+        await cluster.restart(victim)
+
+    result = await load.run(
+        cluster, sessions=sessions, duration=40, during=fault, watch=[1], **VISIT
+    )
+    result["ok"] = ledger_ok(result) and result["seq_gaps"] == 0 and result["reconnects"] > 0
+    return result
+
+
+async def kill_worker(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    victim = cluster.worker[0]
+    cluster.model.default = Reply(text=cluster.answer, chunk_delay=0.15)  # replies take seconds
+
+    async def fault(visitors):
+        requests = len(cluster.model.requests)
+        while len(cluster.model.requests) < requests + 2:  # noqa: ASYNC110 (turns are streaming)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await victim.kill()
+        await asyncio.sleep(cluster.job_lease_seconds + 2)
+        await cluster.restart(victim)
+
+    try:
+        result = await load.run(
+            cluster, sessions=sessions, duration=60, during=fault, messages=2, rest_rps=2,
+            think=(0.2, 0.5),
+        )  # fmt: skip
+    finally:
+        cluster.model.default = Reply(text=cluster.answer, chunk_delay=cluster.token_delay)
+    result["ok"] = ledger_ok(result)
+    return result
+
+
+async def restart_redis(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    urls = cluster.web_urls
+
+    async def failures() -> float:
+        return sum(
+            [await metric(url, "event_publish_failures_total") for url in urls]
+            + [await metric(url, "turn_enqueue_failures_total") for url in urls]
+        )
+
+    before = await failures()
+
+    async def fault(visitors):
+        await asyncio.sleep(3)
+        await cluster.redis.stop()
+        await asyncio.sleep(4)
+        await cluster.redis.start()  # empty: the streams and their groups are gone
+
+    result = await load.run(cluster, sessions=sessions, duration=60, during=fault, **VISIT)
+    result["publish_failures_in_metrics"] = await failures() - before
+    # Live events published while Redis was down are lost (the messages are not):
+    # dashboards reload what they missed; the ledger checks what was stored.
+    result["ok"] = ledger_ok(result, delivered=False) and result["publish_failures_in_metrics"] > 0
+    return result
+
+
+async def restart_postgres(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    probes: list[tuple[float, int, float]] = []  # (when, status, ms)
+
+    async def probe(http: aiohttp.ClientSession, staff_headers: dict, url: str) -> None:
+        started = time.perf_counter()
+        try:
+            async with http.get(f"{url}/api/conversations?limit=5", headers=staff_headers) as r:
+                status = r.status
+        except (aiohttp.ClientError, OSError):
+            status = 0
+        probes.append((time.monotonic(), status, (time.perf_counter() - started) * 1000))
+
+    outage: dict[str, float] = {}
+
+    async def fault(visitors):
+        await asyncio.sleep(3)
+        staff = visitors[0].staff
+        async with aiohttp.ClientSession() as http:
+            outage["down"] = time.monotonic()
+            await cluster.postgres.stop()
+            while time.monotonic() - outage["down"] < 4:
+                await asyncio.gather(*(probe(http, staff.headers, u) for u in cluster.web_urls))
+                await asyncio.sleep(0.2)
+            await cluster.postgres.start()
+            outage["up"] = time.monotonic()
+            while True:
+                await probe(http, staff.headers, cluster.web_urls[0])
+                if probes[-1][1] == 200:
+                    outage["recovered"] = time.monotonic()
+                    return
+                if time.monotonic() - outage["up"] > 60:
+                    return
+                await asyncio.sleep(0.2)
+
+    result = await load.run(cluster, sessions=sessions, duration=60, during=fault, **VISIT)
+    during = [p for p in probes if p[0] < outage.get("up", 0)]
+    result["down_statuses"] = sorted({status for _, status, _ in during})
+    result["down_p99_ms"] = round(percentile([ms for *_, ms in during], 99), 1) if during else None
+    result["recovered_after_s"] = (
+        round(outage["recovered"] - outage["up"], 2) if "recovered" in outage else None
+    )
+    result["ok"] = (
+        ledger_ok(result, delivered=False)
+        and result["down_statuses"] == [503]
+        and result["down_p99_ms"] is not None
+        and result["down_p99_ms"] < 1000
+        and result["recovered_after_s"] is not None
+    )
+    return result
+
+
+async def model_down(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    cluster.model.default = Reply(status=500)
+    try:
+        result = await load.run(
+            cluster, sessions=sessions, duration=40, messages=1, rest_rps=2, think=(0.2, 0.5)
+        )
+    finally:
+        cluster.model.default = Reply(text=cluster.answer, chunk_delay=cluster.token_delay)
+    # Every message is answered — by the failure notice — and typing ends.
+    result["ok"] = ledger_ok(result) and result["typing_left_on"] == 0 and result["notices"] > 0
+    return result
+
+
+async def model_slow(cluster: Cluster, sessions: int) -> dict[str, Any]:
+    cluster.model.default = Reply(text=cluster.answer, delay=3.0, chunk_delay=cluster.token_delay)
+    try:
+        result = await load.run(
+            cluster, sessions=sessions, duration=40, messages=1, rest_rps=2, think=(0.2, 0.5)
+        )
+    finally:
+        cluster.model.default = Reply(text=cluster.answer, chunk_delay=cluster.token_delay)
+    result["ok"] = ledger_ok(result) and result["typing_left_on"] == 0 and result["notices"] == 0
+    return result
+
+
+FAULTS: dict[str, Callable[[Cluster, int], Awaitable[dict[str, Any]]]] = {
+    "kill_web": kill_web,
+    "kill_worker": kill_worker,
+    "restart_redis": restart_redis,
+    "restart_postgres": restart_postgres,
+    "model_down": model_down,
+    "model_slow": model_slow,
+}
+
+
+async def run_faults(names: list[str], sessions: int) -> dict[str, Any]:
+    results = {}
+    async with Cluster(job_lease_seconds=3, turn_recovery_seconds=2) as cluster:
+        for name in names:
+            results[name] = await FAULTS[name](cluster, sessions)
+    return results
+
+
+def print_results(results: dict[str, Any]) -> None:
+    for name, result in results.items():
+        books = result["ledger"]
+        print(
+            f"{name:<17} {'ok' if result['ok'] else 'FAILED':<7} "
+            f"acked {books['acknowledged']:>4}  lost {books['lost']}  dup {books['duplicated']}"
+            f"  unanswered {books['unanswered']}  gaps {result['seq_gaps']}"
+            f"  reconnects {result['reconnects']}"
+        )
+        extra = {
+            k: result[k]
+            for k in (
+                "publish_failures_in_metrics",
+                "down_statuses",
+                "down_p99_ms",
+                "recovered_after_s",
+                "notices",
+                "typing_left_on",
+            )
+            if k in result
+        }
+        if extra:
+            print(f"{'':<17} {extra}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default=",".join(FAULTS))
+    parser.add_argument("--sessions", type=int, default=20)
+    args = parser.parse_args()
+    outcome = asyncio.run(run_faults(args.only.split(","), args.sessions))
+    print_results(outcome)
+    print(json.dumps(outcome))
