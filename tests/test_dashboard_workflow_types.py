@@ -1,23 +1,24 @@
 """The dashboard's description of workflow triggers and nodes
 (static/app/workflows/types.json) against what the hub accepts
 (hub.workflow_graph): the same types, the same parameters, the same choices,
-defaults and limits, so the editor cannot drift from the API. And each
-trigger's example test data is one its trigger accepts."""
+defaults and limits, so the editor cannot drift from the API. And the test
+data the editor starts with is accepted by the trigger as configured."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents_runtime.workflows.triggers import accepts, load_context
-from hub.workflow_graph import NODE_TYPES, TRIGGER_CONFIGS, Comparison, TriggerType
+from hub.workflow_graph import NODE_TYPES, TRIGGER_CONFIGS, Comparison, TriggerType, trigger_config
 
-TYPES = json.loads(
-    (Path(__file__).resolve().parent.parent / "static/app/workflows/types.json").read_text()
-)
+STATIC = Path(__file__).resolve().parent.parent / "static" / "app" / "workflows"
+TYPES = json.loads((STATIC / "types.json").read_text())
 
 # What each kind of form control may edit, as JSON Schema types.
 KIND_TYPES = {
@@ -119,12 +120,61 @@ def test_node_parameters_match_the_hub(node_type):
     check_fields(node_type, described["fields"] + common, schema)
 
 
-@pytest.mark.parametrize("trigger_type", list(TRIGGER_CONFIGS))
-async def test_each_example_is_accepted_by_its_trigger(trigger_type):
-    example = TYPES["triggers"][trigger_type]["example"]
-    workflow = {"trigger_type": trigger_type, "trigger_config": {}}
-    if trigger_type == "schedule":
-        workflow["trigger_config"] = {"cron": "0 9 * * *"}
-    # The examples name no records by id: no database is read.
-    context = await load_context(None, trigger_type, example)
-    assert accepts(workflow, context)
+AGENT = "6f1c3b9e-2a4d-4c61-9d3e-8b7a5f0e1c2d"
+CONFIGS = [
+    ("conversation_started", {}),
+    ("conversation_started", {"agent_id": AGENT, "channel": "voice"}),
+    ("message_received", {}),
+    ("message_received", {"keywords": ["urgent", "emergency"]}),
+    ("message_received", {"keywords": ["refund", "card"], "match": "all", "channel": "phone"}),
+    ("message_received", {"agent_id": AGENT}),
+    ("conversation_ended", {}),
+    ("conversation_ended", {"min_duration_seconds": 3600, "channel": "chat"}),
+    ("contact_created", {}),
+    ("contact_updated", {}),
+    ("contact_updated", {"fields": ["phone", "tags"]}),
+    ("deal_created", {}),
+    ("deal_stage_changed", {}),
+    ("deal_stage_changed", {"from": "proposal", "to": "closed_won"}),
+    ("deal_stage_changed", {"to": "closed_lost"}),
+    ("webhook", {}),
+    ("schedule", {"cron": "0 9 * * 1-5"}),
+]
+# exampleFor from the dashboard's own module, run by Node (a test dependency).
+EXAMPLES_JS = """
+import { readFileSync } from "node:fs";
+const [module, types, workflows] = JSON.parse(readFileSync(0, "utf8"));
+const { exampleFor } = await import("data:text/javascript," + encodeURIComponent(module));
+console.log(JSON.stringify(workflows.map((workflow) => exampleFor(types, workflow))));
+"""
+
+
+def test_the_configs_cover_every_trigger():
+    assert {trigger_type for trigger_type, _ in CONFIGS} == set(TRIGGER_CONFIGS)
+
+
+async def test_the_prefilled_test_data_is_accepted_by_the_trigger_as_configured():
+    node = shutil.which("node")
+    assert node, "Node.js is missing: scripts/test installs the OS packages nodejs and npm"
+    workflows = [{"trigger_type": t, "trigger_config": c} for t, c in CONFIGS]
+    for workflow in workflows:  # valid configurations, as the API would store them
+        trigger_config(workflow["trigger_type"], workflow["trigger_config"])
+    source = (STATIC / "types.js").read_text()
+    process = await asyncio.create_subprocess_exec(
+        node,
+        "--input-type=module",
+        "-e",
+        EXAMPLES_JS,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(
+        process.communicate(json.dumps([source, TYPES, workflows]).encode()), 60
+    )
+    assert process.returncode == 0, err.decode()
+    examples = json.loads(out)
+    for workflow, example in zip(workflows, examples, strict=True):
+        # The examples name no records by id: no database is read.
+        context = await load_context(None, workflow["trigger_type"], example)
+        assert accepts(workflow, context), (workflow, example)
