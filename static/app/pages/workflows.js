@@ -25,6 +25,7 @@ async function removeWorkflow(workflow) {
 
 function listView(root, types) {
   const status = statusLine();
+  status.setAttribute("tabindex", "-1");
   const body = h("div");
 
   async function load() {
@@ -33,7 +34,8 @@ function listView(root, types) {
       fill(body, h("p", { class: "muted placeholder" }, "No workflows yet. A workflow does something when a trigger fires: “when a visitor writes urgent, notify the team and hand the conversation to a person”."));
       return;
     }
-    fill(body, table("Workflows", ["Name", "Trigger", "Steps", "Enabled", "Changed", ""], workflows.map((workflow) => {
+    const headers = ["Name", "Trigger", "Steps", "Enabled", "Changed", session.isAdmin ? "Actions" : null].filter(Boolean);
+    fill(body, table("Workflows", headers, workflows.map((workflow) => {
       const toggle = h("input", {
         type: "checkbox", checked: workflow.enabled, "aria-label": `Enabled: ${workflow.name}`,
         onchange: async () => {
@@ -54,22 +56,23 @@ function listView(root, types) {
         h("a", { href: `#/workflows/${workflow.id}` }, workflow.name),
         types.triggers[workflow.trigger_type]?.label || workflow.trigger_type,
         String(workflow.nodes.length - 1),
-        h("span", { class: "switch" }, toggle),
+        toggle,
         formatDateTime(workflow.updated_at),
-        session.isAdmin ? h("button", {
+        session.isAdmin && h("button", {
           type: "button", class: "danger small", "aria-label": `Delete ${workflow.name}`,
           onclick: async () => {
             try {
               if (await removeWorkflow(workflow)) {
-                status.say(`“${workflow.name}” deleted.`);
                 await load();
+                status.say(`“${workflow.name}” deleted.`);
+                status.focus(); // its row, and the button, are gone
               }
             } catch (error) {
               status.error(error);
             }
           },
-        }, "Delete") : null,
-      ];
+        }, "Delete"),
+      ].filter((cell) => cell !== false);
     }), { quiet: true, class: "workflow-list" }));
   }
 
@@ -173,9 +176,9 @@ function executionsSection(workflow, on) {
   function rows(executions) {
     return executions.flatMap((execution) => {
       const traceId = `trace-${execution.id}`;
-      const shown = open.has(execution.id);
+      const expanded = open.has(execution.id);
       const toggle = h("button", {
-        type: "button", class: "small", "aria-expanded": String(shown), "aria-controls": traceId,
+        type: "button", class: "small", "aria-expanded": String(expanded), "aria-controls": traceId,
         onclick: () => {
           if (open.has(execution.id)) open.delete(execution.id);
           else open.add(execution.id);
@@ -189,7 +192,7 @@ function executionsSection(workflow, on) {
         h("tr", { "data-execution": execution.id, class: execution.test ? "test" : null },
           h("td", {}, time(execution.executed_at)),
           h("td", {}, statusBadge(execution.status), waiting ? h("span", { class: "muted" }, " waiting until ", time(execution.resume_at)) : null),
-          h("td", {}, execution.triggered_by, execution.test ? h("span", { class: "badge-pill" }, "test") : null),
+          h("td", {}, execution.triggered_by, execution.test ? [" ", h("span", { class: "badge-pill" }, "test")] : null),
           h("td", {}, String(execution.depth)),
           h("td", {}, `${execution.execution_time_ms} ms`),
           h("td", { class: "run-error" }, execution.error || "–"),
@@ -197,7 +200,7 @@ function executionsSection(workflow, on) {
             execution.status === "running" ? h("button", {
               type: "button", class: "danger small", onclick: () => cancel(execution),
             }, "Cancel") : null)),
-        h("tr", { id: traceId, class: "trace-row", hidden: !shown },
+        h("tr", { id: traceId, class: "trace-row", hidden: !expanded },
           h("td", { colspan: "7" },
             execution.finished_at ? h("p", { class: "muted" }, "Finished ", formatDateTime(execution.finished_at)) : null,
             traceTable(execution.trace, "Trace"),
@@ -226,7 +229,8 @@ function executionsSection(workflow, on) {
         : h("p", { class: "muted" }, "No executions yet."));
       if (focused) {
         const row = body.querySelector(`tr[data-execution="${CSS.escape(focused.id)}"]`);
-        [...(row?.querySelectorAll("button") || [])].find((b) => b.textContent === focused.text)?.focus();
+        const buttons = [...(row?.querySelectorAll("button") || [])];
+        (buttons.find((b) => b.textContent === focused.text) || buttons[0])?.focus(); // Cancel is gone once cancelled
       }
     } catch (error) {
       status.error(error);

@@ -137,7 +137,8 @@ export function createEditor(workflow, { types, choices, onSaved, onDelete }) {
     const pickers = new Map(); // handle -> select
 
     const groups = handlesOf(node.type).map((handle) => {
-      const outgoing = state.edges.filter((e) => e.source === node.id && (e.sourceHandle ?? null) === handle);
+      // Only a condition's handles mean something; another editor may have named others.
+      const outgoing = state.edges.filter((e) => e.source === node.id && (handle === null || e.sourceHandle === handle));
       const targets = state.nodes.filter((n) => n.id !== node.id && n.type !== "trigger" && !outgoing.some((e) => e.target === n.id));
       const title = handle ? `If ${handle}` : node.type === "trigger" ? "Starts with" : "Then";
       const branch = handle ? ` (${handle})` : "";
