@@ -2,8 +2,9 @@
 packages, driven by Playwright): a newcomer signs up, creates an agent and its
 key, uploads a document and watches it get processed, then a visitor chats
 through the widget on another site while the inbox shows it live; staff take
-over, reply and hand back; analytics draw the new data. Stored markup stays
-text everywhere. A screenshot of each page goes to test-artifacts/."""
+over, reply and hand back; analytics draw the new data. Workflows are built in
+the editor, dry-run with their trace and fired by a visitor. Stored markup
+stays text everywhere. A screenshot of each page goes to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -341,7 +342,7 @@ async def test_dashboard_on_a_phone(hub, browser, base_settings):
         # Nothing wider than the screen: no sideways scrolling of the page.
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390, name
         await shot(page, f"phone-{name}")
-    # The workflow editor, with a condition's two branches.
+    # The workflow editor with a few steps and its diagram.
     await page.goto(f"{hub}/app#/workflows/new")
     for step in ("condition", "send_message"):
         await page.get_by_label("Step type").select_option(step)
