@@ -6,6 +6,7 @@ export const PAGES = [
   { path: "inbox", label: "Inbox", load: () => import("./inbox.js") },
   { path: "agents", label: "Agents", load: () => import("./agents.js") },
   { path: "knowledge", label: "Knowledge base", load: () => import("./knowledge.js") },
+  { path: "workflows", label: "Workflows", load: () => import("./workflows.js") },
   { path: "analytics", label: "Analytics", load: () => import("./analytics.js") },
   { path: "crm", label: "CRM", load: () => import("./crm.js") },
   { path: "settings", label: "Settings", load: () => import("./settings.js") },
