@@ -216,6 +216,17 @@ async def run_faults(names: list[str], sessions: int) -> dict[str, Any]:
     return results
 
 
+# What some faults report beyond the ledger.
+EXTRA = (
+    "publish_failures_in_metrics",
+    "down_statuses",
+    "down_p99_ms",
+    "recovered_after_s",
+    "notices",
+    "typing_left_on",
+)
+
+
 def print_results(results: dict[str, Any]) -> None:
     for name, result in results.items():
         books = result["ledger"]
@@ -225,18 +236,7 @@ def print_results(results: dict[str, Any]) -> None:
             f"  unanswered {books['unanswered']}  gaps {result['seq_gaps']}"
             f"  reconnects {result['reconnects']}"
         )
-        extra = {
-            k: result[k]
-            for k in (
-                "publish_failures_in_metrics",
-                "down_statuses",
-                "down_p99_ms",
-                "recovered_after_s",
-                "notices",
-                "typing_left_on",
-            )
-            if k in result
-        }
+        extra = {k: result[k] for k in EXTRA if k in result}
         if extra:
             print(f"{'':<17} {extra}")
 

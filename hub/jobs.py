@@ -248,12 +248,15 @@ class RedisStreamQueue(_Runner):
     async def enqueue(self, job: Job) -> None:
         await self.client.xadd(self.stream, {"job": job.encode()})
 
-    async def start(self) -> None:
+    async def _ensure_group(self) -> None:
         try:
             await self.client.xgroup_create(self.stream, self.GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def start(self) -> None:
+        await self._ensure_group()
         self._consuming = True
         self._loops = [
             asyncio.create_task(self._read(), name="jobs-read"),
@@ -276,6 +279,17 @@ class RedisStreamQueue(_Runner):
                 batches = await self.client.xreadgroup(
                     self.GROUP, self.consumer, {self.stream: ">"}, count=1, block=1000
                 )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    # Redis came back without our stream (a restart of a Redis that
+                    # keeps nothing on disk): make it again and go on reading.
+                    log.warning('{"event":"jobs_group_recreated"}')
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._ensure_group()
+                else:
+                    log.warning('{"event":"jobs_read_failed"}')
+                    await asyncio.sleep(1)
+                continue
             except (RedisError, OSError):
                 log.warning('{"event":"jobs_read_failed"}')
                 await asyncio.sleep(1)

@@ -236,3 +236,32 @@ async def test_redis_retries_then_dead_letter_stream(redis_url):
     assert await client.xlen(queue.dead_stream) == 1
     await client.delete(queue.stream, queue.dead_stream)
     await client.aclose()
+
+
+async def test_redis_queue_survives_losing_its_stream(redis_url):
+    """A Redis that restarts empty has no stream and no consumer group: the
+    worker makes them again and goes on taking jobs."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    queue, client = await redis_queue(redis_url, prefix)
+    runs: list[int] = []
+
+    async def work(j: Job) -> None:
+        runs.append(j.payload["n"])
+
+    queue.handle("work", work)
+    await queue.start()
+    await queue.enqueue(job("a", 1))
+    for _ in range(100):
+        if runs:
+            break
+        await asyncio.sleep(0.05)
+    await client.delete(queue.stream)  # what a restart of a Redis that keeps nothing leaves
+    await queue.enqueue(job("a", 2))
+    for _ in range(100):
+        if 2 in runs:
+            break
+        await asyncio.sleep(0.05)
+    await queue.stop()
+    await client.delete(queue.stream)
+    await client.aclose()
+    assert runs == [1, 2]
