@@ -198,7 +198,7 @@ class TurnRunner:
         text: list[str] = []
         prompt_tokens = completion_tokens = 0
         first_token_ms = None
-        model = agent["model"]
+        served_model = None  # what the endpoint says answered, e.g. a dated snapshot
         tool_log: list[dict[str, Any]] = []
 
         for _round in range(self.settings.max_tool_rounds + 1):
@@ -213,7 +213,7 @@ class TurnRunner:
                 await deltas.add(item)
             if completion is None:
                 raise LLMError("the model's stream ended without a result")
-            model = completion.model or model
+            served_model = completion.model or served_model
             prompt_tokens += completion.prompt_tokens
             completion_tokens += completion.completion_tokens
             if not completion.tool_calls:
@@ -251,9 +251,15 @@ class TurnRunner:
         reply = "".join(text).strip()
         if not reply:
             reply = "Done." if tool_log else "I'm not sure how to answer that."
+        # Priced (and counted in analytics) as the model the agent is configured
+        # with: OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18", which no
+        # exact price list can know, and guessing the base of a name could price
+        # one model as another.
+        model = agent["model"]
         cost = pricing.cost(model, prompt_tokens, completion_tokens)
         metadata = {
             "model": model,
+            "served_model": served_model or model,
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "tokens_used": prompt_tokens + completion_tokens,

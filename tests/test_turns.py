@@ -462,3 +462,25 @@ async def test_contact_and_deal_tools_change_the_crm(hub, fake):
         "error": "'not an email' is not an email address"
     }
     assert fake.requests[-1]["messages"][-1]["role"] == "tool"
+
+
+async def test_a_reply_served_by_a_dated_snapshot_is_priced_as_the_configured_model(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, model="gpt-4o-mini"
+    )
+    fake.then(
+        Reply(
+            text="Priced.",
+            served_model="gpt-4o-mini-2024-07-18",
+            prompt_tokens=1_000_000,
+            completion_tokens=1_000_000,
+        )
+    )
+    await say(services, company_id, conversation_id, "How much?")
+    await services.jobs.join()
+    reply = (await transcript(hub, account, conversation_id))[-1]
+    meta = reply["ai_metadata"]
+    assert (meta["model"], meta["served_model"]) == ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    assert meta["cost"] == 0.75  # 0.15 + 0.60 per million: gpt-4o-mini's prices
+    costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
+    assert costs["estimatedCost"] == 0.75 and costs["byModel"][0]["model"] == "gpt-4o-mini"
