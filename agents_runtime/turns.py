@@ -232,10 +232,11 @@ class TurnRunner:
                     ],
                 }
             )
-            for tool_call in completion.tool_calls:
-                result = await tools.call(context, tool_call.name, tool_call.arguments, enabled)
+            for index, tool_call in enumerate(completion.tool_calls):
+                result = await self._run_tool(
+                    context, tool_call, enabled, message, slot=f"{_round}.{index}"
+                )
                 tool_log.append({"name": tool_call.name, "result": result})
-                await self._record_tool(company_id, conversation_id, tool_call, result, message)
                 request.messages.append(
                     {
                         "role": "tool",
@@ -329,18 +330,26 @@ class TurnRunner:
         ]
         return passages, round((time.perf_counter() - started) * 1000)
 
-    async def _record_tool(
-        self, company_id: UUID, conversation_id: UUID, call, result: dict, message: dict
-    ) -> None:
-        """Tool calls go into the transcript so people can see what the AI did."""
+    async def _run_tool(
+        self, context: tools.ToolContext, call, enabled: list[str], message: dict, slot: str
+    ) -> dict:
+        """Run a tool call once per (user message, round.index, tool), however
+        often the turn is retried or redelivered: its effect and its transcript
+        entry (a system message, so people can see what the AI did) commit in
+        one transaction, and a later attempt reuses the stored result."""
         db = self.services.db
-        summary = "failed: " + result["error"] if "error" in result else "done"
-        async with db.tenant(company_id) as conn:
+        client_id = f"tool:{message['id']}:{slot}:{call.name}"
+        async with db.tenant(context.company_id) as conn:
+            done = await messages.find_by_client_id(conn, context.conversation_id, client_id)
+            if done is not None:
+                return done["metadata"]["result"]
+            result = await tools.call(context, conn, call.name, call.arguments, enabled)
+            summary = "failed: " + result["error"] if "error" in result else "done"
             await append_message(
                 db,
                 conn,
-                company_id=company_id,
-                conversation_id=conversation_id,
+                company_id=context.company_id,
+                conversation_id=context.conversation_id,
                 sender_type="system",
                 content=f"The assistant used {call.name} ({summary}).",
                 metadata={
@@ -349,7 +358,9 @@ class TurnRunner:
                     "result": result,
                     "for_message": str(message["id"]),
                 },
+                client_id=client_id,
             )
+        return result
 
     async def _typing(self, company_id: UUID, conversation_id: UUID, typing: bool) -> None:
         await self.services.events.publish(

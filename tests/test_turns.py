@@ -484,3 +484,28 @@ async def test_a_reply_served_by_a_dated_snapshot_is_priced_as_the_configured_mo
     assert meta["cost"] == 0.75  # 0.15 + 0.60 per million: gpt-4o-mini's prices
     costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
     assert costs["estimatedCost"] == 0.75 and costs["byModel"][0]["model"] == "gpt-4o-mini"
+
+
+async def test_a_retried_turn_does_not_run_its_tools_again(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, tools=["create_deal"]
+    )
+    fast_retries(services, fake)
+    deal_call = {"name": "create_deal", "arguments": {"title": "Team plan", "value": 100}}
+    fake.then(
+        Reply(tool_calls=[deal_call]),
+        Reply(text="x", malformed=True),  # the turn fails after its tool ran...
+        Reply(tool_calls=[deal_call]),  # ...and its retry asks for the same tool again
+        Reply(text="Noted your interest."),
+    )
+    await say(services, company_id, conversation_id, "We want the team plan")
+    await services.jobs.join()
+    deals = await (await hub.get("/api/crm/deals", headers=account.headers)).json()
+    assert len(deals["deals"]) == 1
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent"]
+    # The retry fed the model the stored result of the first run.
+    assert (
+        fake.requests[3]["messages"][-1]["content"] == fake.requests[1]["messages"][-1]["content"]
+    )
+    assert deals["deals"][0]["id"] in fake.requests[3]["messages"][-1]["content"]

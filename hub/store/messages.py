@@ -135,6 +135,21 @@ async def get(conn: asyncpg.Connection, message_id: UUID) -> dict[str, Any] | No
     return dict(row) if row else None
 
 
+async def find_by_client_id(
+    conn: asyncpg.Connection, conversation_id: UUID, client_id: str
+) -> dict[str, Any] | None:
+    """The message stored under `client_id`, or None. Locks the conversation
+    row until the transaction ends, so that of two writers looking for the
+    same client_id, the one that finds nothing stores it before the other looks."""
+    await conn.execute("SELECT FROM conversations WHERE id = $1 FOR UPDATE", conversation_id)
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM messages WHERE conversation_id = $1 AND client_id = $2",
+        conversation_id,
+        client_id,
+    )
+    return dict(row) if row else None
+
+
 async def unanswered(
     conn: asyncpg.Connection, conversation_id: UUID, up_to_seq: int
 ) -> list[dict[str, Any]]:
