@@ -15,6 +15,7 @@ import signal
 import sys
 
 from agents_runtime import runtime
+from hub import lifecycle
 from hub.config import ConfigError, Settings
 from hub.jobs import InProcessQueue
 from hub.services import close_services, open_services
@@ -31,6 +32,7 @@ async def run(settings: Settings) -> None:
     knowledge = runtime.attach_knowledge(services)
     # Documents are claimed from PostgreSQL, so workers share them in both modes.
     ingestion = asyncio.create_task(knowledge.run())
+    recovery = None
     try:
         if isinstance(services.jobs, InProcessQueue):
             log.warning(
@@ -39,10 +41,13 @@ async def run(settings: Settings) -> None:
         else:
             runtime.install(services)
             await services.jobs.start()
+            recovery = asyncio.create_task(lifecycle.recover_turns_periodically(services))
         log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
     finally:
+        if recovery is not None:
+            recovery.cancel()
         await close_services(services)  # stops the queue after in-flight jobs finish
         ingestion.cancel()
         await asyncio.gather(ingestion, return_exceptions=True)

@@ -509,3 +509,97 @@ async def test_a_retried_turn_does_not_run_its_tools_again(hub, fake):
         fake.requests[3]["messages"][-1]["content"] == fake.requests[1]["messages"][-1]["content"]
     )
     assert deals["deals"][0]["id"] in fake.requests[3]["messages"][-1]["content"]
+
+
+async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
+    base_settings, redis_url, fake
+):
+    from hub import lifecycle
+
+    settings = base_settings.with_overrides(
+        redis_url=redis_url,
+        redis_prefix=f"enqueue-{uuid.uuid4().hex[:8]}",
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+    )
+    web = await open_services(settings)
+    worker = await open_services(settings)
+    reachable = web.jobs.client
+    try:
+        from hub.store import companies
+
+        async with web.db.system() as conn:
+            company_id = (await companies.create(conn, "Enqueue Co"))["id"]
+        async with web.db.tenant(company_id) as conn:
+            agent_id = await conn.fetchval(
+                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+                " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
+                company_id,
+            )
+            conversation = await conversations.create(
+                conn, company_id=company_id, agent_id=agent_id
+            )
+        # Redis is unreachable for the queue at the moment the turn is queued.
+        web.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        message = await say(web, company_id, conversation["id"], "Still stored?", client_id="c1")
+        assert message["content"] == "Still stored?"
+        assert web.metrics.turn_enqueue_failures._value.get() == 1
+        assert b"turn_enqueue_failures_total 1.0" in web.metrics.render()
+        await web.jobs.client.aclose()
+        web.jobs.client = reachable
+
+        # A worker's periodic recovery queues it again; the worker answers.
+        fake.default = Reply(text="Recovered.")
+        runtime.install(worker)
+        await worker.jobs.start()
+        assert await lifecycle.recover_turns(web) >= 1
+        replies = []
+        for _ in range(100):
+            async with web.db.tenant(company_id) as conn:
+                replies = await conn.fetch(
+                    "SELECT content FROM messages WHERE conversation_id = $1"
+                    " AND sender_type = 'agent'",
+                    conversation["id"],
+                )
+            if replies:
+                break
+            await asyncio.sleep(0.05)
+        assert [r["content"] for r in replies] == ["Recovered."]
+    finally:
+        web.jobs.client = reachable
+        for services in (worker, web):
+            await close_services(services)
+        client = aioredis.from_url(redis_url)
+        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.aclose()
+
+
+async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, redis_url):
+    from hub import lifecycle
+
+    settings = base_settings.with_overrides(
+        redis_url=redis_url, redis_prefix=f"recovery-{uuid.uuid4().hex[:8]}"
+    )
+    workers = [await open_services(settings) for _ in range(2)]
+    calls = []
+    original = lifecycle.recover_turns
+
+    async def counted(services, **kw):
+        calls.append(kw["min_age"])
+        return 0
+
+    lifecycle.recover_turns = counted
+    try:
+        tasks = [
+            asyncio.create_task(lifecycle.recover_turns_periodically(w, every=0.3)) for w in workers
+        ]
+        await asyncio.sleep(0.75)  # two periods
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        lifecycle.recover_turns = original
+        for services in workers:
+            await close_services(services)
+    assert 1 <= len(calls) <= 2  # one worker per period, not both
+    assert all(age.total_seconds() == 0.6 for age in calls)

@@ -187,17 +187,21 @@ async def window(
     return [dict(r) for r in rows]
 
 
-async def awaiting_reply(conn: asyncpg.Connection, since: datetime) -> list[dict[str, Any]]:
+async def awaiting_reply(
+    conn: asyncpg.Connection, since: datetime, until: datetime | None = None
+) -> list[dict[str, Any]]:
     """Across tenants (system transaction): per conversation the newest user
-    message since `since` that the AI should answer and has not."""
+    message stored between `since` and `until` that the AI should answer and has not."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (m.conversation_id) m.company_id, m.conversation_id, m.id, m.seq
            FROM messages m JOIN conversations c ON c.id = m.conversation_id
            WHERE m.sender_type = 'user' AND m.created_at > $1
+             AND ($2::timestamptz IS NULL OR m.created_at <= $2)
              AND c.status = 'active' AND NOT c.ai_paused AND c.agent_id IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM messages r
                              WHERE r.conversation_id = m.conversation_id AND r.reply_to = m.id)
            ORDER BY m.conversation_id, m.seq DESC""",
         since,
+        until,
     )
     return [dict(r) for r in rows]
