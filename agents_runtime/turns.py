@@ -282,6 +282,7 @@ class TurnRunner:
             metadata["tools"] = [t["name"] for t in tool_log]
         db = self.services.db
         async with db.tenant(company_id) as conn:
+            await messages.free_reply_slot(conn, conversation_id, message["id"])
             await append_message(
                 db,
                 conn,

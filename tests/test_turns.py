@@ -603,3 +603,26 @@ async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, 
             await close_services(services)
     assert 1 <= len(calls) <= 2  # one worker per period, not both
     assert all(age.total_seconds() == 0.6 for age in calls)
+
+
+async def test_a_turn_given_up_on_while_still_running_keeps_its_reply(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    runner = runtime.install(services)
+    fake.then(Reply(text="The real answer.", delay=0.5))
+    question = await say(services, company_id, conversation_id, "Slow one?")
+    for _ in range(100):
+        if fake.requests:
+            break
+        await asyncio.sleep(0.02)
+    # The queue gives up on the turn (as Redis does after too many deliveries)
+    # while it is in fact still running.
+    job = turn_job(company_id, conversation_id, question)
+    await runner.dead_letter(job, RuntimeError("delivered too many times"))
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert [(m["sender_type"], m["content"]) for m in messages] == [
+        ("user", "Slow one?"),
+        ("system", FAILURE_NOTICE),
+        ("agent", "The real answer."),
+    ]
+    assert messages[2]["reply_to"] == str(question["id"])

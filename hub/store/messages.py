@@ -96,6 +96,20 @@ async def append(
     return dict(stored), True
 
 
+async def free_reply_slot(
+    conn: asyncpg.Connection, conversation_id: UUID, message_id: UUID
+) -> None:
+    """A failure notice (a turn given up on) answers a user message only until
+    a real reply does: a turn dead-lettered while it was in fact still running
+    (its worker slow, not dead) keeps its answer, shown after the notice."""
+    await conn.execute(
+        """UPDATE messages SET reply_to = NULL
+           WHERE conversation_id = $1 AND reply_to = $2 AND sender_type = 'system'""",
+        conversation_id,
+        message_id,
+    )
+
+
 async def page(
     conn: asyncpg.Connection,
     conversation_id: UUID,
