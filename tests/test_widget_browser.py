@@ -5,8 +5,11 @@ that no message can inject markup. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright, expect
 
 from hub.app import build_app
+from hub.conversations import update_conversation
+from hub.services import SERVICES, Services
 from tests.fake_openai import Reply
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -34,6 +39,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Site:
+    url: str
+    services: Services
+
+
 @pytest.fixture
 async def demo_site(fake, base_settings, tmp_path):
     """The hub with its demo, on a known port so the demo key allows the page's origin."""
@@ -48,7 +59,7 @@ async def demo_site(fake, base_settings, tmp_path):
     )
     client = TestClient(TestServer(build_app(settings), port=port))
     await client.start_server()
-    yield f"http://127.0.0.1:{port}"
+    yield Site(f"http://127.0.0.1:{port}", client.app[SERVICES])
     await client.close()
 
 
@@ -74,7 +85,7 @@ async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, brows
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(demo_site + "/")
+    await page.goto(demo_site.url + "/")
 
     # Keyboard only: focus the launcher, open with Enter, type, send with Enter.
     launcher = page.get_by_role("button", name="Open chat")
@@ -128,10 +139,108 @@ async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, brows
 async def test_widget_on_a_phone_screen(demo_site, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = await browser.new_page(viewport={"width": 390, "height": 740})
-    await page.goto(demo_site + "/")
+    await page.goto(demo_site.url + "/")
     await page.get_by_role("button", name="Open chat").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
     box = await dialog.bounding_box()
     assert box["width"] <= 390 and box["x"] >= 0
     await page.screenshot(path=str(ARTIFACTS / "widget-phone.png"))
+
+
+async def _conversation_id(page) -> uuid.UUID:
+    """The conversation the widget keeps in localStorage."""
+    state = await page.evaluate(
+        "Object.entries(localStorage).find(([k]) => k.startsWith('syntera:'))[1]"
+    )
+    return uuid.UUID(json.loads(state)["conversationId"])
+
+
+async def _end(site: Site, conversation_id: uuid.UUID, *, unannounced: bool = False) -> None:
+    """End a conversation as staff would; `unannounced`: without the event, as
+    when the widget's socket was down when it ended."""
+    db = site.services.db
+    async with db.system() as conn:
+        company_id = await conn.fetchval(
+            "SELECT company_id FROM conversations WHERE id = $1", conversation_id
+        )
+    async with db.tenant(company_id) as conn:
+        if unannounced:
+            await conn.execute(
+                "UPDATE conversations SET status = 'ended', ended_at = now() WHERE id = $1",
+                conversation_id,
+            )
+        else:
+            await update_conversation(
+                db,
+                conn,
+                company_id=company_id,
+                conversation_id=conversation_id,
+                fields={"status": "ended"},
+                by="staff",
+            )
+
+
+async def _send(page, text: str) -> None:
+    await page.get_by_role("textbox", name="Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def test_after_a_conversation_ends_the_visitor_writes_in_a_new_one_and_rates(
+    demo_site, browser, fake
+):
+    fake.default = Reply(text="Noted.")
+    page = await browser.new_page()
+    await page.goto(demo_site.url + "/")
+    await page.get_by_role("button", name="Open chat").click()
+    await _send(page, "First visit")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    first = await _conversation_id(page)
+
+    # Staff end it while the visitor watches: the rating prompt comes up.
+    await _end(demo_site, first)
+    await expect(page.get_by_text("How did we do?")).to_be_visible()
+
+    # The visitor leaves without rating and comes back: the history is there,
+    # and writing again opens a new conversation instead of failing.
+    await page.reload()
+    await expect(page.locator(".msg.user")).to_have_text("You: First visit")
+    await page.get_by_role("button", name="Open chat").click()
+    await expect(page.get_by_role("status")).to_contain_text("This conversation has ended")
+    await _send(page, "Back again")
+    await expect(page.locator(".msg.user")).to_have_text("You: Back again")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    second = await _conversation_id(page)
+    assert second != first
+
+    # Ended while the widget did not hear of it: the refused send (CONFLICT)
+    # is said again in a new conversation.
+    await _end(demo_site, second, unannounced=True)
+    await _send(page, "Third time")
+    await expect(page.locator(".msg.user", has_text="Back again")).to_have_count(0)
+    await expect(page.locator(".msg.user")).to_have_text("You: Third time")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    third = await _conversation_id(page)
+    assert third not in (first, second)
+    async with demo_site.services.db.system() as conn:
+        said = await conn.fetch(
+            "SELECT conversation_id, content FROM messages WHERE sender_type = 'user'"
+            " AND conversation_id = ANY($1::uuid[]) ORDER BY created_at",
+            [first, second, third],
+        )
+    assert [(r["conversation_id"], r["content"]) for r in said] == [
+        (first, "First visit"),
+        (second, "Back again"),
+        (third, "Third time"),
+    ]
+
+    # The rating prompt at the end stores the visitor's rating.
+    await _end(demo_site, third)
+    await page.get_by_role("button", name="4 out of 5").click()
+    await expect(page.get_by_text("Thank you!")).to_be_visible()
+    async with demo_site.services.db.system() as conn:
+        rating = await conn.fetchval(
+            "SELECT rating FROM conversation_ratings WHERE conversation_id = $1", third
+        )
+    assert rating == 4
+    await page.screenshot(path=str(ARTIFACTS / "widget-rated.png"))

@@ -118,10 +118,15 @@ class WidgetNamespace(Namespace):
         grant, _ = await self._grant(sid)
         body: Resume = parse(Resume, payload)
         async with self.services.db.tenant(grant.company_id) as conn:
+            conversation = await conversations.get(conn, grant.conversation_id)
             missed = await messages.page(
                 conn, grant.conversation_id, limit=RESUME_LIMIT, after_seq=body.after_seq
             )
+        if conversation is None:
+            raise ApiError.unauthorized("The conversation no longer exists", "INVALID_TOKEN")
         return {
             "ok": True,
+            # A widget coming back to an ended conversation starts a new one to write in.
+            "status": conversation["status"],
             "messages": [visitor_view(m) for m in missed if visible_to_visitor(m)],
         }
