@@ -6,6 +6,7 @@ that no message can inject markup. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import uuid
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright, expect
 
 from hub.app import build_app
-from hub.conversations import update_conversation
+from hub.conversations import post_staff_message, update_conversation
 from hub.services import SERVICES, Services
 from tests.fake_openai import Reply
 
@@ -30,6 +31,10 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A page a test serves itself (page.route) has no address space, so
+    # Chromium would treat its calls to the hub on 127.0.0.1 as reaching into
+    # a local network from the internet, and block them.
+    "--disable-features=LocalNetworkAccessChecks",
 ]
 
 
@@ -244,3 +249,69 @@ async def test_after_a_conversation_ends_the_visitor_writes_in_a_new_one_and_rat
         )
     assert rating == 4
     await page.screenshot(path=str(ARTIFACTS / "widget-rated.png"))
+
+
+async def test_theme_position_attachment_and_replay_after_a_dropped_connection(demo_site, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    # A site that embeds the widget dark, on the left (served at the demo's
+    # origin, which the demo key allows).
+    html = (await (await page.request.get(demo_site.url + "/")).text()).replace(
+        "async></script>", 'data-theme="dark" data-position="bottom-left" async></script>'
+    )
+    await page.route(
+        demo_site.url + "/site", lambda route: route.fulfill(body=html, content_type="text/html")
+    )
+    # Socket.IO's WebSockets pass through here, so the test can cut them.
+    sockets, cut = [], {"on": False}
+
+    def through(ws) -> None:
+        if cut["on"]:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await page.route_web_socket(re.compile(r"/socket\.io/"), through)
+    await page.goto(demo_site.url + "/site")
+    launcher = page.get_by_role("button", name="Open chat")
+    await expect(page.locator(".root")).to_have_class(re.compile(r"\bdark\b.*\bleft\b"))
+    assert (await launcher.bounding_box())["x"] < 640
+    await launcher.click()
+
+    # The attachment button uploads a file and sends it as a message.
+    await page.locator("input[type=file]").set_input_files(
+        files=[{"name": "order.txt", "mimeType": "text/plain", "buffer": b"order A-1"}]
+    )
+    await expect(page.locator(".msg.user .file-link")).to_have_text("Attachment: order.txt")
+
+    # The connection drops; a person writes meanwhile; on reconnect the widget
+    # asks for what it missed and shows it.
+    conversation_id = await _conversation_id(page)
+    cut["on"] = True
+    for ws in sockets:
+        await ws.close()
+    db = demo_site.services.db
+    async with db.system() as conn:
+        company_id, user_id = await conn.fetchrow(
+            "SELECT c.company_id, u.id FROM conversations c JOIN users u USING (company_id)"
+            " WHERE c.id = $1",
+            conversation_id,
+        )
+    async with db.tenant(company_id) as conn:
+        await post_staff_message(
+            db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            user_id=user_id,
+            content="Sent while you were away",
+        )
+    await page.wait_for_timeout(500)
+    assert await page.locator(".msg.human").count() == 0  # it really was cut off
+    cut["on"] = False
+    await expect(page.locator(".msg.human")).to_have_text(
+        "Team: Sent while you were away", timeout=15_000
+    )
+    assert len(sockets) >= 2  # a new connection brought it
+    await page.screenshot(path=str(ARTIFACTS / "widget-dark-left.png"))
