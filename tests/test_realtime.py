@@ -317,3 +317,21 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
     await staff.call("message:send", {"conversation_id": started["id"], "content": "Hi from two"})
     heard = await visitor.wait_for("message:new", lambda m: m["content"] == "Hi from two")
     assert heard["sender_type"] == "human"
+
+
+async def test_revoking_a_key_cuts_the_sockets_connected_with_it(hub, clients):
+    account, agent, key, started = await visitor_setup(hub)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    assert (await visitor.call("typing", {"typing": True}))["ok"] is True
+    revoked = await hub.delete(
+        f"/api/agents/{agent['id']}/keys/{key['id']}", headers=account.headers
+    )
+    assert revoked.status == 200
+    error = await visitor.wait_for("error")
+    assert error["code"] == "INVALID_KEY"
+    for _ in range(100):
+        if not visitor.sio.namespaces:
+            break
+        await asyncio.sleep(0.02)
+    assert not visitor.sio.namespaces  # disconnected by the server

@@ -24,6 +24,11 @@ def room(conversation_id: UUID | str) -> str:
     return f"conversation:{conversation_id}"
 
 
+def key_room(key_id: UUID | str) -> str:
+    """The sockets connected with one publishable key: cut when it is revoked."""
+    return f"key:{key_id}"
+
+
 class VisitorMessage(NewMessage):
     content: str = Field("", max_length=MAX_CONTENT)
 
@@ -74,6 +79,7 @@ class WidgetNamespace(Namespace):
         limit = services.settings.socket_messages_per_minute
         await self.save_session(sid, {"grant": grant, "flood": FloodGuard(limit)})
         await self.enter_room(sid, room(grant.conversation_id))
+        await self.enter_room(sid, key_room(grant.key_id))
 
     async def _grant(self, sid: str) -> tuple[ConversationGrant, FloodGuard]:
         session = await self.get_session(sid)
