@@ -140,11 +140,20 @@ async def start_conversation(
     channel: str = "chat",
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create a conversation; `conversation.started` fires once it is committed."""
+    """Create a conversation; `conversation.started` fires once it is
+    committed, and owners and admins are notified."""
     conversation = await conversations.create(
         conn, company_id=company_id, agent_id=agent_id, channel=channel, metadata=metadata
     )
     db.publish_after_commit(conn, Event("conversation.started", company_id, conversation))
+    await notify(
+        db,
+        conn,
+        company_id=company_id,
+        type="new_conversation",
+        title=f"A new {channel} conversation started",
+        data={"conversation_id": str(conversation["id"]), "agent_id": str(agent_id)},
+    )
     return conversation
 
 
