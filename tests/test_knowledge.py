@@ -378,3 +378,34 @@ async def test_the_cached_index_is_updated_in_place(client, account):
     assert results[0]["metadata"]["source"] == "hammock.txt"
     await client.delete(f"/api/knowledge-base/{first['id']}", headers=account.headers)
     assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 1
+
+
+async def test_a_change_of_embedding_model_re_embeds_at_start_up(client, account, make_client):
+    document = await add(client, account, b"Gift cards never expire.", "cards.txt")
+    services = client.app[SERVICES]
+    current = services.knowledge.embedder.name
+    async with services.db.system() as conn:
+        # As left by a hub that ran with another embedder.
+        await conn.execute(
+            "UPDATE chunks SET embedding_model = 'an-older-model' WHERE document_id = $1",
+            uuid.UUID(document["id"]),
+        )
+    assert await search(client, account, "do gift cards expire", mode="vector") == []
+
+    await make_client()  # a process starting its ingestion loop
+    for _ in range(600):
+        async with services.db.system() as conn:
+            models = await conn.fetch(
+                "SELECT DISTINCT embedding_model FROM chunks WHERE document_id = $1",
+                uuid.UUID(document["id"]),
+            )
+        if [m["embedding_model"] for m in models] == [current]:
+            break
+        await asyncio.sleep(0.1)
+    assert [m["embedding_model"] for m in models] == [current]
+    assert (await processed(client, account, document["id"]))["status"] == "processed"
+    # Either hub may have re-embedded it; without Redis they share no event
+    # bus, so this one is told to forget its cached index.
+    services.knowledge.cache.drop(uuid.UUID(account.company_id))
+    found = await search(client, account, "do gift cards expire", mode="vector")
+    assert found and "Gift cards" in found[0]["content"]

@@ -213,6 +213,10 @@ class Knowledge:
         """Process documents until cancelled. Several processes may run this:
         each document is claimed by one (FOR UPDATE SKIP LOCKED), and one
         whose processor died is taken over when its lease runs out."""
+        try:
+            await self.requeue_other_models()
+        except Exception:
+            log.exception('{"event":"reembed_requeue_failed"}')
         while True:
             try:
                 processed = await self.process_next()
@@ -223,6 +227,16 @@ class Knowledge:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def requeue_other_models(self) -> int:
+        """The embedding model changed (EMBEDDING_PROVIDER/EMBEDDING_MODEL):
+        documents embedded by another model are processed again, so that
+        search, which never mixes two models' vectors, finds them again."""
+        async with self.services.db.system() as conn:
+            count = await store.requeue_other_models(conn, self.embedder.name)
+        if count:
+            log.info('{"event":"reembed_queued","documents":%d}', count)
+        return count
 
     async def process_next(self) -> bool:
         async with self.services.db.system() as conn:
