@@ -48,9 +48,10 @@ async def run(settings: Settings) -> None:
     finally:
         if recovery is not None:
             recovery.cancel()
-        await close_services(services)  # stops the queue after in-flight jobs finish
+        # Before the database closes: an interrupted document is handed back.
         ingestion.cancel()
         await asyncio.gather(ingestion, return_exceptions=True)
+        await close_services(services)  # stops the queue after in-flight jobs finish
         knowledge.close()
 
 

@@ -248,6 +248,19 @@ class Knowledge:
 
     async def _process(self, document: dict) -> None:
         try:
+            await self._ingest(document)
+        except asyncio.CancelledError:
+            # Stopping: hand the document back now, not when its lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(document))
+            raise
+
+    async def _release(self, document: dict) -> None:
+        async with self.services.db.tenant(document["company_id"]) as conn:
+            await store.release(conn, document["id"])
+
+    async def _ingest(self, document: dict) -> None:
+        try:
             kind = document["content_type"] or document_type(document["file"], document["filename"])
             sections = await self._cpu(extract, document["file"], kind)
             pieces = await self._cpu(chunk, sections, self.embedder)

@@ -112,6 +112,18 @@ async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+async def release(conn: asyncpg.Connection, document_id: UUID) -> None:
+    """Give back a claimed document whose processing was interrupted (a clean
+    shutdown), for the next processor to take at once rather than after its
+    lease; the interrupted attempt does not count."""
+    await conn.execute(
+        """UPDATE documents SET status = 'pending', lease_until = NULL,
+                                attempts = greatest(attempts - 1, 0)
+           WHERE id = $1 AND status = 'processing'""",
+        document_id,
+    )
+
+
 async def replace_chunks(
     conn: asyncpg.Connection,
     *,
