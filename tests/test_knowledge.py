@@ -462,3 +462,20 @@ async def test_a_document_interrupted_by_a_shutdown_is_handed_back_at_once(clien
         knowledge.close()
     services.knowledge.wake()  # and the running hub finishes it
     assert (await processed(client, account, document["id"]))["status"] == "processed"
+
+
+async def test_another_companys_document_is_not_found(client, account):
+    document = await add(client, account, b"Only ours.", "ours.txt")
+    other = await signup(client, "Other Co")
+    path = f"/api/knowledge-base/{document['id']}"
+    for method, url in [
+        ("GET", path),
+        ("POST", path + "/reprocess"),
+        ("DELETE", path),
+    ]:
+        response = await client.request(method, url, headers=other.headers)
+        assert response.status == 404, (method, url)
+        assert_error(await response.json(), "NOT_FOUND")
+    # Untouched for its owner: still there, still processed.
+    mine = await (await client.get(path, headers=account.headers)).json()
+    assert mine["status"] == "processed" and mine["chunk_count"] == 1
