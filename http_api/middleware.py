@@ -24,6 +24,7 @@ from http_api.routing import (
     REQUEST_ID,
     RESOURCE_ID,
     ROUTE,
+    client_ip,
     json_response,
 )
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
@@ -110,7 +111,7 @@ async def _write_audit(request: web.Request, services: Services, status: int) ->
                 path=request.path,
                 resource_id=_resource_id(request),
                 status=status,
-                ip=request.remote,
+                ip=client_ip(request),
                 request_id=request[REQUEST_ID],
             )
     except (ApiError, *CONNECTION_ERRORS):

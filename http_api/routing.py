@@ -8,6 +8,7 @@ document cannot drift from what the server does.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,6 +41,33 @@ QUOTA = web.RequestKey("quota", Quota)
 ROUTE = web.RequestKey("route", str)
 RESOURCE_ID = web.RequestKey("resource_id", str)
 AUDITED = web.RequestKey("audited", bool)
+CLIENT_IP = web.RequestKey("client_ip", str)
+
+
+def _trusted(address: str, proxies) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_ip(request: web.Request) -> str:
+    """Who is calling: the peer's address or, when the peer is a trusted proxy
+    (TRUSTED_PROXIES), the address it forwards for — X-Forwarded-For read from
+    the right, past every trusted proxy. Per-IP limits and the audit log use it."""
+    if CLIENT_IP in request:
+        return request[CLIENT_IP]
+    proxies = request.app[SERVICES].settings.trusted_proxies
+    address = request.remote or ""
+    if proxies and _trusted(address, proxies):
+        hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
+        for hop in reversed([h.strip() for h in hops if h.strip()]):
+            address = hop
+            if not _trusted(hop, proxies):
+                break
+    request[CLIENT_IP] = address
+    return address
 
 
 @dataclass
@@ -173,13 +201,13 @@ async def _rate_limit(
 ) -> None:
     settings = services.settings
     if route.rate_limit == "auth_ip":
-        limits = [(f"ip:{request.remote}:auth", settings.auth_rate_limit_per_hour)]
+        limits = [(f"ip:{client_ip(request)}:auth", settings.auth_rate_limit_per_hour)]
     elif route.rate_limit == "public":
         # Per key, so one site cannot exhaust the hub; per IP, so one visitor
         # cannot exhaust the site's key.
         assert key is not None
         limits = [
-            (f"ip:{request.remote}:public", settings.public_ip_rate_limit_per_hour),
+            (f"ip:{client_ip(request)}:public", settings.public_ip_rate_limit_per_hour),
             (f"key:{key.id}", settings.public_key_rate_limit_per_hour),
         ]
     else:
