@@ -8,7 +8,6 @@ document cannot drift from what the server does.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from hub import jsoncodec
+from hub.addresses import client_address
 from hub.auth import Principal
 from hub.errors import ApiError
 from hub.inputs import find_nul
@@ -44,30 +44,15 @@ AUDITED = web.RequestKey("audited", bool)
 CLIENT_IP = web.RequestKey("client_ip", str)
 
 
-def _trusted(address: str, proxies) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in proxies)
-
-
 def client_ip(request: web.Request) -> str:
-    """Who is calling: the peer's address or, when the peer is a trusted proxy
-    (TRUSTED_PROXIES), the address it forwards for — X-Forwarded-For read from
-    the right, past every trusted proxy. Per-IP limits and the audit log use it."""
-    if CLIENT_IP in request:
-        return request[CLIENT_IP]
-    proxies = request.app[SERVICES].settings.trusted_proxies
-    address = request.remote or ""
-    if proxies and _trusted(address, proxies):
-        hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
-        for hop in reversed([h.strip() for h in hops if h.strip()]):
-            address = hop
-            if not _trusted(hop, proxies):
-                break
-    request[CLIENT_IP] = address
-    return address
+    """The caller's address (hub.addresses): per-IP limits and the audit log use it."""
+    if CLIENT_IP not in request:
+        request[CLIENT_IP] = client_address(
+            request.remote,
+            ",".join(request.headers.getall("X-Forwarded-For", [])),
+            request.app[SERVICES].settings.trusted_proxies,
+        )
+    return request[CLIENT_IP]
 
 
 @dataclass

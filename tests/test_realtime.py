@@ -336,3 +336,33 @@ async def test_revoking_a_key_cuts_the_sockets_connected_with_it(hub, clients):
             break
         await asyncio.sleep(0.02)
     assert not visitor.sio.namespaces  # disconnected by the server
+
+
+async def test_staff_actions_over_the_socket_are_audited(hub, clients):
+    account, _, _, started = await visitor_setup(hub)
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    conversation = {"conversation_id": started["id"]}
+    assert (await staff.call("conversation:takeover", conversation))["ok"] is True
+    sent = await staff.call("message:send", {**conversation, "content": "Hello, I'm Ana."})
+    assert sent["ok"] is True
+    assert (await staff.call("conversation:release", conversation))["ok"] is True
+    missing = {"conversation_id": str(uuid.uuid4())}
+    assert (await staff.call("conversation:takeover", missing))["ok"] is False
+    log = await (await hub.get("/api/audit-log?limit=4", headers=account.headers)).json()
+    assert [
+        (e["method"], e["path"], e["resource_id"], e["status"], e["user_id"])
+        for e in reversed(log["entries"])
+    ] == [
+        ("SOCKET", "/dashboard/conversation:takeover", started["id"], 200, account.user_id),
+        ("SOCKET", "/dashboard/message:send", started["id"], 200, account.user_id),
+        ("SOCKET", "/dashboard/conversation:release", started["id"], 200, account.user_id),
+        (
+            "SOCKET",
+            "/dashboard/conversation:takeover",
+            missing["conversation_id"],
+            404,
+            account.user_id,
+        ),
+    ]
+    assert all(e["ip"] == "127.0.0.1" and e["request_id"] for e in log["entries"])
