@@ -1,8 +1,9 @@
 """Two middlewares wrap every request, REST or not.
 
 `observe` (outermost) gives the request its id, and once a response exists,
-stamps the headers, records the audit entry of a mutating call, counts the
-request in /metrics and writes its JSON log line. `errors` turns every
+records the audit entry of a mutating call, counts the request in /metrics
+and writes its JSON log line; `stamp_headers` puts the id and the rate-limit
+headers on the response as it is sent. `errors` turns every
 failure — ours, aiohttp's 404/405/413, a database outage, a bug — into the
 standard `{"error", "code", "details"}` body.
 """
@@ -131,11 +132,6 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
     elapsed = time.perf_counter() - started
 
     services: Services = request.app[SERVICES]
-    if not response.prepared:  # a WebSocket or a stream has sent its headers already
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        quota = request.get(QUOTA)
-        if quota is not None:
-            response.headers.update(quota.headers())
     await _write_audit(request, services, response.status)
 
     route = request.get(ROUTE) or _route_label(request)
@@ -154,6 +150,17 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         ).decode()
     )
     return response
+
+
+async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: X-Request-Id and the rate-limit headers go on
+    every response as its headers are sent — also on one a handler streams
+    (a GDPR export), which is prepared before `observe` gets it back."""
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+    quota = request.get(QUOTA)
+    if quota is not None:
+        response.headers.update(quota.headers())
 
 
 def _route_label(request: web.Request) -> str:

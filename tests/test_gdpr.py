@@ -156,6 +156,8 @@ async def test_company_export(client, account):
     await person_with_history(client, account)
     response = await client.get("/api/gdpr/export", headers=account.headers)
     assert response.status == 200
+    # Streamed, and still stamped like every response.
+    assert response.headers["X-Request-Id"] and response.headers["X-RateLimit-Limit"]
     data = json.loads(await response.read())
     assert data["company_id"] == account.company_id
     assert len(data["conversations"]) == 1 and len(data["messages"]) == 2
