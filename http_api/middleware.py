@@ -25,8 +25,10 @@ from http_api.routing import (
     REQUEST_ID,
     RESOURCE_ID,
     ROUTE,
+    authenticate,
     client_ip,
     json_response,
+    rate_limit,
 )
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
@@ -76,6 +78,10 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        try:
+            await _count_authenticated(request)
+        except ApiError as limited:
+            return error_response(limited)
         return error_response(_from_http_exception(exc))
     except CONNECTION_ERRORS:
         log.warning(orjson.dumps({"event": "database_unavailable"}).decode())
@@ -92,6 +98,20 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
                 {"request_id": request[REQUEST_ID]},
             )
         )
+
+
+async def _count_authenticated(request: web.Request) -> None:
+    """A staff caller's unknown route or wrong method (aiohttp's 404/405, which
+    no route handler saw) counts against their limit and carries the rate-limit
+    headers like any authenticated response. A bad token leaves it the 404/405."""
+    if PRINCIPAL in request or not request.headers.get("Authorization"):
+        return
+    services: Services = request.app[SERVICES]
+    try:
+        request[PRINCIPAL] = await authenticate(request, services)
+    except ApiError:
+        return
+    await rate_limit(request, services, "user")
 
 
 def _resource_id(request: web.Request) -> str | None:

@@ -171,7 +171,7 @@ def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise ApiError.validation(validation_fields(exc)) from None
 
 
-async def _authenticate(request: web.Request, services: Services) -> Principal:
+async def authenticate(request: web.Request, services: Services) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -181,13 +181,15 @@ async def _authenticate(request: web.Request, services: Services) -> Principal:
     return principal
 
 
-async def _rate_limit(
-    request: web.Request, services: Services, route: Route, key: PublishableKey | None
+async def rate_limit(
+    request: web.Request, services: Services, kind: str, key: PublishableKey | None = None
 ) -> None:
+    """Count the request against its limits (`kind`: a route's `rate_limit`)
+    and keep the quota for the response headers; 429 when one is exhausted."""
     settings = services.settings
-    if route.rate_limit == "auth_ip":
+    if kind == "auth_ip":
         limits = [(f"ip:{client_ip(request)}:auth", settings.auth_rate_limit_per_hour)]
-    elif route.rate_limit == "public":
+    elif kind == "public":
         # Per key, so one site cannot exhaust the hub; per IP, so one visitor
         # cannot exhaust the site's key.
         assert key is not None
@@ -232,13 +234,13 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         request[AUDITED] = route.audited
         principal = key = None
         if route.auth == "user":
-            principal = await _authenticate(request, services)
+            principal = await authenticate(request, services)
             request[PRINCIPAL] = principal
         elif route.auth == "key":
             key = await resolve_key(
                 services.db, request.headers.get("Authorization"), request.headers.get("Origin")
             )
-        await _rate_limit(request, services, route, key)
+        await rate_limit(request, services, route.rate_limit, key)
         if route.roles and principal is not None and not principal.can(*route.roles):
             raise ApiError.forbidden(f"This needs the role {' or '.join(route.roles)}")
         call = Call(request, services, principal, _path_params(request), key=key)

@@ -136,3 +136,19 @@ def test_trusted_proxies_setting():
     assert Settings.from_env({}).trusted_proxies == ()
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+async def test_unknown_routes_and_wrong_methods_count_for_an_authenticated_caller(make_client):
+    hub = await make_client(rate_limit_per_hour=3)
+    account = await signup(hub)
+    unknown = await hub.get("/api/nothing-here", headers=account.headers)
+    assert unknown.status == 404 and unknown.headers["X-RateLimit-Remaining"] == "2"
+    assert_error(await unknown.json(), "NOT_FOUND")
+    wrong = await hub.put("/api/agents", headers=account.headers)
+    assert wrong.status == 405 and wrong.headers["X-RateLimit-Remaining"] == "1"
+    assert "X-RateLimit-Limit" not in (await hub.get("/api/nothing-here")).headers
+    bad_token = await hub.get("/api/nothing-here", headers={"Authorization": "Bearer nope"})
+    assert bad_token.status == 404 and "X-RateLimit-Limit" not in bad_token.headers
+    await hub.get("/api/agents", headers=account.headers)
+    limited = await hub.get("/api/nothing-here", headers=account.headers)
+    assert limited.status == 429 and "Retry-After" in limited.headers
