@@ -161,9 +161,7 @@ class TurnRunner:
                 self._generating.pop(conversation_id, None)
         finally:
             await self._typing(company_id, conversation_id, False)
-        await self.summarizer.maybe_refresh(
-            company_id, conversation_id, self.settings, agent["model"]
-        )
+        await self.summarizer.maybe_refresh(company_id, conversation_id, self.settings, agent)
         return True
 
     async def _generate(

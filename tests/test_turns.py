@@ -626,3 +626,29 @@ async def test_a_turn_given_up_on_while_still_running_keeps_its_reply(hub, fake)
         ("agent", "The real answer."),
     ]
     assert messages[2]["reply_to"] == str(question["id"])
+
+
+async def test_tokens_spent_on_summaries_count_in_cost_analytics(hub, fake):
+    account, agent, services, company_id, conversation_id = await setup_conversation(
+        hub, model="gpt-4o-mini"
+    )
+    runner = runtime.install(services)
+    runner.settings = TurnSettings(window=2, summary_every=2)
+    fake.default = Reply(text="Noted.", prompt_tokens=100, completion_tokens=10)
+    for i in range(3):
+        await say(services, company_id, conversation_id, f"message {i}")
+        await services.jobs.join()
+        await runner.summarizer.drain()
+    summaries = len([r for r in fake.requests if "Summarise" in r["messages"][0]["content"]])
+    assert summaries >= 1
+    async with services.db.tenant(company_id) as conn:
+        usage = await conn.fetch("SELECT purpose, model, agent_id FROM model_usage")
+    assert [(u["purpose"], u["model"], str(u["agent_id"])) for u in usage] == [
+        ("summary", "gpt-4o-mini", agent["id"])
+    ] * summaries
+    costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
+    # Three replies and the summaries, each 100 + 10 tokens.
+    calls = 3 + summaries
+    assert costs["totalTokens"] == calls * 110
+    assert costs["byAgent"][0]["totalTokens"] == calls * 110
+    assert costs["estimatedCost"] == round(calls * (100 * 0.15 + 10 * 0.60) / 1_000_000, 6)

@@ -124,6 +124,7 @@ EXPORTS = {
     "chunks": "SELECT id, document_id, agent_id, position, page, heading, content, token_count,"
     " embedding_model FROM chunks",
     "notifications": "SELECT * FROM notifications",
+    "model_usage": "SELECT * FROM model_usage",
     "audit_log": "SELECT * FROM audit_log",
 }
 
