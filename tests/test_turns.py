@@ -95,6 +95,47 @@ async def transcript(hub, account, conversation_id):
     return (await response.json())["messages"]
 
 
+def redis_settings(base_settings, redis_url, fake, name: str):
+    return base_settings.with_overrides(
+        redis_url=redis_url,
+        redis_prefix=f"{name}-{uuid.uuid4().hex[:8]}",
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+    )
+
+
+async def company_with_conversation(services, name: str):
+    """A company, an agent and a conversation, made straight in the database."""
+    from hub.store import companies
+
+    async with services.db.system() as conn:
+        company_id = (await companies.create(conn, name))["id"]
+    async with services.db.tenant(company_id) as conn:
+        agent_id = await conn.fetchval(
+            "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+            " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
+            company_id,
+        )
+        conversation = await conversations.create(conn, company_id=company_id, agent_id=agent_id)
+    return company_id, conversation["id"]
+
+
+async def agent_replies(services, company_id, conversation_id, *, within: float = 5.0) -> list:
+    """The AI replies' texts, once there is one (or the time is up)."""
+    replies = []
+    for _ in range(int(within / 0.05)):
+        async with services.db.tenant(company_id) as conn:
+            replies = await conn.fetch(
+                "SELECT content FROM messages WHERE conversation_id = $1"
+                " AND sender_type = 'agent' ORDER BY seq",
+                conversation_id,
+            )
+        if replies:
+            break
+        await asyncio.sleep(0.05)
+    return [r["content"] for r in replies]
+
+
 async def test_a_turn_streams_and_stores_the_reply(hub, fake):
     account, agent, services, company_id, conversation_id = await setup_conversation(hub)
     recorder = Recorder(services)
@@ -317,12 +358,7 @@ async def test_the_rolling_summary_reaches_the_model(hub, fake):
 async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
     base_settings, redis_url, fake
 ):
-    settings = base_settings.with_overrides(
-        redis_url=redis_url,
-        redis_prefix=f"turns-{uuid.uuid4().hex[:8]}",
-        openai_api_key="sk-test",
-        openai_base_url=fake.base_url,
-    )
+    settings = redis_settings(base_settings, redis_url, fake, "turns")
     web = await open_services(settings)
     workers = [await open_services(settings) for _ in range(2)]
     for worker in workers:
@@ -334,26 +370,13 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
             reclaim_every=0.1,
         )
     try:
-        from hub.store import companies
-
-        async with web.db.system() as conn:
-            company = await companies.create(conn, "Redis Co")
-        company_id = company["id"]
-        async with web.db.tenant(company_id) as conn:
-            agent_id = await conn.fetchval(
-                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
-                " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
-                company_id,
-            )
-            conversation = await conversations.create(
-                conn, company_id=company_id, agent_id=agent_id
-            )
+        company_id, conversation_id = await company_with_conversation(web, "Redis Co")
         # The first worker's model hangs mid-stream; the second's answers.
         fake.then(Reply(text="never finished " * 10, chunk_delay=5))
         fake.default = Reply(text="The one reply.")
         runtime.install(workers[0])
         await workers[0].jobs.start()
-        await say(web, company_id, conversation["id"], "Hello from Redis")
+        await say(web, company_id, conversation_id, "Hello from Redis")
         for _ in range(100):
             if fake.requests:
                 break
@@ -364,23 +387,9 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
             task.cancel()
         runtime.install(workers[1])
         await workers[1].jobs.start()
-        replies = []
-        for _ in range(100):
-            async with web.db.tenant(company_id) as conn:
-                replies = await conn.fetch(
-                    "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
-                    conversation["id"],
-                )
-            if replies:
-                break
-            await asyncio.sleep(0.05)
+        assert await agent_replies(web, company_id, conversation_id) == ["The one reply."]
         await asyncio.sleep(0.5)  # time for a duplicate to appear, if one could
-        async with web.db.tenant(company_id) as conn:
-            replies = await conn.fetch(
-                "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
-                conversation["id"],
-            )
-        assert [r["content"] for r in replies] == ["The one reply."]
+        assert await agent_replies(web, company_id, conversation_id) == ["The one reply."]
     finally:
         await workers[1].jobs.stop()
         for services in (*workers, web):
@@ -516,32 +525,15 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
 ):
     from hub import lifecycle
 
-    settings = base_settings.with_overrides(
-        redis_url=redis_url,
-        redis_prefix=f"enqueue-{uuid.uuid4().hex[:8]}",
-        openai_api_key="sk-test",
-        openai_base_url=fake.base_url,
-    )
+    settings = redis_settings(base_settings, redis_url, fake, "enqueue")
     web = await open_services(settings)
     worker = await open_services(settings)
     reachable = web.jobs.client
     try:
-        from hub.store import companies
-
-        async with web.db.system() as conn:
-            company_id = (await companies.create(conn, "Enqueue Co"))["id"]
-        async with web.db.tenant(company_id) as conn:
-            agent_id = await conn.fetchval(
-                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
-                " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
-                company_id,
-            )
-            conversation = await conversations.create(
-                conn, company_id=company_id, agent_id=agent_id
-            )
+        company_id, conversation_id = await company_with_conversation(web, "Enqueue Co")
         # Redis is unreachable for the queue at the moment the turn is queued.
         web.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
-        message = await say(web, company_id, conversation["id"], "Still stored?", client_id="c1")
+        message = await say(web, company_id, conversation_id, "Still stored?", client_id="c1")
         assert message["content"] == "Still stored?"
         assert web.metrics.turn_enqueue_failures._value.get() == 1
         assert b"turn_enqueue_failures_total 1.0" in web.metrics.render()
@@ -553,18 +545,7 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         runtime.install(worker)
         await worker.jobs.start()
         assert await lifecycle.recover_turns(web) >= 1
-        replies = []
-        for _ in range(100):
-            async with web.db.tenant(company_id) as conn:
-                replies = await conn.fetch(
-                    "SELECT content FROM messages WHERE conversation_id = $1"
-                    " AND sender_type = 'agent'",
-                    conversation["id"],
-                )
-            if replies:
-                break
-            await asyncio.sleep(0.05)
-        assert [r["content"] for r in replies] == ["Recovered."]
+        assert await agent_replies(web, company_id, conversation_id) == ["Recovered."]
     finally:
         web.jobs.client = reachable
         for services in (worker, web):
