@@ -17,6 +17,7 @@ import signal
 import sys
 
 from agents_runtime import runtime
+from hub import lifecycle
 from hub.config import ConfigError, Settings
 from hub.jobs import InProcessQueue
 from hub.services import close_services, open_services
@@ -41,6 +42,7 @@ async def run(settings: Settings) -> None:
 
         voice = build_server(services.settings)
         voice_task = asyncio.create_task(voice.run())
+    recovery = None
     try:
         if isinstance(services.jobs, InProcessQueue):
             log.warning(
@@ -50,20 +52,26 @@ async def run(settings: Settings) -> None:
             runtime.install(services)
             await services.jobs.start()
             workflows.start_timers()
+            recovery = asyncio.create_task(
+                lifecycle.recover_turns_periodically(services, settings.turn_recovery_seconds)
+            )
         log.info('{"event":"worker_ready"}')
         await stop.wait()
         log.info('{"event":"worker_stopping"}')
         if voice is not None:
             await voice.drain()  # calls in progress end first
     finally:
+        if recovery is not None:
+            recovery.cancel()
         await workflows.stop_timers()
         if voice is not None:
             await voice.aclose()
             await asyncio.gather(voice_task, return_exceptions=True)
-        await close_services(services)  # stops the queue after in-flight jobs finish
-        await workflows.close()
+        # Before the database closes: an interrupted document is handed back.
         ingestion.cancel()
         await asyncio.gather(ingestion, return_exceptions=True)
+        await close_services(services)  # stops the queue after in-flight jobs finish
+        await workflows.close()
         knowledge.close()
 
 

@@ -15,6 +15,7 @@ from uuid import UUID
 from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder
 from hub.services import Services
 from hub.store import conversations, messages
+from hub.store import usage as model_usage
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Summarizer:
         self._tasks: set[asyncio.Task] = set()
 
     async def maybe_refresh(
-        self, company_id: UUID, conversation_id: UUID, settings, model: str
+        self, company_id: UUID, conversation_id: UUID, settings, agent: dict[str, Any]
     ) -> None:
         async with self.services.db.tenant(company_id) as conn:
             conversation = await conversations.for_turn(conn, conversation_id)
@@ -49,7 +50,7 @@ class Summarizer:
                 conversation["summary"],
                 conversation["summary_seq"],
                 upto,
-                model,
+                agent,
             )
         )
         self._tasks.add(task)
@@ -67,7 +68,7 @@ class Summarizer:
         previous: str | None,
         previous_seq: int,
         upto: int,
-        model: str,
+        agent: dict[str, Any],
     ) -> None:
         try:
             async with self.services.db.tenant(company_id) as conn:
@@ -78,18 +79,32 @@ class Summarizer:
                     up_to_seq=upto,
                     limit=upto - previous_seq,
                 )
-            summary = await self._write(previous, older, model)
+            summary, usage = await self._write(previous, older, agent["model"])
             async with self.services.db.tenant(company_id) as conn:
                 await conversations.set_summary(conn, conversation_id, summary, upto, previous_seq)
+                if usage is not None:  # the tokens count in cost analytics like a reply's
+                    await model_usage.record(
+                        conn,
+                        company_id=company_id,
+                        agent_id=agent["id"],
+                        conversation_id=conversation_id,
+                        purpose="summary",
+                        model=agent["model"],
+                        prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens,
+                    )
         except Exception:
             # A summary is an optimisation: the next turn will try again.
             log.exception('{"event":"summary_failed","conversation_id":"%s"}', conversation_id)
 
-    async def _write(self, previous: str | None, older: list[dict[str, Any]], model: str) -> str:
+    async def _write(
+        self, previous: str | None, older: list[dict[str, Any]], model: str
+    ) -> tuple[str, Completion | None]:
+        """The new summary, and the model's completion (its usage) if one wrote it."""
         if isinstance(self.llm, OfflineResponder):
             said = [m["content"].strip()[:160] for m in older if m["sender_type"] == "user"]
             text = " ".join(filter(None, [previous, *(f"Customer: {s}" for s in said)]))
-            return text[-MAX_CHARS:]
+            return text[-MAX_CHARS:], None
         transcript = "\n".join(f"{m['sender_type']}: {m['content']}" for m in older if m["content"])
         request = ChatRequest(
             model=model,
@@ -104,8 +119,9 @@ class Summarizer:
             temperature=0,
             max_tokens=300,
         )
-        text = ""
+        completion = None
         async for item in self.llm.stream(request):
             if isinstance(item, Completion):
-                text = item.text
-        return text.strip()[:MAX_CHARS]
+                completion = item
+        text = completion.text if completion is not None else ""
+        return text.strip()[:MAX_CHARS], completion

@@ -165,9 +165,7 @@ class TurnRunner:
                 self._generating.pop(conversation_id, None)
         finally:
             await self._typing(company_id, conversation_id, False)
-        await self.summarizer.maybe_refresh(
-            company_id, conversation_id, self.settings, agent["model"]
-        )
+        await self.summarizer.maybe_refresh(company_id, conversation_id, self.settings, agent)
         return True
 
     async def _generate(
@@ -203,7 +201,7 @@ class TurnRunner:
         text: list[str] = []
         prompt_tokens = completion_tokens = 0
         first_token_ms = None
-        model = agent["model"]
+        served_model = None  # what the endpoint says answered, e.g. a dated snapshot
         tool_log: list[dict[str, Any]] = []
 
         for _round in range(self.settings.max_tool_rounds + 1):
@@ -218,7 +216,7 @@ class TurnRunner:
                 await deltas.add(item)
             if completion is None:
                 raise LLMError("the model's stream ended without a result")
-            model = completion.model or model
+            served_model = completion.model or served_model
             prompt_tokens += completion.prompt_tokens
             completion_tokens += completion.completion_tokens
             if not completion.tool_calls:
@@ -237,18 +235,16 @@ class TurnRunner:
                     ],
                 }
             )
-            for tool_call in completion.tool_calls:
-                result = await tools.call(context, tool_call.name, tool_call.arguments, enabled)
-                tool_log.append({"name": tool_call.name, "result": result})
-                await tools.record(
-                    self.services,
-                    company_id,
-                    conversation_id,
-                    name=tool_call.name,
-                    arguments=tool_call.arguments,
-                    result=result,
+            for index, tool_call in enumerate(completion.tool_calls):
+                result = await tools.run_and_record(
+                    context,
+                    tool_call.name,
+                    tool_call.arguments,
+                    enabled,
                     for_message=message["id"],
+                    slot=f"{_round}.{index}",
                 )
+                tool_log.append({"name": tool_call.name, "result": result})
                 request.messages.append(
                     {
                         "role": "tool",
@@ -264,8 +260,14 @@ class TurnRunner:
         reply = "".join(text).strip()
         if not reply:
             reply = "Done." if tool_log else "I'm not sure how to answer that."
+        # Priced (and counted in analytics) as the model the agent is configured
+        # with: OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18", which no
+        # exact price list can know, and guessing the base of a name could price
+        # one model as another.
+        model = agent["model"]
         metadata = {
             **pricing.usage(model, prompt_tokens, completion_tokens),
+            "served_model": served_model or model,
             "first_token_ms": first_token_ms,
             "total_ms": round((time.perf_counter() - started) * 1000),
             "retrieval_ms": retrieval.ms,
@@ -277,6 +279,7 @@ class TurnRunner:
             metadata["tools"] = [t["name"] for t in tool_log]
         db = self.services.db
         async with db.tenant(company_id) as conn:
+            await messages.free_reply_slot(conn, conversation_id, message["id"])
             await append_message(
                 db,
                 conn,

@@ -11,7 +11,9 @@ model through the same client. Three setups:
 - sequential: one conversation, one turn at a time (latency per turn);
 - in-process: the embedded mode's queue, many conversations at once;
 - redis: the scaled mode — this process enqueues on Redis Streams and two
-  `python -m agents_runtime` worker processes answer.
+  `python -m agents_runtime` worker processes answer: many conversations at
+  once (throughput), then one turn at a time (latency per turn, the reply
+  heard on the Redis event bus as a web process would hear it).
 
 Prints a table, then one JSON line with every figure.
 """
@@ -137,7 +139,34 @@ async def in_process(settings: Settings, turns: int, conversation_count: int) ->
         await close_services(services)
 
 
-async def over_redis(settings: Settings, turns: int, conversation_count: int) -> float:
+async def one_at_a_time_over_redis(services, company_id, conversation_id, n: int) -> float:
+    """Milliseconds per turn over Redis, one at a time: from storing the
+    question to hearing (on the Redis event bus) that its reply was stored."""
+    stored: asyncio.Queue[float] = asyncio.Queue()
+
+    async def heard(event) -> None:
+        data = event.data
+        if (
+            event.type == "message.created"
+            and data["sender_type"] == "agent"
+            and str(data["conversation_id"]) == str(conversation_id)
+        ):
+            stored.put_nowait(time.perf_counter())
+
+    services.events.subscribe(heard)
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        await post(services, company_id, conversation_id, f"one at a time {i}")
+        samples.append((await asyncio.wait_for(stored.get(), 30) - start) * 1000)
+    return statistics.median(samples)
+
+
+async def over_redis(
+    settings: Settings, turns: int, conversation_count: int
+) -> tuple[float, float]:
+    """Turns per second with many conversations at once, then milliseconds
+    per turn one at a time, both answered by two worker processes."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -164,7 +193,8 @@ async def over_redis(settings: Settings, turns: int, conversation_count: int) ->
         for i in range(turns):
             await post(services, company_id, ids[i % len(ids)], f"question {i}")
         await wait_for_replies(services, company_id, turns + 1)
-        return turns / (time.perf_counter() - start)
+        tps = turns / (time.perf_counter() - start)
+        return tps, await one_at_a_time_over_redis(services, company_id, ids[-1], 100)
     finally:
         for worker in workers:
             worker.terminate()
@@ -193,7 +223,7 @@ async def main(turns: int, conversation_count: int) -> dict:
             redis_settings = settings.with_overrides(
                 redis_url=REDIS_URL, redis_prefix=f"bench-{uuid.uuid4().hex[:8]}"
             )
-            redis_tps = await over_redis(redis_settings, turns, conversation_count)
+            redis_tps, redis_turn_ms = await over_redis(redis_settings, turns, conversation_count)
     finally:
         await fake.close()
     figures = {
@@ -201,6 +231,9 @@ async def main(turns: int, conversation_count: int) -> dict:
         "turn_p50_ms": round(turn_ms, 2),
         "overhead_per_turn_ms": round(turn_ms - model_ms, 2),
         "ratio_turn_to_bare_model": round(turn_ms / model_ms, 2),
+        "redis_turn_p50_ms": round(redis_turn_ms, 2),
+        "redis_overhead_per_turn_ms": round(redis_turn_ms - model_ms, 2),
+        "ratio_redis_turn_to_bare_model": round(redis_turn_ms / model_ms, 2),
         "in_process_turns_per_s": round(local_tps, 1),
         "redis_2_workers_turns_per_s": round(redis_tps, 1),
         "bare_model_calls_per_s": round(1000 / model_ms, 1),
@@ -211,6 +244,11 @@ async def main(turns: int, conversation_count: int) -> dict:
         f"(ratio {figures['ratio_turn_to_bare_model']}x)"
     )
     print(f"runtime overhead per turn  {figures['overhead_per_turn_ms']:>8} ms")
+    print(
+        f"over Redis, 2 workers p50  {figures['redis_turn_p50_ms']:>8} ms  "
+        f"(ratio {figures['ratio_redis_turn_to_bare_model']}x)"
+    )
+    print(f"  runtime overhead per turn {figures['redis_overhead_per_turn_ms']:>7} ms")
     print(
         f"in-process, {conversation_count} conversations"
         f"  {figures['in_process_turns_per_s']:>8} turns/s"

@@ -1,8 +1,9 @@
 """Two middlewares wrap every request, REST or not.
 
 `observe` (outermost) gives the request its id, and once a response exists,
-stamps the headers, records the audit entry of a mutating call, counts the
-request in /metrics and writes its JSON log line. `errors` turns every
+records the audit entry of a mutating call, counts the request in /metrics
+and writes its JSON log line; `stamp_headers` puts the id and the rate-limit
+headers on the response as it is sent. `errors` turns every
 failure — ours, aiohttp's 404/405/413, a database outage, a bug — into the
 standard `{"error", "code", "details"}` body.
 """
@@ -24,7 +25,10 @@ from http_api.routing import (
     REQUEST_ID,
     RESOURCE_ID,
     ROUTE,
+    authenticate,
+    client_ip,
     json_response,
+    rate_limit,
 )
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
@@ -74,6 +78,10 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        try:
+            await _count_authenticated(request)
+        except ApiError as limited:
+            return error_response(limited)
         return error_response(_from_http_exception(exc))
     except CONNECTION_ERRORS:
         log.warning(orjson.dumps({"event": "database_unavailable"}).decode())
@@ -90,6 +98,20 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
                 {"request_id": request[REQUEST_ID]},
             )
         )
+
+
+async def _count_authenticated(request: web.Request) -> None:
+    """A staff caller's unknown route or wrong method (aiohttp's 404/405, which
+    no route handler saw) counts against their limit and carries the rate-limit
+    headers like any authenticated response. A bad token leaves it the 404/405."""
+    if PRINCIPAL in request or not request.headers.get("Authorization"):
+        return
+    services: Services = request.app[SERVICES]
+    try:
+        request[PRINCIPAL] = await authenticate(request, services)
+    except ApiError:
+        return
+    await rate_limit(request, services, "user")
 
 
 def _resource_id(request: web.Request) -> str | None:
@@ -110,7 +132,7 @@ async def _write_audit(request: web.Request, services: Services, status: int) ->
                 path=request.path,
                 resource_id=_resource_id(request),
                 status=status,
-                ip=request.remote,
+                ip=client_ip(request),
                 request_id=request[REQUEST_ID],
             )
     except (ApiError, *CONNECTION_ERRORS):
@@ -130,11 +152,6 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
     elapsed = time.perf_counter() - started
 
     services: Services = request.app[SERVICES]
-    if not response.prepared:  # a WebSocket or a stream has sent its headers already
-        response.headers["X-Request-Id"] = request[REQUEST_ID]
-        quota = request.get(QUOTA)
-        if quota is not None:
-            response.headers.update(quota.headers())
     await _write_audit(request, services, response.status)
 
     route = request.get(ROUTE) or _route_label(request)
@@ -153,6 +170,17 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
         ).decode()
     )
     return response
+
+
+async def stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: X-Request-Id and the rate-limit headers go on
+    every response as its headers are sent — also on one a handler streams
+    (a GDPR export), which is prepared before `observe` gets it back."""
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+    quota = request.get(QUOTA)
+    if quota is not None:
+        response.headers.update(quota.headers())
 
 
 def _route_label(request: web.Request) -> str:

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from hub import jsoncodec
+from hub.addresses import client_address
 from hub.auth import Principal
 from hub.errors import ApiError
 from hub.inputs import find_nul
@@ -40,6 +41,18 @@ QUOTA = web.RequestKey("quota", Quota)
 ROUTE = web.RequestKey("route", str)
 RESOURCE_ID = web.RequestKey("resource_id", str)
 AUDITED = web.RequestKey("audited", bool)
+CLIENT_IP = web.RequestKey("client_ip", str)
+
+
+def client_ip(request: web.Request) -> str:
+    """The caller's address (hub.addresses): per-IP limits and the audit log use it."""
+    if CLIENT_IP not in request:
+        request[CLIENT_IP] = client_address(
+            request.remote,
+            ",".join(request.headers.getall("X-Forwarded-For", [])),
+            request.app[SERVICES].settings.trusted_proxies,
+        )
+    return request[CLIENT_IP]
 
 
 @dataclass
@@ -159,7 +172,7 @@ def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise ApiError.validation(validation_fields(exc)) from None
 
 
-async def _authenticate(request: web.Request, services: Services) -> Principal:
+async def authenticate(request: web.Request, services: Services) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -169,20 +182,22 @@ async def _authenticate(request: web.Request, services: Services) -> Principal:
     return principal
 
 
-async def _rate_limit(
-    request: web.Request, services: Services, route: Route, key: PublishableKey | None
+async def rate_limit(
+    request: web.Request, services: Services, kind: str, key: PublishableKey | None = None
 ) -> None:
+    """Count the request against its limits (`kind`: a route's `rate_limit`)
+    and keep the quota for the response headers; 429 when one is exhausted."""
     settings = services.settings
-    if route.rate_limit == "auth_ip":
-        limits = [(f"ip:{request.remote}:auth", settings.auth_rate_limit_per_hour)]
-    elif route.rate_limit == "ip":
-        limits = [(f"ip:{request.remote}:public", settings.public_ip_rate_limit_per_hour)]
-    elif route.rate_limit == "public":
+    if kind == "auth_ip":
+        limits = [(f"ip:{client_ip(request)}:auth", settings.auth_rate_limit_per_hour)]
+    elif kind == "ip":
+        limits = [(f"ip:{client_ip(request)}:public", settings.public_ip_rate_limit_per_hour)]
+    elif kind == "public":
         # Per key, so one site cannot exhaust the hub; per IP, so one visitor
         # cannot exhaust the site's key.
         assert key is not None
         limits = [
-            (f"ip:{request.remote}:public", settings.public_ip_rate_limit_per_hour),
+            (f"ip:{client_ip(request)}:public", settings.public_ip_rate_limit_per_hour),
             (f"key:{key.id}", settings.public_key_rate_limit_per_hour),
         ]
     else:
@@ -222,13 +237,13 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
         request[AUDITED] = route.audited
         principal = key = None
         if route.auth == "user":
-            principal = await _authenticate(request, services)
+            principal = await authenticate(request, services)
             request[PRINCIPAL] = principal
         elif route.auth == "key":
             key = await resolve_key(
                 services.db, request.headers.get("Authorization"), request.headers.get("Origin")
             )
-        await _rate_limit(request, services, route, key)
+        await rate_limit(request, services, route.rate_limit, key)
         if route.roles and principal is not None and not principal.can(*route.roles):
             raise ApiError.forbidden(f"This needs the role {' or '.join(route.roles)}")
         call = Call(request, services, principal, _path_params(request), key=key)

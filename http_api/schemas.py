@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from hub.inputs import Attachment, NewMessage
 
@@ -65,14 +65,17 @@ class DateRange(QueryModel):
             raise ValueError("unknown time zone") from None
         return value
 
-    @model_validator(mode="after")
-    def _ordered(self) -> DateRange:
-        if self.startDate and self.endDate:
-            if self.endDate < self.startDate:
+    @field_validator("endDate")
+    @classmethod
+    def _ordered(cls, end: date | None, info: ValidationInfo) -> date | None:
+        # A field validator, not a model one, so that the error names its field.
+        start = info.data.get("startDate")
+        if start and end:
+            if end < start:
                 raise ValueError("endDate is before startDate")
-            if (self.endDate - self.startDate).days + 1 > MAX_RANGE_DAYS:
-                raise ValueError(f"the range is longer than {MAX_RANGE_DAYS} days")
-        return self
+            if (end - start).days + 1 > MAX_RANGE_DAYS:
+                raise ValueError(f"the range from startDate is longer than {MAX_RANGE_DAYS} days")
+        return end
 
     def bounds(self) -> tuple[datetime | None, datetime | None]:
         """[start, end) as instants: local midnight of startDate to local

@@ -6,6 +6,7 @@ values they need instead of patching the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -15,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -58,12 +61,18 @@ class Settings:
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
     # Scaled out: a job whose worker stopped renewing it (it died) is taken over after this.
     job_lease_seconds: int = 15
+    # Workers re-queue turns whose message was stored but never queued this often
+    # (a message is taken once it waited two periods).
+    turn_recovery_seconds: int = 60
     # Workflow webhooks may call private addresses (loopback, the LAN, cloud
     # metadata): off by default, so a tenant cannot reach the hub's network.
     workflow_webhooks_allow_private: bool = False
     # The demo company, agent and key on first start (hub/demo.py); by default
     # only in the embedded mode, where a newcomer is trying the hub out.
     demo: bool | None = None
+    # Load balancers whose X-Forwarded-For is believed (CIDRs). From anyone
+    # else the header is ignored: a client could write anything in it.
+    trusted_proxies: tuple[Network, ...] = ()
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.
     redis_prefix: str = "syntera"
@@ -127,6 +136,16 @@ class Settings:
             raise ConfigError("EMBEDDING_PROVIDER must be local or openai")
         if provider == "openai" and not text("OPENAI_API_KEY"):
             raise ConfigError("OPENAI_API_KEY must be set when EMBEDDING_PROVIDER is openai")
+
+        def networks(name: str) -> tuple[Network, ...]:
+            parts = [p.strip() for p in (text(name) or "").split(",") if p.strip()]
+            try:
+                return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
+            except ValueError:
+                raise ConfigError(
+                    f"{name} must be comma-separated addresses or CIDRs (e.g. 10.0.0.0/8)"
+                ) from None
+
         demo = text("SYNTERA_DEMO")
         if demo not in (None, "0", "1"):
             raise ConfigError("SYNTERA_DEMO must be 0 or 1")
@@ -158,10 +177,12 @@ class Settings:
             data_dir=data_dir,
             log_level=log_level,
             redis_prefix=text("REDIS_PREFIX") or "syntera",
+            trusted_proxies=networks("TRUSTED_PROXIES"),
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
             job_lease_seconds=integer("JOB_LEASE_SECONDS", 15, 2, 3600),
+            turn_recovery_seconds=integer("TURN_RECOVERY_SECONDS", 60, 1, 3600),
             workflow_webhooks_allow_private=private_webhooks == "1",
             embedding_provider=provider,
             embedding_model=text("EMBEDDING_MODEL"),

@@ -4,6 +4,7 @@ seq and reaches subscribers as `message.created` once committed."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -18,6 +19,8 @@ from hub.store import conversations, messages
 
 if TYPE_CHECKING:
     from hub.services import Services
+
+log = logging.getLogger(__name__)
 
 
 async def append_message(
@@ -112,8 +115,20 @@ async def post_user_message(
     )
     if created:
         job = turn_job(company_id, conversation_id, message)
-        services.db.after_commit(conn, lambda: services.jobs.enqueue(job))
+        services.db.after_commit(conn, lambda: _enqueue_turn(services, job))
     return message, created
+
+
+async def _enqueue_turn(services: Services, job: Job) -> None:
+    """Queue a stored message's turn. The message is committed and acknowledged
+    whatever happens here, and a retried send (same client_id) queues nothing:
+    a failure is counted and logged, and the turn is found again by
+    `hub.lifecycle.recover_turns`."""
+    try:
+        await services.jobs.enqueue(job)
+    except Exception:  # Redis down, the queue stopping: never fail the stored message
+        services.metrics.turn_enqueue_failures.inc()
+        log.exception('{"event":"turn_enqueue_failed","conversation_id":"%s"}', job.key)
 
 
 async def start_conversation(
@@ -125,11 +140,20 @@ async def start_conversation(
     channel: str = "chat",
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create a conversation; `conversation.started` fires once it is committed."""
+    """Create a conversation; `conversation.started` fires once it is
+    committed, and owners and admins are notified."""
     conversation = await conversations.create(
         conn, company_id=company_id, agent_id=agent_id, channel=channel, metadata=metadata
     )
     db.publish_after_commit(conn, Event("conversation.started", company_id, conversation))
+    await notify(
+        db,
+        conn,
+        company_id=company_id,
+        type="new_conversation",
+        title=f"A new {channel} conversation started",
+        data={"conversation_id": str(conversation["id"]), "agent_id": str(agent_id)},
+    )
     return conversation
 
 

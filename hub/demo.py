@@ -1,6 +1,7 @@
 """The demo a newcomer lands on: on first start `serve` creates a demo company,
 an agent that knows about Syntera itself, and a publishable key for the local
-origin, so that `/` shows a working, grounded chat.
+origin, so that `/` shows a working, grounded chat. Each start points the
+key at the origin it serves from, so a restart on another port still works.
 
 What was made is kept in `<data dir>/demo.json` (the key is only ever shown
 once by the API, so this file is where the page gets it).
@@ -19,7 +20,7 @@ from uuid import UUID
 from hub.auth import hash_password
 from hub.services import Services
 from hub.store import agents, companies, keys, users
-from hub.visitors import new_key
+from hub.visitors import key_hash, new_key
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,15 @@ def local_origins(host: str, port: int) -> list[str]:
 async def ensure_demo(services: Services) -> Demo:
     """The demo of this data dir, made on first start."""
     path = _path(services)
+    settings = services.settings
     if path.exists():
         demo = Demo(**json.loads(path.read_text()))
-        async with services.db.system() as conn:
-            agent = await agents.get(conn, UUID(demo.agent_id))
-        if agent is not None:
-            return demo
-    settings = services.settings
+        async with services.db.tenant(UUID(demo.company_id)) as conn:
+            # The page is served from wherever this start listens (HOST, PORT).
+            if await agents.get(conn, UUID(demo.agent_id)) is not None and await keys.set_origins(
+                conn, key_hash(demo.key), local_origins(settings.host, settings.port)
+            ):
+                return demo
     password = secrets.token_urlsafe(12)
     key, digest, prefix = new_key()
     async with services.db.system() as conn:

@@ -348,11 +348,14 @@ class RedisStreamQueue(_Runner):
     async def _process(self, entry_id: bytes, job: Job) -> None:
         lock = self.lock_prefix + job.key
         token = uuid.uuid4().hex
-        # Another worker runs a job of this key; the lock lives in Redis, so poll it.
-        while not await self.client.set(lock, token, nx=True, px=self.lease_ms):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        heartbeat = asyncio.create_task(self._renew(entry_id, lock, token))
+        # Renewed from the start: a job waiting for its key's lock is not
+        # abandoned, and must not be reclaimed (and at last dead-lettered) meanwhile.
+        finished = asyncio.Event()
+        heartbeat = asyncio.create_task(self._renew(entry_id, lock, token, finished))
         try:
+            # Another worker runs a job of this key; the lock lives in Redis, so poll it.
+            while not await self.client.set(lock, token, nx=True, px=self.lease_ms):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             retry = await self.run(job)
             if retry is not None:
                 await asyncio.sleep(self.delay(retry))
@@ -360,15 +363,23 @@ class RedisStreamQueue(_Runner):
             await self.client.xack(self.stream, self.GROUP, entry_id)
             await self.client.xdel(self.stream, entry_id)
         finally:
+            finished.set()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await self._release(lock, token)
 
-    async def _renew(self, entry_id: bytes, lock: str, token: str) -> None:
-        """While a job runs, keep its key locked and its entry from being reclaimed."""
-        while True:
-            await asyncio.sleep(self.lease_ms / 3000)
+    async def _renew(self, entry_id: bytes, lock: str, token: str, finished: asyncio.Event) -> None:
+        """While a job waits or runs, keep its entry from being reclaimed and,
+        once it holds its key's lock, the lock from expiring. It stops on
+        `finished` too: a cancellation that lands inside a Redis call's own
+        timeout handling can be lost, and a heartbeat that outlived its job
+        would keep the entry from ever being reclaimed."""
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self.lease_ms / 3000)
+            if finished.is_set():
+                return
             with contextlib.suppress(RedisError, OSError):
                 if await self.client.get(lock) == token.encode():
                     await self.client.pexpire(lock, self.lease_ms)

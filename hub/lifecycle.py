@@ -1,6 +1,7 @@
-"""Background upkeep of conversations, run by every web process: ending idle
-conversations, and (embedded mode) recovering agent turns that were queued in
-memory when the process last stopped."""
+"""Background upkeep of conversations: ending idle conversations (every web
+process), and recovering agent turns that were never queued — in memory when
+the process last stopped (embedded mode, at start-up), or lost to a failed
+enqueue (workers, periodically)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,34 @@ async def end_idle(services: Services, now: datetime | None = None) -> int:
     return len(quiet)
 
 
-async def recover_turns(services: Services) -> int:
-    """Queue again the turns of recent user messages that no reply answers."""
-    since = datetime.now(UTC) - RECOVERY_WINDOW
+async def recover_turns(services: Services, *, min_age: timedelta = timedelta(0)) -> int:
+    """Queue again the turns of recent user messages that no reply answers
+    (and that are at least `min_age` old). A duplicate of a turn still queued
+    is harmless: turns are idempotent."""
+    now = datetime.now(UTC)
     async with services.db.system() as conn:
-        pending = await messages.awaiting_reply(conn, since)
+        pending = await messages.awaiting_reply(conn, now - RECOVERY_WINDOW, now - min_age)
     for row in pending:
         await services.jobs.enqueue(turn_job(row["company_id"], row["conversation_id"], row))
     if pending:
         log.info('{"event":"turns_recovered","count":%d}', len(pending))
     return len(pending)
+
+
+async def recover_turns_periodically(services: Services, every: float = 60.0) -> None:
+    """Workers, scaled out: turns whose enqueue failed after their message was
+    stored (Redis briefly down) would otherwise wait for no one. Once per
+    period across all workers (a Redis lock), messages unanswered for two
+    periods are queued again."""
+    assert services.redis is not None, "the in-process queue recovers at start-up"
+    lock = f"{services.settings.redis_prefix}:turn-recovery"
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if await services.redis.set(lock, "1", nx=True, px=int(every * 1000)):
+                await recover_turns(services, min_age=timedelta(seconds=2 * every))
+        except Exception:
+            log.exception('{"event":"turn_recovery_failed"}')
 
 
 async def run_periodically(services: Services, every: float = 60.0) -> None:

@@ -38,6 +38,11 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
+        self.turn_enqueue_failures = Counter(
+            "turn_enqueue_failures_total",
+            "Stored user messages whose agent turn could not be queued (recovered later)",
+            registry=self.registry,
+        )
 
     def watch_event_bus(self, bus) -> None:
         gauge = Gauge(

@@ -211,6 +211,7 @@
 
   let socket = null;
   let starting = null;
+  let ended = false;  // the conversation is over: the next message opens a new one
 
   function loadClient() {
     if (window.io) return Promise.resolve(window.io);
@@ -247,14 +248,9 @@
     const [io] = await Promise.all([loadClient(), conversation(fresh)]);
     socket = io(HUB + "/widget", { auth: { token: state.token }, transports: ["websocket", "polling"] });
     socket.on("connect", resume);
-    socket.on("connect_error", async (error) => {
+    socket.on("connect_error", (error) => {
       // An expired or revoked conversation: start a new one, once.
-      if (error.data && error.data.code === "INVALID_TOKEN" && !fresh) {
-        socket.close();
-        log.replaceChildren();
-        bubbles.clear();
-        await connect(true);
-      }
+      if (error.data && error.data.code === "INVALID_TOKEN" && !fresh) restart();
     });
     socket.on("message:new", (m) => render(m));
     socket.on("message:delta", delta);
@@ -262,25 +258,59 @@
     socket.on("agent:typing", (d) => { typing.hidden = !d.typing; });
     socket.on("conversation:human_joined", () => { notice.textContent = "A person from our team has joined."; });
     socket.on("conversation:human_left", () => { notice.textContent = "You are talking with our assistant again."; });
-    socket.on("conversation:ended", askRating);
+    socket.on("conversation:ended", () => { ended = true; askRating(); });
     socket.on("error", (e) => { notice.textContent = e.error || "Something went wrong."; });
+  }
+
+  // A new conversation in place of the current one (ended, or its token no
+  // longer valid): the page shows only what is said in the new one.
+  function restart() {
+    if (socket) socket.close();
+    ended = false;
+    log.replaceChildren();
+    bubbles.clear();
+    streams.clear();
+    lastSeq = 0;
+    rating.hidden = true;
+    notice.textContent = "";
+    starting = connect(true);
+    return starting;
   }
 
   function resume() {
     socket.emit("conversation:resume", { after_seq: lastSeq }, (reply) => {
       if (reply && reply.ok) reply.messages.forEach((m) => render(m));
+      if (reply && reply.ok && reply.status !== "active") {
+        ended = true;  // history stays readable; writing again opens a new conversation
+        notice.textContent = "This conversation has ended. Write to start a new one.";
+      }
       if (!log.childElementCount && profile && profile.greeting) {
         render({ id: "greeting", sender_type: "agent", content: profile.greeting });
       }
     });
   }
 
+  function pending(payload) {
+    render({ id: payload.client_id, sender_type: "user", content: payload.content }, { streaming: true });
+  }
+
   function emitMessage(payload) {
     // socket.io buffers while disconnected; the client_id makes a resend harmless.
-    socket.timeout(15000).emit("message:send", payload, (err, reply) => {
+    socket.timeout(15000).emit("message:send", payload, async (err, reply) => {
       if (err) return emitMessage(payload);
       if (reply.ok) render(Object.assign(reply.message, { client_id: payload.client_id }));
-      else notice.textContent = reply.error;
+      else if (reply.code === "CONFLICT") {
+        // The conversation ended meanwhile: a message is said again in a new
+        // one; a file was uploaded to the old one and must be sent again.
+        ended = true;
+        if (payload.attachments) {
+          notice.textContent = "This conversation has ended. Send the file again to start a new one.";
+          return;
+        }
+        await restart();
+        pending(payload);
+        emitMessage(payload);
+      } else notice.textContent = reply.error;
     });
   }
 
@@ -290,8 +320,9 @@
     if (!content) return;
     input.value = "";
     await start();
+    if (ended) await restart();
     const payload = { content, client_id: uuid() };
-    render({ id: payload.client_id, sender_type: "user", content }, { streaming: true });
+    pending(payload);
     emitMessage(payload);
   });
 
@@ -300,6 +331,7 @@
     fileInput.value = "";
     if (!file) return;
     await start();
+    if (ended) await restart();
     const data = new FormData();
     data.append("file", file);
     try {

@@ -32,6 +32,9 @@ class Reply:
     malformed: bool = False  # stream invalid JSON after the first chunk
     prompt_tokens: int = 50
     completion_tokens: int | None = None  # default: one per word
+    # The model name the answer carries (OpenAI names a dated snapshot, e.g.
+    # gpt-4o-mini-2024-07-18); default: the requested model.
+    served_model: str | None = None
 
 
 class FakeOpenAI:
@@ -102,7 +105,7 @@ class FakeOpenAI:
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body["model"],
+            "model": reply.served_model or body["model"],
             "choices": [
                 {
                     "index": 0,
@@ -124,7 +127,7 @@ class FakeOpenAI:
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
-            "model": body["model"],
+            "model": reply.served_model or body["model"],
         }
 
         async def send(payload: dict | str) -> None:

@@ -239,6 +239,15 @@ async def test_default_range_is_the_last_30_days(client, account):
     assert dates[0] == (today - timedelta(days=29)).isoformat()
 
 
+async def test_range_errors_name_their_field(client, account):
+    for query in (
+        "startDate=2026-01-12&endDate=2026-01-10",
+        "startDate=2025-01-01&endDate=2026-01-02",
+    ):
+        response = await client.get(f"/api/analytics/overview?{query}", headers=account.headers)
+        assert list((await response.json())["details"]["fields"]) == ["endDate"], query
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -28,6 +28,14 @@ async def test_demo_is_made_once_and_works(make_client, tmp_path):
     again = await make_client(demo=True, data_dir=tmp_path, port=8123)
     assert again.app[DEMO].agent_id == demo.agent_id
 
+    # Restarted on another port, the page's new origin is allowed (and the old one no longer).
+    moved = await make_client(demo=True, data_dir=tmp_path, port=8124)
+    assert moved.app[DEMO].key == demo.key
+    for port, status in ((8124, 200), (8123, 403)):
+        headers = {"Authorization": f"Bearer {demo.key}", "Origin": f"http://127.0.0.1:{port}"}
+        response = await moved.get(f"/public/agents/{demo.agent_id}", headers=headers)
+        assert response.status == status, port
+
 
 async def test_demo_off_by_default_with_a_database_url(client):
     assert client.app.get(DEMO) is None

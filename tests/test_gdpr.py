@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from hub.auth import mint_token
-from hub.conversations import append_message
+from hub.conversations import append_message, hand_off
 from hub.gdpr import enforce_retention
 from hub.services import SERVICES
-from hub.store import conversations
+from hub.store import conversations, knowledge
 from tests.helpers import assert_error, signup
 
 
@@ -47,6 +47,15 @@ async def person_with_history(client, account):
                 if sender == "agent"
                 else None,
             )
+        # The AI handed off, quoting the person in the staff notification.
+        await hand_off(
+            services.db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation["id"],
+            reason=f"{email} asked for a refund",
+            by="agent",
+        )
         await conn.execute(
             "INSERT INTO conversation_ratings (company_id, conversation_id, rating, comment)"
             " VALUES ($1, $2, 4, $3)",
@@ -154,11 +163,38 @@ async def test_erasure_is_for_owners_and_admins(client, account, base_settings):
 
 async def test_company_export(client, account):
     await person_with_history(client, account)
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        document = await knowledge.create_document(
+            conn,
+            company_id=company_id,
+            agent_id=None,
+            title="Handbook",
+            description=None,
+            filename="handbook.txt",
+            content_type="text/plain",
+            data=b"Returns are free within a month.",
+        )
+        await knowledge.replace_chunks(
+            conn,
+            company_id=company_id,
+            document_id=document["id"],
+            agent_id=None,
+            model="test-model",
+            chunks=[(0, None, None, "Returns are free within a month.", 7, [0.5, 0.5])],
+        )
+        await knowledge.finish(conn, document["id"], chunk_count=1, error=None)
     response = await client.get("/api/gdpr/export", headers=account.headers)
     assert response.status == 200
+    # Streamed, and still stamped like every response.
+    assert response.headers["X-Request-Id"] and response.headers["X-RateLimit-Limit"]
     data = json.loads(await response.read())
     assert data["company_id"] == account.company_id
     assert len(data["conversations"]) == 1 and len(data["messages"]) == 2
+    assert [d["title"] for d in data["documents"]] == ["Handbook"]
+    assert [c["content"] for c in data["chunks"]] == ["Returns are free within a month."]
+    assert "embedding" not in data["chunks"][0]
     assert all("password_hash" not in u for u in data["users"])
     other = await signup(client)
     theirs = json.loads(await (await client.get("/api/gdpr/export", headers=other.headers)).read())

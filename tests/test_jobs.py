@@ -265,3 +265,39 @@ async def test_redis_queue_survives_losing_its_stream(redis_url):
     await client.delete(queue.stream)
     await client.aclose()
     assert runs == [1, 2]
+
+
+async def test_redis_job_waiting_for_its_key_is_not_reclaimed_or_dead_lettered(redis_url):
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    first, c1 = await redis_queue(redis_url, prefix, lease_ms=300, reclaim_every=0.05)
+    second, c2 = await redis_queue(redis_url, prefix, lease_ms=300, reclaim_every=0.05)
+    runs: list[int] = []
+    dead: list[int] = []
+
+    async def slow(j: Job) -> None:
+        # Far longer than the lease times the deliveries a job may have.
+        await asyncio.sleep(2.0 if j.payload["n"] == 1 else 0)
+        runs.append(j.payload["n"])
+
+    async def on_dead(j: Job, error: BaseException) -> None:
+        dead.append(j.payload["n"])
+
+    for queue in (first, second):
+        queue.handle("work", slow)
+        queue.on_dead_letter("work", on_dead)
+        await queue.start()
+    await first.enqueue(job("conv", 1))
+    await first.enqueue(job("conv", 2))  # waits for the lock of "conv" meanwhile
+    for _ in range(100):
+        if len(runs) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # time for a duplicate run, if one could happen
+    await first.stop()
+    await second.stop()
+    # Each ran once (either may win the key's lock first: order within a key
+    # is the turn's business, see agents_runtime.turns), none was given up on.
+    assert sorted(runs) == [1, 2] and dead == []
+    await c1.delete(first.stream, first.dead_stream)
+    await c1.aclose()
+    await c2.aclose()

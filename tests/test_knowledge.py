@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -378,3 +379,103 @@ async def test_the_cached_index_is_updated_in_place(client, account):
     assert results[0]["metadata"]["source"] == "hammock.txt"
     await client.delete(f"/api/knowledge-base/{first['id']}", headers=account.headers)
     assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 1
+
+
+async def test_a_change_of_embedding_model_re_embeds_at_start_up(client, account, make_client):
+    document = await add(client, account, b"Gift cards never expire.", "cards.txt")
+    services = client.app[SERVICES]
+    current = services.knowledge.embedder.name
+    async with services.db.system() as conn:
+        # As left by a hub that ran with another embedder.
+        await conn.execute(
+            "UPDATE chunks SET embedding_model = 'an-older-model' WHERE document_id = $1",
+            uuid.UUID(document["id"]),
+        )
+    assert await search(client, account, "do gift cards expire", mode="vector") == []
+
+    await make_client()  # a process starting its ingestion loop
+    for _ in range(600):
+        async with services.db.system() as conn:
+            models = await conn.fetch(
+                "SELECT DISTINCT embedding_model FROM chunks WHERE document_id = $1",
+                uuid.UUID(document["id"]),
+            )
+        if [m["embedding_model"] for m in models] == [current]:
+            break
+        await asyncio.sleep(0.1)
+    assert [m["embedding_model"] for m in models] == [current]
+    assert (await processed(client, account, document["id"]))["status"] == "processed"
+    # Either hub may have re-embedded it; without Redis they share no event
+    # bus, so this one is told to forget its cached index.
+    services.knowledge.cache.drop(uuid.UUID(account.company_id))
+    found = await search(client, account, "do gift cards expire", mode="vector")
+    assert found and "Gift cards" in found[0]["content"]
+
+
+class _Stalling:
+    """The real embedder, held at its first batch until the test lets it go."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, texts):
+        self.started.set()
+        self.go.wait(10)
+        return self.inner.embed(texts)
+
+
+async def test_a_document_interrupted_by_a_shutdown_is_handed_back_at_once(client, account):
+    from agents_runtime.knowledge.service import Knowledge
+
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        # Claimed by the process about to stop.
+        document = await conn.fetchrow(
+            """INSERT INTO documents (company_id, title, filename, content_type, size, file,
+                                      status, attempts, lease_until)
+               VALUES ($1, 'Busy', 'busy.txt', 'text/plain', 20, $2, 'processing', 1,
+                       now() + interval '5 minutes')
+               RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts""",
+            company_id,
+            b"Interrupted mid-way.",
+        )
+    stalling = _Stalling(services.knowledge.embedder)
+    knowledge = Knowledge(services, embedder=stalling)
+    task = asyncio.create_task(knowledge._process(dict(document)))
+    try:
+        assert await asyncio.to_thread(stalling.started.wait, 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with services.db.tenant(company_id) as conn:
+            row = await conn.fetchrow(
+                "SELECT status, lease_until, attempts FROM documents WHERE id = $1",
+                document["id"],
+            )
+        assert (row["status"], row["lease_until"], row["attempts"]) == ("pending", None, 0)
+    finally:
+        stalling.go.set()
+        knowledge.close()
+    services.knowledge.wake()  # and the running hub finishes it
+    assert (await processed(client, account, document["id"]))["status"] == "processed"
+
+
+async def test_another_companys_document_is_not_found(client, account):
+    document = await add(client, account, b"Only ours.", "ours.txt")
+    other = await signup(client, "Other Co")
+    path = f"/api/knowledge-base/{document['id']}"
+    for method, url in [
+        ("GET", path),
+        ("POST", path + "/reprocess"),
+        ("DELETE", path),
+    ]:
+        response = await client.request(method, url, headers=other.headers)
+        assert response.status == 404, (method, url)
+        assert_error(await response.json(), "NOT_FOUND")
+    # Untouched for its owner: still there, still processed.
+    mine = await (await client.get(path, headers=account.headers)).json()
+    assert mine["status"] == "processed" and mine["chunk_count"] == 1

@@ -343,3 +343,12 @@ async def test_conversation_started_event_fires_once(client, site):
             break
         await asyncio.sleep(0.02)
     assert seen.count(started["id"]) == 1
+
+
+async def test_a_new_conversation_notifies_owners_and_admins(client, site):
+    account, agent, _, headers = site
+    started = await start(client, agent["id"], headers)
+    listed = await (await client.get("/api/notifications", headers=account.headers)).json()
+    [notification] = [n for n in listed["notifications"] if n["type"] == "new_conversation"]
+    assert notification["data"] == {"conversation_id": started["id"], "agent_id": agent["id"]}
+    assert notification["title"] == "A new chat conversation started"

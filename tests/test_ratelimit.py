@@ -3,8 +3,12 @@ shared through Redis across processes, per IP for sign-up and log-in."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
+import pytest
+
+from hub.config import ConfigError, Settings
 from hub.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tests.helpers import assert_error, signup
 
@@ -77,3 +81,74 @@ async def test_redis_outage_fails_open_and_is_counted():
     quota = await limiter.hit("k", 5, 3600)
     assert quota.allowed and failures == [1]
     await dead.aclose()
+
+
+async def test_behind_a_trusted_proxy_limits_and_audit_follow_x_forwarded_for(make_client):
+    hub = await make_client(
+        auth_rate_limit_per_hour=2, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)
+    )
+
+    async def login(forwarded_for: str) -> int:
+        response = await hub.post(
+            "/api/auth/login",
+            json={"email": "nobody@example.com", "password": "not the one"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        return response.status
+
+    # The proxy (127.0.0.1) appends the client it saw; what the client wrote
+    # before that (the left part) is not believed.
+    assert [await login(f"6.6.6.{i}, 203.0.113.5") for i in range(3)] == [401, 401, 429]
+    assert await login("203.0.113.6") == 401  # another client behind the same proxy
+
+    account = await signup(hub)
+    await hub.post(
+        "/api/agents",
+        json={"name": "Audited"},
+        headers={**account.headers, "X-Forwarded-For": "198.51.100.7"},
+    )
+    audit = await (await hub.get("/api/audit-log?limit=1", headers=account.headers)).json()
+    assert audit["entries"][0]["ip"] == "198.51.100.7"
+
+
+async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(make_client):
+    hub = await make_client(
+        auth_rate_limit_per_hour=2, trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)
+    )
+    statuses = []
+    for i in range(3):
+        response = await hub.post(
+            "/api/auth/login",
+            json={"email": "nobody@example.com", "password": "not the one"},
+            headers={"X-Forwarded-For": f"203.0.113.{i}"},  # spoofed: a new IP each time
+        )
+        statuses.append(response.status)
+    assert statuses == [401, 401, 429]
+
+
+def test_trusted_proxies_setting():
+    settings = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.4,fd00::/8"})
+    assert [str(n) for n in settings.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.4/32",
+        "fd00::/8",
+    ]
+    assert Settings.from_env({}).trusted_proxies == ()
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+async def test_unknown_routes_and_wrong_methods_count_for_an_authenticated_caller(make_client):
+    hub = await make_client(rate_limit_per_hour=3)
+    account = await signup(hub)
+    unknown = await hub.get("/api/nothing-here", headers=account.headers)
+    assert unknown.status == 404 and unknown.headers["X-RateLimit-Remaining"] == "2"
+    assert_error(await unknown.json(), "NOT_FOUND")
+    wrong = await hub.put("/api/agents", headers=account.headers)
+    assert wrong.status == 405 and wrong.headers["X-RateLimit-Remaining"] == "1"
+    assert "X-RateLimit-Limit" not in (await hub.get("/api/nothing-here")).headers
+    bad_token = await hub.get("/api/nothing-here", headers={"Authorization": "Bearer nope"})
+    assert bad_token.status == 404 and "X-RateLimit-Limit" not in bad_token.headers
+    await hub.get("/api/agents", headers=account.headers)
+    limited = await hub.get("/api/nothing-here", headers=account.headers)
+    assert limited.status == 429 and "Retry-After" in limited.headers

@@ -275,8 +275,9 @@ async def test_handoff_and_notifications_reach_the_dashboard(hub, fake, clients)
     assert handoff == {"conversation_id": started["id"], "reason": "Angry"}
     note = await staff.wait_for("notification:new")
     assert note["type"] == "handoff_requested"
-    unread = await staff.wait_for("notification:unread")
-    assert unread["count"] == 1
+    # Unread: the new conversation's notification and this one.
+    unread = await staff.wait_for("notification:unread", lambda d: d["count"] == 2)
+    assert unread["count"] == 2
     # The tool's record is for staff; the visitor sees the reply only.
     await visitor.wait_for("message:done")
     assert not any(m["sender_type"] == "system" for m in visitor.events["message:new"])
@@ -372,3 +373,51 @@ async def test_document_status_changes_reach_the_dashboard(hub, clients):
     await hub.delete(f"/api/knowledge-base/{document['id']}", headers=account.headers)
     await staff.wait_for("document:updated", lambda _: len(staff.events["document:updated"]) == 4)
     assert outsider.events["document:updated"] == []
+
+
+async def test_revoking_a_key_cuts_the_sockets_connected_with_it(hub, clients):
+    account, agent, key, started = await visitor_setup(hub)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    assert (await visitor.call("typing", {"typing": True}))["ok"] is True
+    revoked = await hub.delete(
+        f"/api/agents/{agent['id']}/keys/{key['id']}", headers=account.headers
+    )
+    assert revoked.status == 200
+    error = await visitor.wait_for("error")
+    assert error["code"] == "INVALID_KEY"
+    for _ in range(100):
+        if not visitor.sio.namespaces:
+            break
+        await asyncio.sleep(0.02)
+    assert not visitor.sio.namespaces  # disconnected by the server
+
+
+async def test_staff_actions_over_the_socket_are_audited(hub, clients):
+    account, _, _, started = await visitor_setup(hub)
+    staff = clients("/dashboard")
+    await staff.connect(hub, account.token)
+    conversation = {"conversation_id": started["id"]}
+    assert (await staff.call("conversation:takeover", conversation))["ok"] is True
+    sent = await staff.call("message:send", {**conversation, "content": "Hello, I'm Ana."})
+    assert sent["ok"] is True
+    assert (await staff.call("conversation:release", conversation))["ok"] is True
+    missing = {"conversation_id": str(uuid.uuid4())}
+    assert (await staff.call("conversation:takeover", missing))["ok"] is False
+    log = await (await hub.get("/api/audit-log?limit=4", headers=account.headers)).json()
+    assert [
+        (e["method"], e["path"], e["resource_id"], e["status"], e["user_id"])
+        for e in reversed(log["entries"])
+    ] == [
+        ("SOCKET", "/dashboard/conversation:takeover", started["id"], 200, account.user_id),
+        ("SOCKET", "/dashboard/message:send", started["id"], 200, account.user_id),
+        ("SOCKET", "/dashboard/conversation:release", started["id"], 200, account.user_id),
+        (
+            "SOCKET",
+            "/dashboard/conversation:takeover",
+            missing["conversation_id"],
+            404,
+            account.user_id,
+        ),
+    ]
+    assert all(e["ip"] == "127.0.0.1" and e["request_id"] for e in log["entries"])

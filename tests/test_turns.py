@@ -95,6 +95,47 @@ async def transcript(hub, account, conversation_id):
     return (await response.json())["messages"]
 
 
+def redis_settings(base_settings, redis_url, fake, name: str):
+    return base_settings.with_overrides(
+        redis_url=redis_url,
+        redis_prefix=f"{name}-{uuid.uuid4().hex[:8]}",
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+    )
+
+
+async def company_with_conversation(services, name: str):
+    """A company, an agent and a conversation, made straight in the database."""
+    from hub.store import companies
+
+    async with services.db.system() as conn:
+        company_id = (await companies.create(conn, name))["id"]
+    async with services.db.tenant(company_id) as conn:
+        agent_id = await conn.fetchval(
+            "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+            " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
+            company_id,
+        )
+        conversation = await conversations.create(conn, company_id=company_id, agent_id=agent_id)
+    return company_id, conversation["id"]
+
+
+async def agent_replies(services, company_id, conversation_id, *, within: float = 5.0) -> list:
+    """The AI replies' texts, once there is one (or the time is up)."""
+    replies = []
+    for _ in range(int(within / 0.05)):
+        async with services.db.tenant(company_id) as conn:
+            replies = await conn.fetch(
+                "SELECT content FROM messages WHERE conversation_id = $1"
+                " AND sender_type = 'agent' ORDER BY seq",
+                conversation_id,
+            )
+        if replies:
+            break
+        await asyncio.sleep(0.05)
+    return [r["content"] for r in replies]
+
+
 async def test_a_turn_streams_and_stores_the_reply(hub, fake):
     account, agent, services, company_id, conversation_id = await setup_conversation(hub)
     recorder = Recorder(services)
@@ -317,12 +358,7 @@ async def test_the_rolling_summary_reaches_the_model(hub, fake):
 async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
     base_settings, redis_url, fake
 ):
-    settings = base_settings.with_overrides(
-        redis_url=redis_url,
-        redis_prefix=f"turns-{uuid.uuid4().hex[:8]}",
-        openai_api_key="sk-test",
-        openai_base_url=fake.base_url,
-    )
+    settings = redis_settings(base_settings, redis_url, fake, "turns")
     web = await open_services(settings)
     workers = [await open_services(settings) for _ in range(2)]
     for worker in workers:
@@ -334,26 +370,13 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
             reclaim_every=0.1,
         )
     try:
-        from hub.store import companies
-
-        async with web.db.system() as conn:
-            company = await companies.create(conn, "Redis Co")
-        company_id = company["id"]
-        async with web.db.tenant(company_id) as conn:
-            agent_id = await conn.fetchval(
-                "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
-                " VALUES ($1, 'A', 'gpt-test', 0, 50) RETURNING id",
-                company_id,
-            )
-            conversation = await conversations.create(
-                conn, company_id=company_id, agent_id=agent_id
-            )
+        company_id, conversation_id = await company_with_conversation(web, "Redis Co")
         # The first worker's model hangs mid-stream; the second's answers.
         fake.then(Reply(text="never finished " * 10, chunk_delay=5))
         fake.default = Reply(text="The one reply.")
         runtime.install(workers[0])
         await workers[0].jobs.start()
-        await say(web, company_id, conversation["id"], "Hello from Redis")
+        await say(web, company_id, conversation_id, "Hello from Redis")
         for _ in range(100):
             if fake.requests:
                 break
@@ -364,23 +387,9 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
             task.cancel()
         runtime.install(workers[1])
         await workers[1].jobs.start()
-        replies = []
-        for _ in range(100):
-            async with web.db.tenant(company_id) as conn:
-                replies = await conn.fetch(
-                    "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
-                    conversation["id"],
-                )
-            if replies:
-                break
-            await asyncio.sleep(0.05)
+        assert await agent_replies(web, company_id, conversation_id) == ["The one reply."]
         await asyncio.sleep(0.5)  # time for a duplicate to appear, if one could
-        async with web.db.tenant(company_id) as conn:
-            replies = await conn.fetch(
-                "SELECT content FROM messages WHERE conversation_id = $1 AND sender_type = 'agent'",
-                conversation["id"],
-            )
-        assert [r["content"] for r in replies] == ["The one reply."]
+        assert await agent_replies(web, company_id, conversation_id) == ["The one reply."]
     finally:
         await workers[1].jobs.stop()
         for services in (*workers, web):
@@ -462,3 +471,165 @@ async def test_contact_and_deal_tools_change_the_crm(hub, fake):
         "error": "'not an email' is not an email address"
     }
     assert fake.requests[-1]["messages"][-1]["role"] == "tool"
+
+
+async def test_a_reply_served_by_a_dated_snapshot_is_priced_as_the_configured_model(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, model="gpt-4o-mini"
+    )
+    fake.then(
+        Reply(
+            text="Priced.",
+            served_model="gpt-4o-mini-2024-07-18",
+            prompt_tokens=1_000_000,
+            completion_tokens=1_000_000,
+        )
+    )
+    await say(services, company_id, conversation_id, "How much?")
+    await services.jobs.join()
+    reply = (await transcript(hub, account, conversation_id))[-1]
+    meta = reply["ai_metadata"]
+    assert (meta["model"], meta["served_model"]) == ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    assert meta["cost"] == 0.75  # 0.15 + 0.60 per million: gpt-4o-mini's prices
+    costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
+    assert costs["estimatedCost"] == 0.75 and costs["byModel"][0]["model"] == "gpt-4o-mini"
+
+
+async def test_a_retried_turn_does_not_run_its_tools_again(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(
+        hub, tools=["create_deal"]
+    )
+    fast_retries(services, fake)
+    deal_call = {"name": "create_deal", "arguments": {"title": "Team plan", "value": 100}}
+    fake.then(
+        Reply(tool_calls=[deal_call]),
+        Reply(text="x", malformed=True),  # the turn fails after its tool ran...
+        Reply(tool_calls=[deal_call]),  # ...and its retry asks for the same tool again
+        Reply(text="Noted your interest."),
+    )
+    await say(services, company_id, conversation_id, "We want the team plan")
+    await services.jobs.join()
+    deals = await (await hub.get("/api/crm/deals", headers=account.headers)).json()
+    assert len(deals["deals"]) == 1
+    messages = await transcript(hub, account, conversation_id)
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent"]
+    # The retry fed the model the stored result of the first run.
+    assert (
+        fake.requests[3]["messages"][-1]["content"] == fake.requests[1]["messages"][-1]["content"]
+    )
+    assert deals["deals"][0]["id"] in fake.requests[3]["messages"][-1]["content"]
+
+
+async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
+    base_settings, redis_url, fake
+):
+    from hub import lifecycle
+
+    settings = redis_settings(base_settings, redis_url, fake, "enqueue")
+    web = await open_services(settings)
+    worker = await open_services(settings)
+    reachable = web.jobs.client
+    try:
+        company_id, conversation_id = await company_with_conversation(web, "Enqueue Co")
+        # Redis is unreachable for the queue at the moment the turn is queued.
+        web.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        message = await say(web, company_id, conversation_id, "Still stored?", client_id="c1")
+        assert message["content"] == "Still stored?"
+        assert web.metrics.turn_enqueue_failures._value.get() == 1
+        assert b"turn_enqueue_failures_total 1.0" in web.metrics.render()
+        await web.jobs.client.aclose()
+        web.jobs.client = reachable
+
+        # A worker's periodic recovery queues it again; the worker answers.
+        fake.default = Reply(text="Recovered.")
+        runtime.install(worker)
+        await worker.jobs.start()
+        assert await lifecycle.recover_turns(web) >= 1
+        assert await agent_replies(web, company_id, conversation_id) == ["Recovered."]
+    finally:
+        web.jobs.client = reachable
+        for services in (worker, web):
+            await close_services(services)
+        client = aioredis.from_url(redis_url)
+        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.aclose()
+
+
+async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, redis_url):
+    from hub import lifecycle
+
+    settings = base_settings.with_overrides(
+        redis_url=redis_url, redis_prefix=f"recovery-{uuid.uuid4().hex[:8]}"
+    )
+    workers = [await open_services(settings) for _ in range(2)]
+    calls = []
+    original = lifecycle.recover_turns
+
+    async def counted(services, **kw):
+        calls.append(kw["min_age"])
+        return 0
+
+    lifecycle.recover_turns = counted
+    try:
+        tasks = [
+            asyncio.create_task(lifecycle.recover_turns_periodically(w, every=0.3)) for w in workers
+        ]
+        await asyncio.sleep(0.75)  # two periods
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        lifecycle.recover_turns = original
+        for services in workers:
+            await close_services(services)
+    assert 1 <= len(calls) <= 2  # one worker per period, not both
+    assert all(age.total_seconds() == 0.6 for age in calls)
+
+
+async def test_a_turn_given_up_on_while_still_running_keeps_its_reply(hub, fake):
+    account, _, services, company_id, conversation_id = await setup_conversation(hub)
+    runner = runtime.install(services)
+    fake.then(Reply(text="The real answer.", delay=0.5))
+    question = await say(services, company_id, conversation_id, "Slow one?")
+    for _ in range(100):
+        if fake.requests:
+            break
+        await asyncio.sleep(0.02)
+    # The queue gives up on the turn (as Redis does after too many deliveries)
+    # while it is in fact still running.
+    job = turn_job(company_id, conversation_id, question)
+    await runner.dead_letter(job, RuntimeError("delivered too many times"))
+    await services.jobs.join()
+    messages = await transcript(hub, account, conversation_id)
+    assert [(m["sender_type"], m["content"]) for m in messages] == [
+        ("user", "Slow one?"),
+        ("system", FAILURE_NOTICE),
+        ("agent", "The real answer."),
+    ]
+    assert messages[2]["reply_to"] == str(question["id"])
+
+
+async def test_tokens_spent_on_summaries_count_in_cost_analytics(hub, fake):
+    account, agent, services, company_id, conversation_id = await setup_conversation(
+        hub, model="gpt-4o-mini"
+    )
+    runner = runtime.install(services)
+    runner.settings = TurnSettings(window=2, summary_every=2)
+    fake.default = Reply(text="Noted.", prompt_tokens=100, completion_tokens=10)
+    for i in range(3):
+        await say(services, company_id, conversation_id, f"message {i}")
+        await services.jobs.join()
+        await runner.summarizer.drain()
+    summaries = len([r for r in fake.requests if "Summarise" in r["messages"][0]["content"]])
+    assert summaries >= 1
+    async with services.db.tenant(company_id) as conn:
+        usage = await conn.fetch("SELECT purpose, model, agent_id FROM model_usage")
+    assert [(u["purpose"], u["model"], str(u["agent_id"])) for u in usage] == [
+        ("summary", "gpt-4o-mini", agent["id"])
+    ] * summaries
+    costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
+    # Three replies and the summaries, each 100 + 10 tokens.
+    calls = 3 + summaries
+    assert costs["totalTokens"] == calls * 110
+    assert costs["byAgent"][0]["totalTokens"] == calls * 110
+    assert costs["estimatedCost"] == round(calls * (100 * 0.15 + 10 * 0.60) / 1_000_000, 6)

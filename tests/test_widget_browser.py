@@ -5,13 +5,26 @@ that no message can inject markup. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from dataclasses import dataclass
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import expect
 
 from hub.app import build_app
+from hub.conversations import post_staff_message, update_conversation
+from hub.services import SERVICES, Services
 from tests.fake_openai import Reply
 from tests.helpers import ARTIFACTS, free_port
+
+
+@dataclass
+class Site:
+    url: str
+    services: Services
 
 
 @pytest.fixture
@@ -28,7 +41,7 @@ async def demo_site(fake, base_settings, tmp_path):
     )
     client = TestClient(TestServer(build_app(settings), port=port))
     await client.start_server()
-    yield f"http://127.0.0.1:{port}"
+    yield Site(f"http://127.0.0.1:{port}", client.app[SERVICES])
     await client.close()
 
 
@@ -44,7 +57,7 @@ async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, brows
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(demo_site + "/")
+    await page.goto(demo_site.url + "/")
 
     # Keyboard only: focus the launcher, open with Enter, type, send with Enter.
     launcher = page.get_by_role("button", name="Open chat")
@@ -98,10 +111,174 @@ async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, brows
 async def test_widget_on_a_phone_screen(demo_site, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = await browser.new_page(viewport={"width": 390, "height": 740})
-    await page.goto(demo_site + "/")
+    await page.goto(demo_site.url + "/")
     await page.get_by_role("button", name="Open chat").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
     box = await dialog.bounding_box()
     assert box["width"] <= 390 and box["x"] >= 0
     await page.screenshot(path=str(ARTIFACTS / "widget-phone.png"))
+
+
+async def _conversation_id(page) -> uuid.UUID:
+    """The conversation the widget keeps in localStorage."""
+    state = await page.evaluate(
+        "Object.entries(localStorage).find(([k]) => k.startsWith('syntera:'))[1]"
+    )
+    return uuid.UUID(json.loads(state)["conversationId"])
+
+
+async def _end(site: Site, conversation_id: uuid.UUID, *, unannounced: bool = False) -> None:
+    """End a conversation as staff would; `unannounced`: without the event, as
+    when the widget's socket was down when it ended."""
+    db = site.services.db
+    async with db.system() as conn:
+        company_id = await conn.fetchval(
+            "SELECT company_id FROM conversations WHERE id = $1", conversation_id
+        )
+    async with db.tenant(company_id) as conn:
+        if unannounced:
+            await conn.execute(
+                "UPDATE conversations SET status = 'ended', ended_at = now() WHERE id = $1",
+                conversation_id,
+            )
+        else:
+            await update_conversation(
+                db,
+                conn,
+                company_id=company_id,
+                conversation_id=conversation_id,
+                fields={"status": "ended"},
+                by="staff",
+            )
+
+
+async def _send(page, text: str) -> None:
+    await page.get_by_role("textbox", name="Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def test_after_a_conversation_ends_the_visitor_writes_in_a_new_one_and_rates(
+    demo_site, browser, fake
+):
+    fake.default = Reply(text="Noted.")
+    page = await browser.new_page()
+    await page.goto(demo_site.url + "/")
+    await page.get_by_role("button", name="Open chat").click()
+    await _send(page, "First visit")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    first = await _conversation_id(page)
+
+    # Staff end it while the visitor watches: the rating prompt comes up.
+    await _end(demo_site, first)
+    await expect(page.get_by_text("How did we do?")).to_be_visible()
+
+    # The visitor leaves without rating and comes back: the history is there,
+    # and writing again opens a new conversation instead of failing.
+    await page.reload()
+    await expect(page.locator(".msg.user")).to_have_text("You: First visit")
+    await page.get_by_role("button", name="Open chat").click()
+    await expect(page.get_by_role("status")).to_contain_text("This conversation has ended")
+    await _send(page, "Back again")
+    await expect(page.locator(".msg.user")).to_have_text("You: Back again")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    second = await _conversation_id(page)
+    assert second != first
+
+    # Ended while the widget did not hear of it: the refused send (CONFLICT)
+    # is said again in a new conversation.
+    await _end(demo_site, second, unannounced=True)
+    await _send(page, "Third time")
+    await expect(page.locator(".msg.user", has_text="Back again")).to_have_count(0)
+    await expect(page.locator(".msg.user")).to_have_text("You: Third time")
+    await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+    third = await _conversation_id(page)
+    assert third not in (first, second)
+    async with demo_site.services.db.system() as conn:
+        said = await conn.fetch(
+            "SELECT conversation_id, content FROM messages WHERE sender_type = 'user'"
+            " AND conversation_id = ANY($1::uuid[]) ORDER BY created_at",
+            [first, second, third],
+        )
+    assert [(r["conversation_id"], r["content"]) for r in said] == [
+        (first, "First visit"),
+        (second, "Back again"),
+        (third, "Third time"),
+    ]
+
+    # The rating prompt at the end stores the visitor's rating.
+    await _end(demo_site, third)
+    await page.get_by_role("button", name="4 out of 5").click()
+    await expect(page.get_by_text("Thank you!")).to_be_visible()
+    async with demo_site.services.db.system() as conn:
+        rating = await conn.fetchval(
+            "SELECT rating FROM conversation_ratings WHERE conversation_id = $1", third
+        )
+    assert rating == 4
+    await page.screenshot(path=str(ARTIFACTS / "widget-rated.png"))
+
+
+async def test_theme_position_attachment_and_replay_after_a_dropped_connection(demo_site, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    # A site that embeds the widget dark, on the left (served at the demo's
+    # origin, which the demo key allows).
+    html = (await (await page.request.get(demo_site.url + "/")).text()).replace(
+        "async></script>", 'data-theme="dark" data-position="bottom-left" async></script>'
+    )
+    await page.route(
+        demo_site.url + "/site", lambda route: route.fulfill(body=html, content_type="text/html")
+    )
+    # Socket.IO's WebSockets pass through here, so the test can cut them.
+    sockets, cut = [], {"on": False}
+
+    def through(ws) -> None:
+        if cut["on"]:
+            ws.close()
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    await page.route_web_socket(re.compile(r"/socket\.io/"), through)
+    await page.goto(demo_site.url + "/site")
+    launcher = page.get_by_role("button", name="Open chat")
+    await expect(page.locator(".root")).to_have_class(re.compile(r"\bdark\b.*\bleft\b"))
+    assert (await launcher.bounding_box())["x"] < 640
+    await launcher.click()
+
+    # The attachment button uploads a file and sends it as a message.
+    await page.locator("input[type=file]").set_input_files(
+        files=[{"name": "order.txt", "mimeType": "text/plain", "buffer": b"order A-1"}]
+    )
+    await expect(page.locator(".msg.user .file-link")).to_have_text("Attachment: order.txt")
+
+    # The connection drops; a person writes meanwhile; on reconnect the widget
+    # asks for what it missed and shows it.
+    conversation_id = await _conversation_id(page)
+    cut["on"] = True
+    for ws in sockets:
+        await ws.close()
+    db = demo_site.services.db
+    async with db.system() as conn:
+        company_id, user_id = await conn.fetchrow(
+            "SELECT c.company_id, u.id FROM conversations c JOIN users u USING (company_id)"
+            " WHERE c.id = $1",
+            conversation_id,
+        )
+    async with db.tenant(company_id) as conn:
+        await post_staff_message(
+            db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            user_id=user_id,
+            content="Sent while you were away",
+        )
+    await page.wait_for_timeout(500)
+    assert await page.locator(".msg.human").count() == 0  # it really was cut off
+    cut["on"] = False
+    await expect(page.locator(".msg.human")).to_have_text(
+        "Team: Sent while you were away", timeout=15_000
+    )
+    assert len(sockets) >= 2  # a new connection brought it
+    await page.screenshot(path=str(ARTIFACTS / "widget-dark-left.png"))

@@ -213,6 +213,10 @@ class Knowledge:
         """Process documents until cancelled. Several processes may run this:
         each document is claimed by one (FOR UPDATE SKIP LOCKED), and one
         whose processor died is taken over when its lease runs out."""
+        try:
+            await self.requeue_other_models()
+        except Exception:
+            log.exception('{"event":"reembed_requeue_failed"}')
         while True:
             try:
                 processed = await self.process_next()
@@ -223,6 +227,16 @@ class Knowledge:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def requeue_other_models(self) -> int:
+        """The embedding model changed (EMBEDDING_PROVIDER/EMBEDDING_MODEL):
+        documents embedded by another model are processed again, so that
+        search, which never mixes two models' vectors, finds them again."""
+        async with self.services.db.system() as conn:
+            count = await store.requeue_other_models(conn, self.embedder.name)
+        if count:
+            log.info('{"event":"reembed_queued","documents":%d}', count)
+        return count
 
     async def process_next(self) -> bool:
         db = self.services.db
@@ -239,6 +253,19 @@ class Knowledge:
         return True
 
     async def _process(self, document: dict) -> None:
+        try:
+            await self._ingest(document)
+        except asyncio.CancelledError:
+            # Stopping: hand the document back now, not when its lease runs out.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(document))
+            raise
+
+    async def _release(self, document: dict) -> None:
+        async with self.services.db.tenant(document["company_id"]) as conn:
+            await store.release(conn, document["id"])
+
+    async def _ingest(self, document: dict) -> None:
         try:
             kind = document["content_type"] or document_type(document["file"], document["filename"])
             sections = await self._cpu(extract, document["file"], kind)

@@ -283,17 +283,15 @@ class VoiceCall:
             self.services, self.company_id, self.conversation_id, self.agent["id"]
         )
         raw = json.dumps(arguments)
-        result = await tools.call(context, tool.name, raw, self.enabled_tools)
         turn = self._turn
         async with self._writes:
-            await tools.record(
-                self.services,
-                self.company_id,
-                self.conversation_id,
-                name=tool.name,
-                arguments=raw,
-                result=result,
+            result = await tools.run_and_record(
+                context,
+                tool.name,
+                raw,
+                self.enabled_tools,
                 for_message=turn.user_message_id if turn else None,
+                slot=f"voice.{len(turn.tools) if turn else 0}",
             )
         if turn is not None:
             turn.tools.append(tool.name)

@@ -11,6 +11,7 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
 from hub.errors import ApiError
+from hub.events import Event
 from hub.store import agents, keys
 from hub.visitors import new_key, normalise_origin
 
@@ -89,4 +90,8 @@ async def revoke_key(call: Call) -> dict:
     async with call.tenant() as conn:
         if not await keys.revoke(conn, call.params["id"], call.params["key_id"]):
             raise ApiError.not_found("Key")
+        # Sockets already connected with it are cut too, in every web process.
+        call.services.db.publish_after_commit(
+            conn, Event("key.revoked", call.user.company_id, {"key_id": call.params["key_id"]})
+        )
     return {"id": str(call.params["key_id"]), "revoked": True}

@@ -8,8 +8,9 @@ from uuid import UUID
 from hub.events import Event
 from hub.realtime.dashboard import company_room, user_room
 from hub.realtime.shapes import staff_view, visible_to_visitor, visitor_view
-from hub.realtime.widget import room
+from hub.realtime.widget import key_room, room
 from hub.store import notifications
+from hub.visitors import invalid_key
 
 if TYPE_CHECKING:
     from hub.realtime.server import Realtime
@@ -36,6 +37,7 @@ class Bridge:
             "knowledge.queued": self._document,
             "knowledge.processing": self._document,
             "knowledge.changed": self._document,
+            "key.revoked": self._key_revoked,
         }
 
     async def deliver(self, event: Event) -> None:
@@ -101,6 +103,16 @@ class Bridge:
         # document, which the dashboard has no use for; it reads the document.
         payload = {"document_id": data["document_id"]}
         await self._emit("document:updated", payload, company_room(event.company_id), DASHBOARD)
+
+    async def _key_revoked(self, event: Event, data: dict) -> None:
+        """A revoked key stops working at once: its sockets on this process are
+        told why and disconnected (each process cuts its own)."""
+        sio = self.realtime.sio
+        error = invalid_key("This key has been revoked").body()
+        sids = [sid for sid, _ in sio.manager.get_participants(WIDGET, key_room(data["key_id"]))]
+        for sid in sids:
+            await sio.emit("error", error, to=sid, namespace=WIDGET)
+            await sio.disconnect(sid, namespace=WIDGET)
 
     async def _notification(self, event: Event, notification: dict) -> None:
         user = notification["user_id"]

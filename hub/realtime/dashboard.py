@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.addresses import client_address
 from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
+from hub.db.database import CONNECTION_ERRORS
 from hub.errors import ApiError
 from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.realtime.shapes import conversation_view, staff_view
+from hub.store import audit
+
+log = logging.getLogger(__name__)
 
 
 def company_room(company_id: UUID | str) -> str:
@@ -53,9 +60,40 @@ class DashboardNamespace(Namespace):
         except ApiError as error:
             raise refuse(error) from None
         limit = services.settings.socket_messages_per_minute
-        await self.save_session(sid, {"principal": principal, "flood": FloodGuard(limit * 3)})
+        ip = client_address(
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_X_FORWARDED_FOR"),
+            services.settings.trusted_proxies,
+        )
+        await self.save_session(
+            sid, {"principal": principal, "flood": FloodGuard(limit * 3), "ip": ip}
+        )
         await self.enter_room(sid, company_room(principal.company_id))
         await self.enter_room(sid, user_room(principal.user_id))
+
+    async def handled(self, sid: str, event: str, payload: Any, status: int) -> None:
+        """Every staff action is in the audit log, as its REST twin would be:
+        method `SOCKET`, path `/dashboard/<event>`, the conversation as the resource."""
+        if event not in self.events:
+            return
+        session = await self.get_session(sid)
+        principal: Principal = session["principal"]
+        conversation = payload.get("conversation_id") if isinstance(payload, dict) else None
+        try:
+            async with self.services.db.tenant(principal.company_id) as conn:
+                await audit.record(
+                    conn,
+                    company_id=principal.company_id,
+                    user_id=principal.user_id,
+                    method="SOCKET",
+                    path=f"/dashboard/{event}",
+                    resource_id=str(conversation)[:100] if conversation else None,
+                    status=status,
+                    ip=session["ip"],
+                    request_id=uuid.uuid4().hex,
+                )
+        except (ApiError, *CONNECTION_ERRORS):
+            log.error('{"event":"audit_write_failed","socket_event":"%s"}', event)
 
     async def _principal(self, sid: str) -> tuple[Principal, FloodGuard]:
         session = await self.get_session(sid)

@@ -87,13 +87,21 @@ class Namespace(socketio.AsyncNamespace):
         if method is None:
             return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
+        status = 200
         try:
-            return await getattr(self, method)(sid, payload)
+            result = await getattr(self, method)(sid, payload)
         except ApiError as error:
             await self.emit("error", error.body(), to=sid)
-            return error_ack(error)
+            status, result = error.status, error_ack(error)
         except CONNECTION_ERRORS:
-            return error_ack(database_unavailable())
+            error = database_unavailable()
+            status, result = error.status, error_ack(error)
         except Exception:
             log.exception('{"event":"socket_handler_failed","name":"%s"}', event)
-            return error_ack(ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side"))
+            status = 500
+            result = error_ack(ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side"))
+        await self.handled(sid, event, payload, status)
+        return result
+
+    async def handled(self, sid: str, event: str, payload: Any, status: int) -> None:
+        """After each event, with the status it ended with (as REST would answer)."""

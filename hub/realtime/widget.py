@@ -24,6 +24,11 @@ def room(conversation_id: UUID | str) -> str:
     return f"conversation:{conversation_id}"
 
 
+def key_room(key_id: UUID | str) -> str:
+    """The sockets connected with one publishable key: cut when it is revoked."""
+    return f"key:{key_id}"
+
+
 class VisitorMessage(NewMessage):
     content: str = Field("", max_length=MAX_CONTENT)
 
@@ -74,6 +79,7 @@ class WidgetNamespace(Namespace):
         limit = services.settings.socket_messages_per_minute
         await self.save_session(sid, {"grant": grant, "flood": FloodGuard(limit)})
         await self.enter_room(sid, room(grant.conversation_id))
+        await self.enter_room(sid, key_room(grant.key_id))
 
     async def _grant(self, sid: str) -> tuple[ConversationGrant, FloodGuard]:
         session = await self.get_session(sid)
@@ -118,10 +124,15 @@ class WidgetNamespace(Namespace):
         grant, _ = await self._grant(sid)
         body: Resume = parse(Resume, payload)
         async with self.services.db.tenant(grant.company_id) as conn:
+            conversation = await conversations.get(conn, grant.conversation_id)
             missed = await messages.page(
                 conn, grant.conversation_id, limit=RESUME_LIMIT, after_seq=body.after_seq
             )
+        if conversation is None:
+            raise ApiError.unauthorized("The conversation no longer exists", "INVALID_TOKEN")
         return {
             "ok": True,
+            # A widget coming back to an ended conversation starts a new one to write in.
+            "status": conversation["status"],
             "messages": [visitor_view(m) for m in missed if visible_to_visitor(m)],
         }

@@ -109,7 +109,9 @@ async def by_channel(
 async def token_usage(
     conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    """Tokens of agent replies per (agent, model)."""
+    """Tokens per (agent, model): the agent's replies, then what it spent
+    besides (rolling summaries, `model_usage`). One (agent, model) may come
+    twice; callers add them up."""
     rows = await conn.fetch(
         """SELECT sender_id AS agent_id, model,
                   coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
@@ -118,7 +120,12 @@ async def token_usage(
            WHERE company_id = $1 AND sender_type = 'agent'
              AND created_at >= $2 AND created_at < $3
              AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL)
-           GROUP BY sender_id, model""",
+           GROUP BY sender_id, model
+           UNION ALL
+           SELECT agent_id, model, sum(prompt_tokens), sum(completion_tokens)
+           FROM model_usage
+           WHERE company_id = $1 AND created_at >= $2 AND created_at < $3
+           GROUP BY agent_id, model""",
         company_id,
         start,
         end,

@@ -56,6 +56,15 @@ async def erase_contact(conn: asyncpg.Connection, contact_id: UUID) -> dict[str,
     await conn.execute(
         "DELETE FROM attachments WHERE conversation_id = ANY($1::uuid[])", conversation_ids
     )
+    # Notifications about those conversations may quote the person (a handoff
+    # reason, a failure's cause): only their ids stay, for the counts.
+    await conn.execute(
+        r"""UPDATE notifications SET body = NULL,
+                  data = coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(data) AS d(k, v)
+                                   WHERE k LIKE '%\_id'), '{}')
+           WHERE data->>'conversation_id' = ANY($1::text[])""",
+        [str(c) for c in conversation_ids],
+    )
     await conn.execute("DELETE FROM contacts WHERE id = $1", contact_id)
     return {"conversations": len(conversation_ids), "messages": int(erased.split()[-1])}
 
@@ -109,8 +118,14 @@ EXPORTS = {
     "messages": "SELECT * FROM messages",
     "conversation_ratings": "SELECT * FROM conversation_ratings",
     "attachments": "SELECT id, conversation_id, name, type, size, created_at FROM attachments",
+    "documents": "SELECT id, agent_id, title, description, filename, content_type, size, status,"
+    " error, chunk_count, created_at, processed_at FROM documents",
+    # The passages as text; their vectors are derived from it and left out.
+    "chunks": "SELECT id, document_id, agent_id, position, page, heading, content, token_count,"
+    " embedding_model FROM chunks",
     "notifications": "SELECT * FROM notifications",
     "voice_numbers": "SELECT * FROM voice_numbers",
+    "model_usage": "SELECT * FROM model_usage",
     "audit_log": "SELECT * FROM audit_log",
 }
 

@@ -65,3 +65,15 @@ async def is_active(conn: asyncpg.Connection, key_id: UUID) -> dict[str, Any] | 
         "SELECT id, allowed_origins FROM agent_keys WHERE id = $1 AND revoked_at IS NULL", key_id
     )
     return dict(row) if row else None
+
+
+async def set_origins(conn: asyncpg.Connection, key_hash: bytes, origins: list[str]) -> bool:
+    """Replace an active key's allowed origins; False if it is gone or revoked."""
+    return (
+        await conn.execute(
+            """UPDATE agent_keys SET allowed_origins = $2
+               WHERE key_hash = $1 AND revoked_at IS NULL""",
+            key_hash,
+            origins,
+        )
+    ) == "UPDATE 1"

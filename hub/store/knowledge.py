@@ -80,6 +80,22 @@ async def requeue(conn: asyncpg.Connection, document_id: UUID) -> dict[str, Any]
     return dict(row) if row else None
 
 
+async def requeue_other_models(conn: asyncpg.Connection, model: str) -> int:
+    """Across tenants (system transaction): documents whose chunks were
+    embedded by another model than `model` wait to be processed again.
+    Their old chunks stay until then (full text still finds them; vector
+    search, which uses only `model`, does not)."""
+    status = await conn.execute(
+        """UPDATE documents d SET status = 'pending', error = NULL, attempts = 0,
+                                 lease_until = NULL
+           WHERE d.status IN ('processed', 'failed')
+             AND EXISTS (SELECT 1 FROM chunks c
+                         WHERE c.document_id = d.id AND c.embedding_model <> $1)""",
+        model,
+    )
+    return int(status.split()[-1])
+
+
 async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
     """Across tenants (system transaction): take the oldest document waiting,
     or one whose processor's lease ran out (it died), for processing."""
@@ -94,6 +110,18 @@ async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
             RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts"""
     )
     return dict(row) if row else None
+
+
+async def release(conn: asyncpg.Connection, document_id: UUID) -> None:
+    """Give back a claimed document whose processing was interrupted (a clean
+    shutdown), for the next processor to take at once rather than after its
+    lease; the interrupted attempt does not count."""
+    await conn.execute(
+        """UPDATE documents SET status = 'pending', lease_until = NULL,
+                                attempts = greatest(attempts - 1, 0)
+           WHERE id = $1 AND status = 'processing'""",
+        document_id,
+    )
 
 
 async def replace_chunks(

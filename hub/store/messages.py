@@ -96,6 +96,20 @@ async def append(
     return dict(stored), True
 
 
+async def free_reply_slot(
+    conn: asyncpg.Connection, conversation_id: UUID, message_id: UUID
+) -> None:
+    """A failure notice (a turn given up on) answers a user message only until
+    a real reply does: a turn dead-lettered while it was in fact still running
+    (its worker slow, not dead) keeps its answer, shown after the notice."""
+    await conn.execute(
+        """UPDATE messages SET reply_to = NULL
+           WHERE conversation_id = $1 AND reply_to = $2 AND sender_type = 'system'""",
+        conversation_id,
+        message_id,
+    )
+
+
 async def page(
     conn: asyncpg.Connection,
     conversation_id: UUID,
@@ -132,6 +146,21 @@ async def page(
 
 async def get(conn: asyncpg.Connection, message_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id)
+    return dict(row) if row else None
+
+
+async def find_by_client_id(
+    conn: asyncpg.Connection, conversation_id: UUID, client_id: str
+) -> dict[str, Any] | None:
+    """The message stored under `client_id`, or None. Locks the conversation
+    row until the transaction ends, so that of two writers looking for the
+    same client_id, the one that finds nothing stores it before the other looks."""
+    await conn.execute("SELECT FROM conversations WHERE id = $1 FOR UPDATE", conversation_id)
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM messages WHERE conversation_id = $1 AND client_id = $2",
+        conversation_id,
+        client_id,
+    )
     return dict(row) if row else None
 
 
@@ -172,17 +201,21 @@ async def window(
     return [dict(r) for r in rows]
 
 
-async def awaiting_reply(conn: asyncpg.Connection, since: datetime) -> list[dict[str, Any]]:
+async def awaiting_reply(
+    conn: asyncpg.Connection, since: datetime, until: datetime | None = None
+) -> list[dict[str, Any]]:
     """Across tenants (system transaction): per conversation the newest user
-    message since `since` that the AI should answer and has not."""
+    message stored between `since` and `until` that the AI should answer and has not."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (m.conversation_id) m.company_id, m.conversation_id, m.id, m.seq
            FROM messages m JOIN conversations c ON c.id = m.conversation_id
            WHERE m.sender_type = 'user' AND m.created_at > $1
+             AND ($2::timestamptz IS NULL OR m.created_at <= $2)
              AND c.status = 'active' AND NOT c.ai_paused AND c.agent_id IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM messages r
                              WHERE r.conversation_id = m.conversation_id AND r.reply_to = m.id)
            ORDER BY m.conversation_id, m.seq DESC""",
         since,
+        until,
     )
     return [dict(r) for r in rows]
