@@ -172,7 +172,7 @@ class Process:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(sig)
 
-    async def stop(self, within: float = 30) -> None:
+    async def stop(self, within: float = 10) -> None:
         """SIGTERM, as a process manager stops it; SIGKILL if it hangs."""
         if self.proc is None or self.proc.returncode is not None:
             return

@@ -116,9 +116,16 @@ async def restart_redis(cluster: Cluster, sessions: int) -> dict[str, Any]:
 
     result = await load.run(cluster, sessions=sessions, duration=60, during=fault, **VISIT)
     result["publish_failures_in_metrics"] = await failures() - before
+    # Recovered by itself: new visitors chat as before, their replies live.
+    after = await load.run(cluster, sessions=2, messages=1, duration=30, rest_rps=2)
+    result["after_recovery"] = after["ledger"]
     # Live events published while Redis was down are lost (the messages are not):
     # dashboards reload what they missed; the ledger checks what was stored.
-    result["ok"] = ledger_ok(result, delivered=False) and result["publish_failures_in_metrics"] > 0
+    result["ok"] = (
+        ledger_ok(result, delivered=False)
+        and result["publish_failures_in_metrics"] > 0
+        and ledger_ok(after)
+    )
     return result
 
 
@@ -219,6 +226,7 @@ async def run_faults(names: list[str], sessions: int) -> dict[str, Any]:
 # What some faults report beyond the ledger.
 EXTRA = (
     "publish_failures_in_metrics",
+    "after_recovery",
     "down_statuses",
     "down_p99_ms",
     "recovered_after_s",

@@ -109,6 +109,15 @@ async def set_up_company(http: aiohttp.ClientSession, url: str) -> Staff:
     return Staff(account["access_token"], account["company"]["id"], agent["id"], key["key"])
 
 
+async def drop(sio: socketio.AsyncClient) -> None:
+    """Close a client at once (a polite disconnect waits out a long-poll)."""
+    with contextlib.suppress(Exception):
+        await sio.eio.disconnect(abort=True)
+    if sio.eio.http is not None and not sio.eio.external_http:
+        with contextlib.suppress(Exception):
+            await sio.eio.http.close()
+
+
 class Visitor:
     """One widget session: a conversation, a socket, messages one at a time.
 
@@ -183,6 +192,7 @@ class Visitor:
                 )
             except Exception as exc:  # a web process that is down: try the next
                 last_error = exc
+                await drop(sio)
                 await asyncio.sleep(0.2)
                 continue
             self.sio = sio
@@ -205,8 +215,7 @@ class Visitor:
     async def reconnect(self) -> None:
         self.reconnects += 1
         if self.sio is not None:
-            with contextlib.suppress(Exception):
-                await self.sio.eio.disconnect(abort=True)
+            await drop(self.sio)
         await self.connect()
 
     async def send(self, content: str) -> dict:
@@ -264,8 +273,7 @@ class Visitor:
 
     async def close(self) -> None:
         if self.sio is not None:
-            with contextlib.suppress(Exception):
-                await self.sio.eio.disconnect(abort=True)
+            await drop(self.sio)
 
     def gaps(self) -> list[int]:
         if not self.seqs:
@@ -295,8 +303,7 @@ class Dashboard:
         )
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.sio.eio.disconnect(abort=True)
+        await drop(self.sio)
 
 
 async def rest_traffic(
