@@ -48,8 +48,7 @@ class DashboardNamespace(Namespace):
         try:
             if not token:
                 raise ApiError.unauthorized("A staff token is required", "INVALID_TOKEN")
-            principal = await services.verifier.verify(token)
-            await services.known_company(principal.company_id)
+            principal = await services.authenticate(token)
         except ApiError as error:
             raise refuse(error) from None
         limit = services.settings.socket_messages_per_minute
