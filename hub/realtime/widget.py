@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +48,9 @@ class WidgetNamespace(Namespace):
 
     def __init__(self, realtime) -> None:
         super().__init__("/widget", realtime)
+        # The message limit is a conversation's, shared by all its connections
+        # here (more tabs are no more messages); a guard lives while they do.
+        self._floods: weakref.WeakValueDictionary[UUID, FloodGuard] = weakref.WeakValueDictionary()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any) -> None:
         services = self.services
@@ -71,8 +75,11 @@ class WidgetNamespace(Namespace):
                     )
         except ApiError as error:
             raise refuse(error) from None
-        limit = services.settings.socket_messages_per_minute
-        await self.save_session(sid, {"grant": grant, "flood": FloodGuard(limit)})
+        flood = self._floods.get(grant.conversation_id)
+        if flood is None:
+            flood = FloodGuard(services.settings.socket_messages_per_minute)
+            self._floods[grant.conversation_id] = flood
+        await self.save_session(sid, {"grant": grant, "flood": flood})
         await self.enter_room(sid, room(grant.conversation_id))
 
     async def _grant(self, sid: str) -> tuple[ConversationGrant, FloodGuard]:
