@@ -20,7 +20,7 @@ route is covered, or the suite says it is not.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -43,9 +43,9 @@ from bench.security.target import (
     snapshot,
     webhook_signature,
 )
-from hub.realtime.dashboard import DashboardNamespace
 from http_api.routes import api
 from http_api.routing import Route
+from hub.realtime.dashboard import DashboardNamespace
 
 PARAM = re.compile(r"{(\w+)}")
 

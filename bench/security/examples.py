@@ -140,9 +140,7 @@ def string_paths(
         found = []
         for field, prop in schema.get("properties", {}).items():
             found += string_paths(prop, defs, (*prefix, field))
-        if schema.get("additionalProperties") not in (None, False) and not schema.get(
-            "properties"
-        ):
+        if schema.get("additionalProperties") not in (None, False) and not schema.get("properties"):
             found.append(((*prefix, "probe"), {"type": "string"}))
         return found
     return []

@@ -64,7 +64,9 @@ class KeyAttacks:
 
     def expect(self, what: str, reply: Reply, status: int, code: str) -> None:
         if not reply.is_error(status, code):
-            self.result.fail(f"{what}: {reply.status} {reply.text[:200]} (expected {status} {code})")
+            self.result.fail(
+                f"{what}: {reply.status} {reply.text[:200]} (expected {status} {code})"
+            )
         self.result.count()
 
     def rest(self, key: str, conversation: str, token: str | None, origin: str | None):
@@ -207,7 +209,9 @@ async def run(target: Target, bounded: bool = True) -> Result:
             403,
             "ORIGIN_NOT_ALLOWED",
         )
-        await attacks.socket_refused(f"the token from {origin}", token, origin, "ORIGIN_NOT_ALLOWED")
+        await attacks.socket_refused(
+            f"the token from {origin}", token, origin, "ORIGIN_NOT_ALLOWED"
+        )
 
     await attacks.all_refused(
         "a revoked key",
@@ -223,7 +227,13 @@ async def run(target: Target, bounded: bool = True) -> Result:
         "a conversation token of a revoked key", before_revoke["token"], ORIGIN, "INVALID_KEY"
     )
     await attacks.all_refused(
-        "a made-up key", victim.agent.id, "pk_" + "A" * 43, conversation, token, ORIGIN, 401,
+        "a made-up key",
+        victim.agent.id,
+        "pk_" + "A" * 43,
+        conversation,
+        token,
+        ORIGIN,
+        401,
         "INVALID_KEY",
     )
     # One agent's key for another agent of the same company.
@@ -276,7 +286,14 @@ async def run(target: Target, bounded: bool = True) -> Result:
     }
     for what, bad in forged.items():
         await attacks.all_refused(
-            what, victim.agent.id, key, conversation, bad, ORIGIN, 401, "INVALID_TOKEN",
+            what,
+            victim.agent.id,
+            key,
+            conversation,
+            bad,
+            ORIGIN,
+            401,
+            "INVALID_TOKEN",
             routes=("history", "send", "rate"),
         )
         await attacks.socket_refused(what, bad, ORIGIN, "INVALID_TOKEN")

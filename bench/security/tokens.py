@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.security.target import Result, Target, Tenant, build_tenant, signup
-from hub.voice import claims as call_claims
 from hub.visitors import CONVERSATION_AUDIENCE
+from hub.voice import claims as call_claims
 
 ISSUER = "https://idp.security.test/"
 KID = "sweep-rsa"
@@ -114,8 +114,11 @@ def forgeries(target: Target, attacker: Tenant, victim: Tenant) -> dict[str, str
     secret = target.settings.jwt_secret
     now = int(time.time())
     mine = claims_of(attacker)
-    theirs = claims_of(attacker, company_id=victim.company_id, app_metadata={
-        "company_id": victim.company_id, "role": "owner"})
+    theirs = claims_of(
+        attacker,
+        company_id=victim.company_id,
+        app_metadata={"company_id": victim.company_id, "role": "owner"},
+    )
 
     def hs(claims: dict, key: str | bytes = secret, headers: dict | None = None) -> str:
         return jwt.encode(claims, key, "HS256", headers=headers)
@@ -170,20 +173,31 @@ def forgeries(target: Target, attacker: Tenant, victim: Tenant) -> dict[str, str
         "payload swapped to the victim's company, signature kept": tampered(hs(mine), theirs),
         "signature stripped": hs(mine).rsplit(".", 1)[0] + ".",
         "a conversation token": hs(
-            {"aud": CONVERSATION_AUDIENCE, "sub": victim.conversation.id, "exp": now + 600,
-             "company_id": victim.company_id}
+            {
+                "aud": CONVERSATION_AUDIENCE,
+                "sub": victim.conversation.id,
+                "exp": now + 600,
+                "company_id": victim.company_id,
+            }
         ),
         "a voice call's claims": jwt.encode(
-            {"aud": call_claims.AUDIENCE, "sub": attacker.user_id, "exp": now + 600,
-             "company_id": victim.company_id},
+            {
+                "aud": call_claims.AUDIENCE,
+                "sub": attacker.user_id,
+                "exp": now + 600,
+                "company_id": victim.company_id,
+            },
             secret,
             "HS256",
         ),
         # Signed with the real secret, so only the hub's records can tell.
         "the attacker's user claiming the victim's company": hs(theirs),
         "the victim's user claiming the attacker's company": hs(
-            claims_of(victim, company_id=attacker.company_id,
-                      app_metadata={"company_id": attacker.company_id, "role": "owner"})
+            claims_of(
+                victim,
+                company_id=attacker.company_id,
+                app_metadata={"company_id": attacker.company_id, "role": "owner"},
+            )
         ),
         "garbage": "x" * 40,
         "three dots of garbage": "a.b.c",
@@ -233,7 +247,9 @@ async def deleted_accounts(target: Target, result: Result) -> None:
                 continue
             company_id = uuid.UUID(session["company"]["id"])
             if what == "user":
-                await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(session["user"]["id"]))
+                await conn.execute(
+                    "DELETE FROM users WHERE id = $1", uuid.UUID(session["user"]["id"])
+                )
             else:
                 await conn.execute("DELETE FROM companies WHERE id = $1", company_id)
             for method, path, body in (
@@ -274,11 +290,16 @@ async def run(target: Target, bounded: bool = True) -> Result:
         ),
     }
     for name, token in valid.items():
-        reply = await target.request("GET", "/api/agents", headers={"Authorization": f"Bearer {token}"})
+        reply = await target.request(
+            "GET", "/api/agents", headers={"Authorization": f"Bearer {token}"}
+        )
         if reply.status != 200:
             result.fail(f"control: {name} was refused ({reply.status} {reply.text[:200]})")
 
-    checks: list[tuple[str, Callable]] = [("REST", refused_by_rest), ("/dashboard", refused_by_socket)]
+    checks: list[tuple[str, Callable]] = [
+        ("REST", refused_by_rest),
+        ("/dashboard", refused_by_socket),
+    ]
     for name, token in forgeries(target, attacker, victim).items():
         for where, refused in checks:
             ok, seen = await refused(target, token)
