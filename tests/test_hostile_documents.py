@@ -24,7 +24,7 @@ BUDGET = 1 << 20  # as if the upload limit were 1 MB
         (bombs.docx_deep(), DOCX, "damaged"),
         # 40 pages drawing one 100 KB stream: 4 MB to parse from a 6 KB file.
         (bombs.pdf_pages_sharing_content(40, 100 << 10), PDF, "drawing instructions"),
-        (bombs.pdf_flate_bomb(100 << 20), PDF, "too large to unpack"),
+        (bombs.pdf_flate_bomb(100 << 20), PDF, "too large to unpack; it is too costly"),
         (bombs.pdf_page_tree_loop(), PDF, "damaged"),
         (bombs.pdf_truncated(), PDF, "damaged"),
         (bombs.pdf_garbage(), PDF, "damaged"),

@@ -96,7 +96,9 @@ def _pdf(data: bytes, chars: Budget) -> list[Section]:
     except ExtractError:
         raise
     except LimitReachedError:  # a stream inflating beyond pypdf's own bounds
-        raise ExtractError("The PDF holds a stream too large to unpack.") from None
+        raise ExtractError(
+            "The PDF holds a stream too large to unpack; it is too costly to read."
+        ) from None
     except (PyPdfError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ExtractError(f"The PDF is damaged and cannot be read ({exc}).") from None
 

@@ -78,7 +78,7 @@ def docx_lying_sizes(inflated: int, claimed: int = 1000) -> bytes:
 def docx_entities() -> bytes:
     """Billion laughs inside document.xml: entities that expand exponentially."""
     lol = ['<!ENTITY a0 "lololololololololol">'] + [
-        f'<!ENTITY a{i} "{"&a%d;" % (i - 1) * 10}">' for i in range(1, 10)
+        f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10)
     ]
     xml = (
         f'<?xml version="1.0"?><!DOCTYPE w:document [{"".join(lol)}]>'

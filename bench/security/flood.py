@@ -29,7 +29,7 @@ FLOOD_SETTINGS = {
 
 
 @asynccontextmanager
-async def environment() -> AsyncIterator[dict[str, Any]]:
+async def environment(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
     yield dict(FLOOD_SETTINGS)
 
 

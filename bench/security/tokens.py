@@ -74,7 +74,7 @@ _JWKS: Jwks | None = None
 
 
 @asynccontextmanager
-async def environment() -> AsyncIterator[dict[str, Any]]:
+async def environment(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
     global _JWKS
     _JWKS = Jwks()
     url = await _JWKS.start()
