@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +144,21 @@ class Target:
 
     async def connect_db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings.database_url)
+
+
+@asynccontextmanager
+async def livekit_stand_in(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
+    """Settings for a hub whose voice routes work: LiveKit's server API played
+    by the tests' stand-in (no LiveKit server runs here), so they are attacked
+    for real rather than answering 503."""
+    from tests.fake_livekit import FakeLiveKit
+
+    livekit = FakeLiveKit()
+    await livekit.start()
+    try:
+        yield livekit.settings()
+    finally:
+        await livekit.close()
 
 
 def canary(label: str) -> str:
