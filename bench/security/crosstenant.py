@@ -223,7 +223,7 @@ async def run(target: Target, bounded: bool = True, routes: list[Route] | None =
         prober.result.fail(f"the attacker's company stores a reference to the victim: {row}")
     prober.result.count(prober.requests.sent)
     prober.result.note(
-        f"{len(routes)} routes, {prober.result.checked} requests; victim rows in "
-        f"{sum(1 for rows in before.values() if rows)} tables unchanged"
+        f"{len(routes)} routes, {prober.result.checked} requests; the victim's rows in "
+        f"{sum(1 for rows in before.values() if rows)} tables compared before and after"
     )
     return prober.result
