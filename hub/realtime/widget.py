@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.conversations import post_user_message
 from hub.errors import ApiError
 from hub.events import Event
-from hub.inputs import NewMessage
+from hub.inputs import MAX_SEQ, NewMessage
 from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.realtime.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, keys, messages
@@ -36,7 +36,7 @@ class Typing(BaseModel):
 
 class Resume(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    after_seq: int = Field(ge=0)
+    after_seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 class WidgetNamespace(Namespace):
