@@ -110,6 +110,7 @@ async def public_agent(call: Call) -> dict:
     body=ConversationStart,
     response=StartedConversation,
     status=201,
+    errors=(404,),  # an agent_id the key does not speak for
     **PUBLIC,
 )
 async def public_start(call: Call) -> dict:
