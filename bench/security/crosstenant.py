@@ -8,8 +8,10 @@ request with the victim's real ids: in the path (all of them, and each one
 alone next to the attacker's own), in the query and in the body. A victim id
 in the path must get 404 NOT_FOUND in the standard shape: never 403, never
 2xx. Ids in a query or body may be refused (400/404) or filter to nothing,
-but no answer may carry the victim's ids or texts. The dashboard's Socket.IO
-events are probed the same way. Afterwards the victim's rows must be exactly
+but no answer may carry the victim's ids or texts. Verbs no route declares
+must get 405 on every path with the victim's ids, the signed attachment link
+404 with another file's signature, and the dashboard's Socket.IO events
+NOT_FOUND for the victim's conversation. Afterwards the victim's rows must be exactly
 as they were, and no row of the attacker's company may mention the victim.
 
 A path parameter, a body id field, a dynamic route or a Socket.IO event the
@@ -40,6 +42,7 @@ from http_api.routes import api
 from http_api.routing import Route
 from hub.realtime.dashboard import DashboardNamespace
 
+VERBS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Dynamic routes declared outside the route table, each with its own probe.
 EXTRA_ROUTES = {"/public/attachments/{id}/{sig}"}
 # The dashboard's events, with the payload each takes besides its conversation.
@@ -129,6 +132,32 @@ class Prober:
             reply = await self.requests.send(route, ids, query, body)
             self.judge(route, " and ".join(sorted(fields)), reply, sent, False)
 
+    async def probe_other_verbs(self, routes: list[Route]) -> None:
+        """Verbs no route declares, on every path holding the victim's ids:
+        refused the same way whatever the ids (405), nothing in the answer."""
+        declared: dict[str, set[str]] = {}
+        for route in routes:
+            declared.setdefault(route.path, set()).add(route.method)
+        for path, methods in declared.items():
+            kinds = path_kinds(path)
+            if not kinds:
+                continue
+            concrete = path
+            for param, kind in kinds:
+                concrete = concrete.replace("{" + param + "}", self.victim.resources[kind].id)
+            for method in sorted(VERBS - methods):
+                headers = self.attacker.public if path.startswith("/public/") else {}
+                reply = await self.target.request(
+                    method, concrete, headers={**self.attacker.headers, **headers}
+                )
+                self.result.count()
+                preflight = method == "OPTIONS" and reply.status == 204 and not reply.body
+                head = method == "HEAD" and reply.status == 405  # a HEAD answer has no body
+                if not (preflight or head or reply.is_error(405, "METHOD_NOT_ALLOWED")):
+                    self.result.fail(f"{method} {path} with the victim's ids: {reply.status}")
+                if leaked := self.leaks(reply, set()):
+                    self.result.fail(f"{method} {path} answers with {', '.join(leaked)}")
+
     async def probe_attachment_link(self) -> None:
         """The signed file link: the victim's file with the attacker's signature."""
         own = self.attacker.resources["attachment"]
@@ -213,6 +242,7 @@ async def run(target: Target, bounded: bool = True, routes: list[Route] | None =
             await prober.probe_route(route)
         except Unfillable as exc:
             prober.result.fail(str(exc))
+    await prober.probe_other_verbs(routes)
     await prober.probe_attachment_link()
     await prober.probe_dashboard()
     after = await snapshot(target, victim.company_id)
