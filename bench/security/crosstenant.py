@@ -139,7 +139,10 @@ class Prober:
         for route in routes:
             declared.setdefault(route.path, set()).add(route.method)
         for path, methods in declared.items():
-            kinds = path_kinds(path)
+            try:
+                kinds = path_kinds(path)
+            except Unfillable:
+                continue  # its route has failed the check already
             if not kinds:
                 continue
             concrete = path
