@@ -22,7 +22,6 @@ route is covered, or the suite says it is not.
 from __future__ import annotations
 
 import orjson
-import socketio
 from aiohttp import web
 
 from bench.security.examples import Unfillable
@@ -34,6 +33,7 @@ from bench.security.target import (
     Tenant,
     build_tenant,
     changes,
+    connect_socket,
     livekit_stand_in,
     mentions,
     snapshot,
@@ -185,14 +185,10 @@ class Prober:
                 f"dashboard events {sorted(unknown)} have no probe payload: add them to "
                 "DASHBOARD_EVENTS in bench/security/crosstenant.py"
             )
-        client = socketio.AsyncClient(reconnection=False)
-        await client.connect(
-            self.target.url,
-            namespaces=["/dashboard"],
-            auth={"token": self.attacker.token},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
+        client, refusal = await connect_socket(self.target, "/dashboard", self.attacker.token)
+        if client is None:
+            self.result.fail(f"the attacker could not connect to /dashboard: {refusal}")
+            return
         try:
             own = await self.requests.make.conversation()
             for event, payload in DASHBOARD_EVENTS.items():

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench.security.target import ORIGIN, Result, Target, Tenant, build_tenant
+from bench.security.target import Result, SetupError, Target, Tenant, build_tenant, connect_socket
 
 MESSAGES_PER_MINUTE = 10
 CONNECTS_PER_MINUTE = 40
@@ -34,15 +34,9 @@ async def environment(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
 
 
 async def widget(target: Target, token: str) -> socketio.AsyncClient:
-    client = socketio.AsyncClient(reconnection=False)
-    await client.connect(
-        target.url,
-        namespaces=["/widget"],
-        auth={"token": token},
-        headers={"Origin": ORIGIN},
-        transports=["websocket"],
-        wait_timeout=10,
-    )
+    client, refusal = await connect_socket(target, "/widget", token)
+    if client is None:
+        raise SetupError(f"a visitor could not connect: {refusal}")
     return client
 
 
@@ -177,23 +171,12 @@ async def connection_attempts(target: Target, tenant: Tenant, result: Result, bu
     outcomes: list[str] = []
 
     async def attempt(token: str) -> None:
-        client = socketio.AsyncClient(reconnection=False)
-        errors: list[Any] = []
-        client.on("connect_error", errors.append, namespace="/widget")
-        try:
-            await client.connect(
-                target.url,
-                namespaces=["/widget"],
-                auth={"token": token},
-                headers={"Origin": ORIGIN},
-                transports=["websocket"],
-                wait_timeout=10,
-            )
+        client, refusal = await connect_socket(target, "/widget", token)
+        if client is not None:
             outcomes.append("connected")
             await client.disconnect()
-        except socketio.exceptions.ConnectionError:
-            data = errors[0].get("data") if errors and isinstance(errors[0], dict) else None
-            outcomes.append(data.get("code") if isinstance(data, dict) else f"no error: {errors}")
+        else:
+            outcomes.append(refusal.get("code") or f"no standard error: {refusal}")
 
     tokens = [tenant.conversation.extra["token"], "not-a-token"]
     for start in range(0, burst, 20):

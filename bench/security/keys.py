@@ -14,16 +14,17 @@ import time
 from typing import Any
 
 import jwt
-import socketio
 
 from bench.security.target import (
     ORIGIN,
+    Factory,
     Reply,
     Result,
     Target,
     Tenant,
     build_tenant,
     changes,
+    connect_socket,
     snapshot,
 )
 from hub.visitors import CONVERSATION_AUDIENCE
@@ -117,27 +118,12 @@ class KeyAttacks:
             self.expect(f"{what}: {name}", await calls[name](agent), status, code)
 
     async def socket_refused(self, what: str, token: str, origin: str, code: str) -> None:
-        client = socketio.AsyncClient(reconnection=False)
-        errors: list[Any] = []
-        client.on("connect_error", errors.append, namespace="/widget")
-        try:
-            await client.connect(
-                self.target.url,
-                namespaces=["/widget"],
-                auth={"token": token},
-                headers={"Origin": origin},
-                transports=["websocket"],
-                wait_timeout=10,
-            )
-        except socketio.exceptions.ConnectionError:
-            pass
-        else:
+        client, refusal = await connect_socket(self.target, "/widget", token, origin)
+        if client is not None:
             await client.disconnect()
             self.result.fail(f"{what} on /widget: connected (expected {code})")
-            return
-        data = errors[0].get("data") if errors and isinstance(errors[0], dict) else None
-        if not (isinstance(data, dict) and data.get("code") == code):
-            self.result.fail(f"{what} on /widget: {errors} (expected {code})")
+        elif refusal.get("code") != code:
+            self.result.fail(f"{what} on /widget: {refusal} (expected {code})")
         self.result.count()
 
 
@@ -148,44 +134,14 @@ async def run(target: Target, bounded: bool = True) -> Result:
     victim = await build_tenant(target, "Victim", settle=False)
     attacker = await build_tenant(target, "Attacker", settle=False)
     # A second agent of the victim's, with its own key and conversation.
-    second = await target.request(
-        "POST", "/api/agents", json={"name": "Second"}, headers=victim.headers
-    )
-    second_agent = second.json["id"]
-    second_key = (
-        await target.request(
-            "POST",
-            f"/api/agents/{second_agent}/keys",
-            json={"allowed_origins": [ORIGIN]},
-            headers=victim.headers,
-        )
-    ).json
-    started = await target.request(
-        "POST",
-        "/public/conversations",
-        json={"agent_id": second_agent},
-        headers={"Authorization": f"Bearer {second_key['key']}", "Origin": ORIGIN},
-    )
-    other_conversation = started.json
+    make = Factory(target, victim)
+    second_agent = await make.agent()
+    other_conversation = await make.conversation(await make.key(second_agent.id))
     # A key the victim revokes, and a conversation started with it before.
-    revoked = (
-        await target.request(
-            "POST",
-            f"/api/agents/{victim.agent.id}/keys",
-            json={"allowed_origins": [ORIGIN]},
-            headers=victim.headers,
-        )
-    ).json
-    before_revoke = (
-        await target.request(
-            "POST",
-            "/public/conversations",
-            json={"agent_id": victim.agent.id},
-            headers={"Authorization": f"Bearer {revoked['key']}", "Origin": ORIGIN},
-        )
-    ).json
+    revoked = await make.key()
+    before_revoke = await make.conversation(revoked)
     await target.request(
-        "DELETE", f"/api/agents/{victim.agent.id}/keys/{revoked['id']}", headers=victim.headers
+        "DELETE", f"/api/agents/{victim.agent.id}/keys/{revoked.id}", headers=victim.headers
     )
     before = await snapshot(target, victim.company_id)
     key, conversation = victim.key.extra["key"], victim.conversation.id
@@ -216,15 +172,15 @@ async def run(target: Target, bounded: bool = True) -> Result:
     await attacks.all_refused(
         "a revoked key",
         victim.agent.id,
-        revoked["key"],
-        before_revoke["id"],
-        before_revoke["token"],
+        revoked.extra["key"],
+        before_revoke.id,
+        before_revoke.extra["token"],
         ORIGIN,
         401,
         "INVALID_KEY",
     )
     await attacks.socket_refused(
-        "a conversation token of a revoked key", before_revoke["token"], ORIGIN, "INVALID_KEY"
+        "a conversation token of a revoked key", before_revoke.extra["token"], ORIGIN, "INVALID_KEY"
     )
     await attacks.all_refused(
         "a made-up key",
@@ -239,10 +195,10 @@ async def run(target: Target, bounded: bool = True) -> Result:
     # One agent's key for another agent of the same company.
     await attacks.all_refused(
         "agent A's key on agent B's conversation (with B's token)",
-        second_agent,
+        second_agent.id,
         key,
-        other_conversation["id"],
-        other_conversation["token"],
+        other_conversation.id,
+        other_conversation.extra["token"],
         ORIGIN,
         404,
         "NOT_FOUND",
@@ -252,7 +208,7 @@ async def run(target: Target, bounded: bool = True) -> Result:
         "conversation 1's token on conversation 2",
         victim.agent.id,
         key,
-        before_revoke["id"],
+        before_revoke.id,
         token,
         ORIGIN,
         404,

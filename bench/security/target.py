@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
+import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -161,6 +162,30 @@ async def livekit_stand_in(bounded: bool = True) -> AsyncIterator[dict[str, Any]
         await livekit.close()
 
 
+async def connect_socket(
+    target: Target, namespace: str, token: str, origin: str | None = ORIGIN
+) -> tuple[socketio.AsyncClient | None, dict | None]:
+    """A Socket.IO connection to `namespace` with `token` (the official
+    client, over WebSocket): (the client, None) if it connected, else (None,
+    the error `connect_error` carried, which should be the standard one)."""
+    client = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", errors.append, namespace=namespace)
+    try:
+        await client.connect(
+            target.url,
+            namespaces=[namespace],
+            auth={"token": token},
+            headers={"Origin": origin} if origin else {},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+    except socketio.exceptions.ConnectionError:
+        data = errors[0].get("data") if errors and isinstance(errors[0], dict) else None
+        return None, data if isinstance(data, dict) else {"unexpected": errors}
+    return client, None
+
+
 def canary(label: str) -> str:
     return f"CANARY-{label}-{secrets.token_hex(4)}"
 
@@ -234,12 +259,14 @@ class Factory:
         )
         return Resource(made["id"], {"key": made["key"], "agent": agent})
 
-    async def conversation(self) -> Resource:
+    async def conversation(self, key: Resource | None = None) -> Resource:
+        """A visitor's conversation, started with `key` (the tenant's own by default)."""
+        key = key or self.tenant.key
         started = await self._post(
             "/public/conversations",
-            {"agent_id": self.tenant.agent.id, "metadata": {"note": self.tenant.mark}},
+            {"agent_id": key.extra["agent"], "metadata": {"note": self.tenant.mark}},
             "start a conversation",
-            headers=self.tenant.public,
+            headers={"Authorization": f"Bearer {key.extra['key']}", "Origin": ORIGIN},
         )
         return Resource(started["id"], {"token": started["token"]})
 

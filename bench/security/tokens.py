@@ -25,13 +25,12 @@ from typing import Any
 
 import jwt
 import orjson
-import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.security.target import Result, Target, Tenant, build_tenant, signup
+from bench.security.target import Result, Target, Tenant, build_tenant, connect_socket, signup
 from hub.visitors import CONVERSATION_AUDIENCE
 from hub.voice import claims as call_claims
 
@@ -212,25 +211,11 @@ async def refused_by_rest(target: Target, token: str) -> tuple[bool, str]:
 
 
 async def refused_by_socket(target: Target, token: str) -> tuple[bool, str]:
-    client = socketio.AsyncClient(reconnection=False)
-    errors: list[Any] = []
-    client.on("connect_error", errors.append, namespace="/dashboard")
-    try:
-        await client.connect(
-            target.url,
-            namespaces=["/dashboard"],
-            auth={"token": token},
-            transports=["websocket"],
-            wait_timeout=10,
-        )
-    except socketio.exceptions.ConnectionError:
-        pass
-    else:
+    client, refusal = await connect_socket(target, "/dashboard", token, origin=None)
+    if client is not None:
         await client.disconnect()
         return False, "connected"
-    data = errors[0].get("data") if errors and isinstance(errors[0], dict) else None
-    ok = isinstance(data, dict) and data.get("code") == "INVALID_TOKEN"
-    return ok, f"connect_error {errors}"
+    return refusal.get("code") == "INVALID_TOKEN", f"connect_error {refusal}"
 
 
 async def deleted_accounts(target: Target, result: Result) -> None:
