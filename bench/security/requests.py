@@ -74,6 +74,12 @@ def is_upload(route: Route) -> bool:
     return route.method == "POST" and route.body is None and 415 in route.errors
 
 
+def is_signed(route: Route) -> bool:
+    """A route nobody logs in to that names a workflow: an inbound webhook,
+    whose credential is a signature made with the workflow's secret."""
+    return route.auth == "none" and "workflow" in dict(path_kinds(route.path)).values()
+
+
 def id_fields(route: Route) -> list[str]:
     """The query and body fields that hold ids (an upload's `agent_id` too)."""
     names = ["agent_id"] if is_upload(route) else []
@@ -179,7 +185,7 @@ class Requests:
         elif route.method == "POST":
             raw = b"{}"
             headers["Content-Type"] = "application/json"
-        if route.rate_limit == "webhook":
+        if is_signed(route):
             secret = ids.credentials["workflow"].extra["secret"]
             headers["X-Syntera-Signature"] = webhook_signature(secret, raw or b"")
         self.sent += 1
