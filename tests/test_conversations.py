@@ -367,7 +367,8 @@ async def test_numbers_beyond_what_postgres_holds_are_refused(client):
     bigger one is a 400 (or a refused ack), not a 500 from the query."""
     import socketio
 
-    from bench.security.target import ORIGIN, Target, build_tenant
+    from bench.security.target import ORIGIN, Target
+    from bench.security.tenants import build_tenant
 
     tenant = await build_tenant(Target.of(client), "Seq", settle=False)
     conversation = tenant.conversation

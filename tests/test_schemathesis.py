@@ -2,7 +2,7 @@
 
 The hub runs on a real port in a thread of its own (schemathesis calls it
 with `requests`), with a real owner's token and a company holding one of
-everything (bench/security/target.py). Every generated request is sent twice:
+everything (bench/security/tenants.py). Every generated request is sent twice:
 as generated (random ids: mostly refusals), and with the path's ids replaced
 by real, freshly made resources of that company, so that successful answers
 are checked against the document too. Public routes get the company's
@@ -28,7 +28,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from bench.security.requests import Requests
-from bench.security.target import Target, Tenant, build_tenant
+from bench.security.target import Target
+from bench.security.tenants import Tenant, build_tenant
 from http_api.routes import api
 from http_api.routing import Route
 from hub.app import build_app

@@ -26,18 +26,9 @@ from aiohttp import web
 
 from bench.security.examples import Unfillable
 from bench.security.requests import Requests, id_fields, is_upload, path_kinds
-from bench.security.target import (
-    Reply,
-    Result,
-    Target,
-    Tenant,
-    build_tenant,
-    changes,
-    connect_socket,
-    livekit_stand_in,
-    mentions,
-    snapshot,
-)
+from bench.security.rows import changes, mentions, snapshot
+from bench.security.target import Reply, Result, Target, connect_socket, livekit_stand_in
+from bench.security.tenants import Tenant, build_tenant
 from http_api.routes import api
 from http_api.routing import Route
 from hub.realtime.dashboard import DashboardNamespace

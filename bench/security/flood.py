@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import socketio
 
-from bench.security.target import Result, SetupError, Target, Tenant, build_tenant, connect_socket
+from bench.security.target import Result, SetupError, Target, connect_socket
+from bench.security.tenants import Tenant, build_tenant
 
 MESSAGES_PER_MINUTE = 10
 CONNECTS_PER_MINUTE = 40

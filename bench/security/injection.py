@@ -22,7 +22,8 @@ import orjson
 
 from bench.security.examples import non_null, string_paths, value_at, with_value
 from bench.security.requests import Requests, path_kinds
-from bench.security.target import Reply, Result, Target, build_tenant, livekit_stand_in
+from bench.security.target import Reply, Result, Target, livekit_stand_in
+from bench.security.tenants import build_tenant
 from http_api.routes import api
 from http_api.routing import Route
 

@@ -15,18 +15,9 @@ from typing import Any
 
 import jwt
 
-from bench.security.target import (
-    ORIGIN,
-    Factory,
-    Reply,
-    Result,
-    Target,
-    Tenant,
-    build_tenant,
-    changes,
-    connect_socket,
-    snapshot,
-)
+from bench.security.rows import changes, snapshot
+from bench.security.target import ORIGIN, Reply, Result, Target, connect_socket
+from bench.security.tenants import Factory, Tenant, build_tenant
 from hub.visitors import CONVERSATION_AUDIENCE
 
 # Origins a key allowing only https://shop.example.com must refuse.

@@ -20,7 +20,8 @@ import aiohttp
 import orjson
 
 from bench.security.examples import Unfillable, example, is_id_field
-from bench.security.target import Factory, Reply, Resource, Target, Tenant, webhook_signature
+from bench.security.target import Reply, Target
+from bench.security.tenants import Factory, Resource, Tenant, webhook_signature
 from http_api.routing import Route
 
 PARAM = re.compile(r"{(\w+)}")

@@ -30,7 +30,8 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.security.target import Result, Target, Tenant, build_tenant, connect_socket, signup
+from bench.security.target import Result, Target, connect_socket
+from bench.security.tenants import Tenant, build_tenant, signup
 from hub.visitors import CONVERSATION_AUDIENCE
 from hub.voice import claims as call_claims
 

@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 
 from bench.security import bombs
-from bench.security.target import Result, Target, Tenant, build_tenant, expect
+from bench.security.target import Result, Target
+from bench.security.tenants import Tenant, build_tenant, expect
 
 MB = 1 << 20
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
