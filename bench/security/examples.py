@@ -113,7 +113,7 @@ def example(
         required = set(schema.get("required", []))
         body = {}
         for field, prop in schema.get("properties", {}).items():
-            if field in required or full or is_id_field(field, prop, defs):
+            if field in required or full or is_id_field(prop, defs):
                 body[field] = example(prop, defs, id_for, full=full, name=field)
         return body
     if not schema:
@@ -121,7 +121,7 @@ def example(
     raise Unfillable(f"cannot make an example of {name or 'the body'}: {schema}")
 
 
-def is_id_field(name: str, schema: dict[str, Any], defs: dict[str, Any]) -> bool:
+def is_id_field(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
     return non_null(schema, defs).get("format") == "uuid"
 
 

@@ -88,7 +88,7 @@ def id_fields(route: Route) -> list[str]:
         if model is not None:
             schema = model.model_json_schema()
             defs = schema.get("$defs", {})
-            names += [n for n, p in schema.get("properties", {}).items() if is_id_field(n, p, defs)]
+            names += [n for n, p in schema.get("properties", {}).items() if is_id_field(p, defs)]
     return names
 
 
