@@ -231,6 +231,7 @@ class Cluster:
             "PUBLIC_KEY_RATE_LIMIT_PER_HOUR": "100000000",
             "PUBLIC_IP_RATE_LIMIT_PER_HOUR": "100000000",
             "SOCKET_MESSAGES_PER_MINUTE": "10000",
+            "SOCKET_CONNECTS_PER_MINUTE": "100000",  # every visitor comes from this machine
             "JOB_LEASE_SECONDS": str(self.job_lease_seconds),
             "TURN_RECOVERY_SECONDS": str(self.turn_recovery_seconds),
             **self.extra_env,

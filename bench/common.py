@@ -50,15 +50,14 @@ async def scratch_database(prefix: str = "syntera_bench") -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def hub_client(database_url: str, **overrides) -> AsyncIterator[TestClient]:
-    settings = Settings(
-        database_url=database_url,
-        jwt_secret=secrets.token_urlsafe(48),
-        data_dir=Path("/tmp/syntera-bench"),
-        rate_limit_per_hour=10_000_000,
-        auth_rate_limit_per_hour=10_000_000,
-        log_level="WARNING",
-        **overrides,
-    )
+    defaults = {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "data_dir": Path("/tmp/syntera-bench"),
+        "rate_limit_per_hour": 10_000_000,
+        "auth_rate_limit_per_hour": 10_000_000,
+        "log_level": "WARNING",
+    }
+    settings = Settings(database_url=database_url, **{**defaults, **overrides})
     client = TestClient(TestServer(build_app(settings)))
     await client.start_server()
     try:

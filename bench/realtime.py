@@ -232,6 +232,8 @@ async def main(counts: list[int], idle: int) -> dict:
             "SYNTERA_DEMO": "0",
             "PUBLIC_IP_RATE_LIMIT_PER_HOUR": "10000000",
             "PUBLIC_KEY_RATE_LIMIT_PER_HOUR": "10000000",
+            # Every simulated visitor connects from this one address.
+            "SOCKET_CONNECTS_PER_MINUTE": "1000000",
             "AUTH_RATE_LIMIT_PER_HOUR": "1000",
             "SYNTERA_DATA_DIR": "/tmp/syntera-bench-realtime",
         }

@@ -177,9 +177,7 @@ async def authenticate(request: web.Request, services: Services) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError.unauthorized()
-    principal = await services.verifier.verify(token.strip())
-    await services.known_company(principal.company_id)
-    return principal
+    return await services.authenticate(token.strip())
 
 
 async def rate_limit(

@@ -75,6 +75,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
         role=user["role"],
         email=user["email"],
         ttl_seconds=args.ttl,
+        hub_user=True,
     )
     print(token)
     return 0

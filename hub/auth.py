@@ -27,6 +27,9 @@ from hub.errors import ApiError
 ROLES = ("owner", "admin", "member")
 DEFAULT_AUDIENCE = "authenticated"  # what Supabase puts in `aud`
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+# Marks the hub's own tokens: their user is a row in `users`, so once that row
+# is gone the token is refused. An identity provider's users have no row.
+HUB_USER_CLAIM = "hub_user"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Principal:
     company_id: UUID
     role: str
     email: str | None = None
+    # The token was minted by this hub for a row in `users` (HUB_USER_CLAIM).
+    hub_user: bool = False
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
@@ -74,7 +79,10 @@ def mint_token(
     role: str,
     email: str | None,
     ttl_seconds: int | None = None,
+    hub_user: bool = False,
 ) -> tuple[str, int]:
+    """A token for `user_id`; `hub_user` when that user is a row in `users`
+    (sign-up, log-in, `hub token`), so the token dies with the row."""
     ttl = ttl_seconds or settings.jwt_ttl_seconds
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -87,6 +95,8 @@ def mint_token(
         "iat": now,
         "exp": now + ttl,
     }
+    if hub_user:
+        claims[HUB_USER_CLAIM] = True
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256"), ttl
@@ -198,4 +208,10 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     if role not in ROLES:
         role = "member"
     email = claims.get("email")
-    return Principal(user_id, company_id, role, email if isinstance(email, str) else None)
+    return Principal(
+        user_id,
+        company_id,
+        role,
+        email if isinstance(email, str) else None,
+        hub_user=claims.get(HUB_USER_CLAIM) is True,
+    )

@@ -55,7 +55,8 @@ class Settings:
     embedding_model: str | None = None
     knowledge_max_upload_bytes: int = 20 * 1024 * 1024
     knowledge_index_budget_mb: int = 512
-    socket_messages_per_minute: int = 20  # per widget connection
+    socket_messages_per_minute: int = 20  # per widget conversation
+    socket_connects_per_minute: int = 60  # Socket.IO connection attempts per IP address
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
@@ -180,6 +181,7 @@ class Settings:
             trusted_proxies=networks("TRUSTED_PROXIES"),
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
+            socket_connects_per_minute=integer("SOCKET_CONNECTS_PER_MINUTE", 60, 1, 1_000_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
             job_lease_seconds=integer("JOB_LEASE_SECONDS", 15, 2, 3600),
             turn_recovery_seconds=integer("TURN_RECOVERY_SECONDS", 60, 1, 3600),

@@ -55,6 +55,9 @@ class NewMessage(_Strict):
 
 
 MAX_JSON_OBJECT_BYTES = 16 * 1024
+# Message sequence numbers are PostgreSQL integers: a bigger one is no seq,
+# and must be refused before it reaches a query.
+MAX_SEQ = 2**31 - 1
 
 
 def _storable(value: dict[str, Any]) -> dict[str, Any]:

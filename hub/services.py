@@ -3,14 +3,13 @@ process by `open_services` and handed to every handler and worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from hub.auth import TokenVerifier
+from hub.auth import Principal, TokenVerifier, invalid_token
 from hub.config import Settings
 from hub.db import Database, connect
 from hub.db.migrate import migrate
@@ -39,18 +38,25 @@ class Services:
     redis: aioredis.Redis | None = None
     knowledge: KnowledgeService | None = None  # set by the runtime (agents_runtime.knowledge)
     workflows: WorkflowService | None = None  # set by the runtime (agents_runtime.workflows)
-    _known_companies: set[UUID] = field(default_factory=set)
 
-    async def known_company(self, company_id: UUID) -> None:
-        """Make sure a company named by a valid token has its row (tokens from an
-        external identity provider name companies the hub has never seen)."""
-        if company_id in self._known_companies:
-            return
+    async def authenticate(self, token: str) -> Principal:
+        """A staff token, verified, then held against the hub's records on every
+        use: a signature proves who minted a token, not that its claims still
+        hold. A user of the hub belongs to one company, and a token of a deleted
+        user is dead. A company first named by an identity provider's token
+        gets its row."""
+        principal = await self.verifier.verify(token)
         async with self.db.system() as conn:
-            await companies.ensure(conn, company_id, name="Company")
-        if len(self._known_companies) > 100_000:
-            self._known_companies.clear()
-        self._known_companies.add(company_id)
+            user_company, company_exists = await companies.standing(
+                conn, principal.user_id, principal.company_id
+            )
+            if user_company is not None and user_company != principal.company_id:
+                raise invalid_token("the user belongs to another company")
+            if user_company is None and principal.hub_user:
+                raise invalid_token("the user no longer exists")
+            if not company_exists:
+                await companies.ensure(conn, principal.company_id, name="Company")
+        return principal
 
 
 # Where the app keeps its Services (aiohttp's typed app key).

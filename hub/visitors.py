@@ -26,6 +26,7 @@ from hub.store import keys
 KEY_PREFIX = "pk_"
 CONVERSATION_AUDIENCE = "syntera:conversation"  # never accepted as a staff token, nor the reverse
 CONVERSATION_TTL = 7 * 24 * 3600
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def new_key() -> tuple[str, bytes, str]:
@@ -39,7 +40,7 @@ def key_hash(key: str) -> bytes:
 
 
 def normalise_origin(value: str) -> str | None:
-    """`https://Shop.example.com/` → `https://shop.example.com`; None if not an origin."""
+    """`https://Shop.example.com:443/` → `https://shop.example.com`; None if not an origin."""
     if value == "*":
         return value
     parts = urlsplit(value.strip())
@@ -47,7 +48,8 @@ def normalise_origin(value: str) -> str | None:
         return None
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         return None
-    port = f":{parts.port}" if parts.port else ""
+    # Browsers leave the scheme's default port out of Origin: so do we.
+    port = f":{parts.port}" if parts.port not in (None, DEFAULT_PORTS[parts.scheme]) else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 

@@ -290,3 +290,50 @@ async def test_minted_token_round_trips(client, account, base_settings):
     assert ttl == 120
     response = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert (await response.json())["user"]["id"] == account.user_id
+
+
+async def test_signed_tokens_are_held_against_the_records(client, base_settings, database_url):
+    """A valid signature proves who minted a token, not that its claims still
+    hold: a user of one company claiming another, and the tokens of a deleted
+    user or company, are refused (and the company is not brought back)."""
+    settings = base_settings.ensure_jwt_secret()
+    mine, theirs = await signup(client), await signup(client)
+
+    def token_for(account, company_id: str) -> str:
+        return mint_token(
+            settings,
+            user_id=uuid.UUID(account.user_id),
+            company_id=uuid.UUID(company_id),
+            role="owner",
+            email=account.email,
+            hub_user=True,
+        )[0]
+
+    claiming = token_for(mine, theirs.company_id)
+    response = await client.get("/api/agents", headers={"Authorization": f"Bearer {claiming}"})
+    assert response.status == 401
+    body = await response.json()
+    assert_error(body, "INVALID_TOKEN")
+    assert "another company" in body["error"]
+
+    gone_user, gone_company = await signup(client), await signup(client)
+    for account in (gone_user, gone_company):  # used once: any cache has seen them
+        assert (await client.get("/api/agents", headers=account.headers)).status == 200
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(gone_user.user_id))
+        await conn.execute(
+            "DELETE FROM companies WHERE id = $1", uuid.UUID(gone_company.company_id)
+        )
+        for account in (gone_user, gone_company):
+            for method, body in (("GET", None), ("POST", {"name": "After"})):
+                response = await client.request(
+                    method, "/api/agents", json=body, headers=account.headers
+                )
+                assert response.status == 401, (method, await response.text())
+                assert_error(await response.json(), "INVALID_TOKEN")
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM companies WHERE id = $1", uuid.UUID(gone_company.company_id)
+        )
+    finally:
+        await conn.close()

@@ -360,3 +360,49 @@ async def test_reply_records_its_response_time(client, account):
     }
     assert waiting is None
     assert datetime.now(UTC) - reply["created_at"] < timedelta(minutes=5)
+
+
+async def test_numbers_beyond_what_postgres_holds_are_refused(client):
+    """Sequence numbers are PostgreSQL integers and offsets are bounded: a
+    bigger one is a 400 (or a refused ack), not a 500 from the query."""
+    import socketio
+
+    from bench.security.target import ORIGIN, Target
+    from bench.security.tenants import build_tenant
+
+    tenant = await build_tenant(Target.of(client), "Seq", settle=False)
+    conversation = tenant.conversation
+    visitor = {**tenant.public, "X-Conversation-Token": conversation.extra["token"]}
+    for path, query, headers in [
+        ("/api/conversations", {"offset": str(10**22)}, tenant.headers),
+        (
+            f"/api/conversations/{conversation.id}/messages",
+            {"after_seq": "2147483648"},
+            tenant.headers,
+        ),
+        (
+            f"/api/conversations/{conversation.id}/messages",
+            {"before_seq": str(2**40)},
+            tenant.headers,
+        ),
+        (f"/public/conversations/{conversation.id}/messages", {"after_seq": str(2**31)}, visitor),
+    ]:
+        response = await client.get(path, params=query, headers=headers)
+        assert response.status == 400, (path, query, await response.text())
+        assert_error(await response.json(), "VALIDATION_ERROR")
+
+    socket = socketio.AsyncClient(reconnection=False)
+    await socket.connect(
+        str(client.make_url("/")),
+        namespaces=["/widget"],
+        auth={"token": conversation.extra["token"]},
+        headers={"Origin": ORIGIN},
+        transports=["websocket"],
+    )
+    try:
+        ack = await socket.call(
+            "conversation:resume", {"after_seq": 2**31}, namespace="/widget", timeout=10
+        )
+    finally:
+        await socket.disconnect()
+    assert ack["ok"] is False and ack["code"] == "VALIDATION_ERROR", ack

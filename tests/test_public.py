@@ -352,3 +352,22 @@ async def test_a_new_conversation_notifies_owners_and_admins(client, site):
     [notification] = [n for n in listed["notifications"] if n["type"] == "new_conversation"]
     assert notification["data"] == {"conversation_id": started["id"], "agent_id": agent["id"]}
     assert notification["title"] == "A new chat conversation started"
+
+
+async def test_origins_are_compared_as_browsers_send_them(client, account):
+    """An allowed origin written with its scheme's default port, or in capitals,
+    is the origin browsers send without them; another port is another origin."""
+    agent = await make_agent(client, account)
+    key = await make_key(client, account, agent["id"], origins=("https://Shop.example.com:443",))
+    assert key["allowed_origins"] == ["https://shop.example.com"]
+    for origin, status in [
+        ("https://shop.example.com", 200),
+        ("https://SHOP.example.com:443", 200),
+        ("https://shop.example.com:8443", 403),
+        ("http://shop.example.com", 403),
+    ]:
+        response = await client.get(
+            f"/public/agents/{agent['id']}",
+            headers={"Authorization": f"Bearer {key['key']}", "Origin": origin},
+        )
+        assert response.status == status, origin

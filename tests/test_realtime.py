@@ -188,15 +188,57 @@ async def test_limits_and_bad_payloads(hub, clients):
         assert reply["ok"] is False and reply["code"] == "VALIDATION_ERROR", bad
     unknown = await visitor.call("admin:delete_everything", {})
     assert unknown["code"] == "UNKNOWN_EVENT"
-    # Invalid sends count against the flood limit too: a fresh connection for this part.
-    flooder = clients()
-    await flooder.connect(hub, started["token"])
-    visitor = flooder
-    results = [await visitor.call("message:send", {"content": f"m{i}"}) for i in range(6)]
+    # Invalid sends count against the flood limit too, and the limit is the
+    # conversation's: a fresh conversation for this part, over two connections.
+    _, _, _, fresh = await visitor_setup(hub)
+    tabs = [clients(), clients()]
+    for tab in tabs:
+        await tab.connect(hub, fresh["token"])
+    results = [await tabs[i % 2].call("message:send", {"content": f"m{i}"}) for i in range(6)]
     assert [r["ok"] for r in results] == [True] * 5 + [False]
     assert results[-1]["code"] == "RATE_LIMITED"
-    error = await visitor.wait_for("error", lambda e: e["code"] == "RATE_LIMITED")
+    error = await tabs[1].wait_for("error", lambda e: e["code"] == "RATE_LIMITED")
     assert set(error) == {"error", "code", "details"}
+
+
+async def test_every_event_counts_against_the_connection(hub, clients):
+    """Typing, resume and made-up events are bounded like messages: 3 × the
+    message limit a minute per connection, refused in the ack."""
+    _, _, _, started = await visitor_setup(hub)
+    visitor = clients()
+    await visitor.connect(hub, started["token"])
+    acks = [await visitor.call("typing", {"typing": i % 2 == 0}) for i in range(16)]
+    assert [a["ok"] for a in acks] == [True] * 15 + [False]
+    assert set(acks[-1]) == {"ok", "error", "code", "details"}
+    assert acks[-1]["code"] == "RATE_LIMITED"
+    for event in ("conversation:resume", "made:up"):
+        refused = await visitor.call(event, {"after_seq": 0})
+        assert refused["code"] == "RATE_LIMITED", event
+
+
+async def test_connection_attempts_per_address(make_client, clients):
+    """Attempts count before the token is read, good tokens and bad alike:
+    beyond the limit the refusal is the standard error in connect_error."""
+    hub = await make_client(socket_connects_per_minute=3)
+    _, _, _, started = await visitor_setup(hub)
+    outcomes = []
+    for token in [started["token"], "not-a-token"] * 5:
+        client = clients()
+        errors = []
+        client.sio.on("connect_error", errors.append, namespace="/widget")
+        try:
+            await client.connect(hub, token)
+            outcomes.append("connected")
+            await client.close()
+        except socketio.exceptions.ConnectionError:
+            await asyncio.sleep(0.05)
+            assert set(errors[0]["data"]) == {"error", "code", "details"}
+            outcomes.append(errors[0]["data"]["code"])
+    # Fixed one-minute windows: ten attempts span at most two, so at most six pass.
+    assert outcomes.count("RATE_LIMITED") >= 4, outcomes
+    assert set(outcomes) <= {"connected", "INVALID_TOKEN", "RATE_LIMITED"}
+    assert outcomes[0] == "connected"
+    assert (await hub.get("/healthz")).status == 200
 
 
 async def test_dashboard_sees_the_company_live_and_takes_over(hub, fake, clients):

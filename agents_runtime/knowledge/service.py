@@ -268,7 +268,8 @@ class Knowledge:
     async def _ingest(self, document: dict) -> None:
         try:
             kind = document["content_type"] or document_type(document["file"], document["filename"])
-            sections = await self._cpu(extract, document["file"], kind)
+            budget = self.services.settings.knowledge_max_upload_bytes
+            sections = await self._cpu(extract, document["file"], kind, budget)
             pieces = await self._cpu(chunk, sections, self.embedder)
             vectors = []
             for start in range(0, len(pieces), EMBED_BATCH):

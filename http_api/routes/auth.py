@@ -62,6 +62,7 @@ def _session(call: Call, user: dict, company: dict) -> dict:
         company_id=company["id"],
         role=user["role"],
         email=user["email"],
+        hub_user=True,
     )
     # Later middleware (audit) sees the caller as the account just entered.
     call.request[PRINCIPAL] = Principal(user["id"], company["id"], user["role"], user["email"])

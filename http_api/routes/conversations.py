@@ -13,7 +13,7 @@ from http_api.routing import Call
 from http_api.schemas import DateRange, Message, NewMessage, QueryModel, RequestModel, omittable
 from hub.conversations import post_staff_message, update_conversation
 from hub.errors import ApiError
-from hub.inputs import JsonObject
+from hub.inputs import MAX_SEQ, JsonObject
 from hub.store import conversations, messages
 
 Status = Literal["active", "ended", "archived"]
@@ -23,7 +23,7 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 
 class ConversationQuery(DateRange):
     limit: int = Field(20, ge=1, le=50)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000)
     status: Status | None = None
     agent_id: UUID | None = None
     channel: Channel | None = None
@@ -60,8 +60,8 @@ class ConversationUpdate(RequestModel):
 
 class MessageQuery(QueryModel):
     limit: int = Field(50, ge=1, le=200)
-    after_seq: int | None = Field(None, ge=0)
-    before_seq: int | None = Field(None, ge=1)
+    after_seq: int | None = Field(None, ge=0, le=MAX_SEQ)
+    before_seq: int | None = Field(None, ge=1, le=MAX_SEQ)
 
 
 class MessagePage(BaseModel):

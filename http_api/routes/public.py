@@ -16,7 +16,7 @@ from http_api.routing import RESOURCE_ID, Call, client_ip
 from http_api.schemas import NewMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
 from hub.errors import ApiError
-from hub.inputs import Integer, JsonObject
+from hub.inputs import MAX_SEQ, Integer, JsonObject
 from hub.realtime.shapes import visible_to_visitor, visitor_view
 from hub.store import agents, attachments, conversations, messages, ratings
 from hub.uploads import safe_name, signature, sniff, valid_signature
@@ -65,7 +65,7 @@ class VisitorMessages(BaseModel):
 
 
 class HistoryQuery(QueryModel):
-    after_seq: int = Field(0, ge=0)
+    after_seq: int = Field(0, ge=0, le=MAX_SEQ)
     limit: int = Field(100, ge=1, le=200)
 
 
@@ -110,6 +110,7 @@ async def public_agent(call: Call) -> dict:
     body=ConversationStart,
     response=StartedConversation,
     status=201,
+    errors=(404,),  # an agent_id the key does not speak for
     **PUBLIC,
 )
 async def public_start(call: Call) -> dict:

@@ -240,7 +240,12 @@ async def get_execution(call: Call) -> dict:
     return execution
 
 
-@api.post("/api/workflows/{id}/executions/{execution_id}/cancel", response=Execution, tags=TAGS)
+@api.post(
+    "/api/workflows/{id}/executions/{execution_id}/cancel",
+    response=Execution,
+    tags=TAGS,
+    errors=(409,),  # it has finished
+)
 async def cancel_execution(call: Call) -> dict:
     """Stop a running execution (one waiting on a delay never resumes)."""
     async with call.tenant() as conn:

@@ -9,7 +9,6 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.addresses import client_address
 from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
@@ -55,16 +54,11 @@ class DashboardNamespace(Namespace):
         try:
             if not token:
                 raise ApiError.unauthorized("A staff token is required", "INVALID_TOKEN")
-            principal = await services.verifier.verify(token)
-            await services.known_company(principal.company_id)
+            principal = await services.authenticate(token)
         except ApiError as error:
             raise refuse(error) from None
         limit = services.settings.socket_messages_per_minute
-        ip = client_address(
-            environ.get("REMOTE_ADDR"),
-            environ.get("HTTP_X_FORWARDED_FOR"),
-            services.settings.trusted_proxies,
-        )
+        ip = self.client_address(environ)
         await self.save_session(
             sid, {"principal": principal, "flood": FloodGuard(limit * 3), "ip": ip}
         )

@@ -1,5 +1,6 @@
 """What both namespaces share: event names with colons, standard errors in
-acks, and a per-connection message rate limit."""
+acks, and the flood limits: connection attempts per address, events per
+connection."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import socketio
 from pydantic import BaseModel, ValidationError
 
 from hub import jsoncodec
+from hub.addresses import client_address
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
 
@@ -65,9 +67,21 @@ class FloodGuard:
         return True
 
 
+def rate_limited(message: str, **details: Any) -> ApiError:
+    return ApiError(429, "RATE_LIMITED", message, details)
+
+
+# Every event counts against a connection's budget of this many times the
+# message limit: typing, resume and made-up names as much as messages.
+EVENTS_PER_MESSAGE = 3
+
+
 class Namespace(socketio.AsyncNamespace):
     """Dispatches `message:send`-style event names to handlers registered in
-    `events`, and turns every failure into the standard error in the ack."""
+    `events`, and turns every failure into the standard error in the ack.
+    Connection attempts are counted per address (in Redis when scaled out)
+    before any token is looked at; a connected socket's events per minute are
+    bounded before any handler runs."""
 
     events: dict[str, str] = {}  # event name -> method name
 
@@ -80,10 +94,23 @@ class Namespace(socketio.AsyncNamespace):
         return self.realtime.services
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
+        if event == "connect":
+            await self._count_attempt(args[1])
+            await super().trigger_event(event, *args)
+            limit = self.services.settings.socket_messages_per_minute * EVENTS_PER_MESSAGE
+            await self.save_session(
+                args[0], {**await self.get_session(args[0]), "events": FloodGuard(limit)}
+            )
+            return None
+        if event == "disconnect":
             return await super().trigger_event(event, *args)
         method = self.events.get(event)
         sid = args[0]
+        events: FloodGuard = (await self.get_session(sid))["events"]
+        if not events.allow():
+            return error_ack(
+                rate_limited("Too many events; wait a moment", limit_per_minute=events.limit)
+            )
         if method is None:
             return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
@@ -105,3 +132,24 @@ class Namespace(socketio.AsyncNamespace):
 
     async def handled(self, sid: str, event: str, payload: Any, status: int) -> None:
         """After each event, with the status it ended with (as REST would answer)."""
+
+    def client_address(self, environ: dict) -> str:
+        """The visitor's or staff member's address. python-socketio's aiohttp
+        driver puts 127.0.0.1 in REMOTE_ADDR; the request knows the peer."""
+        request = environ.get("aiohttp.request")
+        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
+        return client_address(
+            peer, environ.get("HTTP_X_FORWARDED_FOR"), self.services.settings.trusted_proxies
+        )
+
+    async def _count_attempt(self, environ: dict) -> None:
+        address = self.client_address(environ)
+        limit = self.services.settings.socket_connects_per_minute
+        quota = await self.services.limiter.hit(f"ip:{address}:socket", limit, 60)
+        if not quota.allowed:
+            raise refuse(
+                rate_limited(
+                    "Too many connection attempts; wait a moment",
+                    retry_after=quota.retry_after(),
+                )
+            )

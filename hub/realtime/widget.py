@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.conversations import post_user_message
 from hub.errors import ApiError
 from hub.events import Event
-from hub.inputs import NewMessage
+from hub.inputs import MAX_SEQ, NewMessage
 from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.realtime.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, keys, messages
@@ -40,7 +41,7 @@ class Typing(BaseModel):
 
 class Resume(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    after_seq: int = Field(ge=0)
+    after_seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 class WidgetNamespace(Namespace):
@@ -52,6 +53,9 @@ class WidgetNamespace(Namespace):
 
     def __init__(self, realtime) -> None:
         super().__init__("/widget", realtime)
+        # The message limit is a conversation's, shared by all its connections
+        # here (more tabs are no more messages); a guard lives while they do.
+        self._floods: weakref.WeakValueDictionary[UUID, FloodGuard] = weakref.WeakValueDictionary()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any) -> None:
         services = self.services
@@ -76,8 +80,11 @@ class WidgetNamespace(Namespace):
                     )
         except ApiError as error:
             raise refuse(error) from None
-        limit = services.settings.socket_messages_per_minute
-        await self.save_session(sid, {"grant": grant, "flood": FloodGuard(limit)})
+        flood = self._floods.get(grant.conversation_id)
+        if flood is None:
+            flood = FloodGuard(services.settings.socket_messages_per_minute)
+            self._floods[grant.conversation_id] = flood
+        await self.save_session(sid, {"grant": grant, "flood": flood})
         await self.enter_room(sid, room(grant.conversation_id))
         await self.enter_room(sid, key_room(grant.key_id))
 
