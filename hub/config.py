@@ -62,6 +62,11 @@ class Settings:
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
     # Scaled out: a job whose worker stopped renewing it (it died) is taken over after this.
     job_lease_seconds: int = 15
+    # Jobs running at once in one process, and of those at most this many for
+    # one company. Turns mostly wait on the model, so a process holds many;
+    # the per-company share keeps one busy tenant from taking a whole process.
+    job_concurrency: int = 64
+    job_concurrency_per_company: int = 32
     # Workers re-queue turns whose message was stored but never queued this often
     # (a message is taken once it waited two periods).
     turn_recovery_seconds: int = 60
@@ -185,6 +190,8 @@ class Settings:
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
             job_lease_seconds=integer("JOB_LEASE_SECONDS", 15, 2, 3600),
             turn_recovery_seconds=integer("TURN_RECOVERY_SECONDS", 60, 1, 3600),
+            job_concurrency=integer("JOB_CONCURRENCY", 64, 1, 10_000),
+            job_concurrency_per_company=integer("JOB_CONCURRENCY_PER_COMPANY", 32, 1, 10_000),
             workflow_webhooks_allow_private=private_webhooks == "1",
             embedding_provider=provider,
             embedding_model=text("EMBEDDING_MODEL"),

@@ -60,8 +60,8 @@ DeadLetter = Callable[[Job, BaseException], Awaitable[None]]
 
 @dataclass
 class QueuePolicy:
-    concurrency: int = 8  # jobs running at once in this process
-    per_company: int = 4  # of which at most this many for one company
+    concurrency: int = 64  # jobs running at once in this process (JOB_CONCURRENCY)
+    per_company: int = 32  # of which at most this many for one company
     max_attempts: int = 3
     backoff: float = 0.5  # seconds before the second attempt; doubles each time
 

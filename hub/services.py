@@ -14,7 +14,7 @@ from hub.config import Settings
 from hub.db import Database, connect
 from hub.db.migrate import migrate
 from hub.events import EventBus, RedisEventBus
-from hub.jobs import InProcessQueue, JobQueue, RedisStreamQueue
+from hub.jobs import InProcessQueue, JobQueue, QueuePolicy, RedisStreamQueue
 from hub.knowledge import KnowledgeService
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
@@ -85,10 +85,16 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
     metrics.watch_event_bus(events)
     await events.start()
     db.events = events
+    policy = QueuePolicy(
+        concurrency=settings.job_concurrency,
+        per_company=min(settings.job_concurrency_per_company, settings.job_concurrency),
+    )
     jobs: JobQueue = (
-        RedisStreamQueue(redis, settings.redis_prefix, lease_ms=settings.job_lease_seconds * 1000)
+        RedisStreamQueue(
+            redis, settings.redis_prefix, policy, lease_ms=settings.job_lease_seconds * 1000
+        )
         if redis is not None
-        else InProcessQueue()
+        else InProcessQueue(policy)
     )
     db.event_hooks.append(keep_trigger_events(jobs))  # events that start workflows: an outbox
     return Services(
