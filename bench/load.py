@@ -282,16 +282,66 @@ class Visitor:
 
 
 class Dashboard:
-    """Staff on one web process: every message:new it receives."""
+    """Staff on one web process: every message it has shown. Like the real
+    dashboard, after a reconnect or a `sync` it reads again through REST what
+    it may have missed."""
 
-    def __init__(self, url: str, staff: Staff) -> None:
-        self.url, self.staff = url, staff
+    def __init__(self, url: str, staff: Staff, http: aiohttp.ClientSession) -> None:
+        self.url, self.staff, self.http = url, staff, http
         self.seen: set[str] = set()
+        self.catch_ups = 0
+        self._connected_once = False
+        self._catching_up: set[asyncio.Task] = set()
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2)
         self.sio.on("message:new", self._message, namespace="/dashboard")
+        self.sio.on("sync", self._catch_up_later, namespace="/dashboard")
+        self.sio.on("connect", self._connected, namespace="/dashboard")
 
     async def _message(self, message: dict) -> None:
         self.seen.add(message["id"])
+
+    async def _connected(self) -> None:
+        if self._connected_once:
+            await self._catch_up_later()
+        self._connected_once = True
+
+    async def _catch_up_later(self, _data=None) -> None:
+        # Not inside the event handler: it would hold up the events behind it.
+        task = asyncio.create_task(self.catch_up())
+        self._catching_up.add(task)
+        task.add_done_callback(self._catching_up.discard)
+
+    async def catch_up(self) -> None:
+        self.catch_ups += 1
+        offset, total = 0, 1
+        while offset < total:
+            page = await self._get(f"/api/conversations?limit=50&offset={offset}")
+            total = page["total"]
+            offset += 50
+            for conversation in page["conversations"]:
+                after = 0
+                while True:
+                    path = f"/api/conversations/{conversation['id']}/messages"
+                    found = (await self._get(f"{path}?limit=100&after_seq={after}"))["messages"]
+                    self.seen.update(m["id"] for m in found)
+                    if len(found) < 100:
+                        break
+                    after = found[-1]["seq"]
+
+    async def _get(self, path: str) -> dict:
+        for _attempt in range(20):  # the hub may still be recovering
+            try:
+                async with self.http.get(self.url + path, headers=self.staff.headers) as response:
+                    if response.status == 200:
+                        return await response.json()
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"dashboard could not read {path}")
+
+    async def settled(self) -> None:
+        if self._catching_up:
+            await asyncio.gather(*self._catching_up, return_exceptions=True)
 
     async def connect(self) -> None:
         await self.sio.connect(
@@ -341,7 +391,7 @@ async def rest_traffic(
             await asyncio.wait_for(stop.wait(), 1 / rps)
 
 
-async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) -> dict[str, int]:
+async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) -> dict[str, Any]:
     """Every acknowledged message stored once, answered once, seen by every dashboard."""
     conn = await asyncpg.connect(cluster.postgres.url)
     try:
@@ -362,11 +412,18 @@ async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) ->
                GROUP BY reply_to""",
             acked,
         )
+        found = {r["id"] for r in stored}
+        reply_ids = [i for r in replies for i in r["ids"]]
+        everything = acked + reply_ids
+        missed = {m for d in dashboards for m in everything if m not in d.seen}
+        # What the dashboards missed, to tell a lost event from a late one.
+        missed_rows = await conn.fetch(
+            """SELECT id::text, sender_type, seq, created_at FROM messages
+               WHERE id::text = ANY($1::text[]) ORDER BY created_at LIMIT 5""",
+            list(missed),
+        )
     finally:
         await conn.close()
-    found = {r["id"] for r in stored}
-    reply_ids = [i for r in replies for i in r["ids"]]
-    everything = acked + reply_ids
     return {
         "acknowledged": len(acked),
         "lost": len(set(acked) - found),
@@ -376,6 +433,10 @@ async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) ->
         "undelivered_to_dashboard": sum(
             1 for d in dashboards for message_id in everything if message_id not in d.seen
         ),
+        "undelivered_sample": [
+            f"{r['sender_type']} seq {r['seq']} at {r['created_at']:%H:%M:%S.%f}"
+            for r in missed_rows
+        ],
     }
 
 
@@ -397,7 +458,7 @@ async def run(
     urls = cluster.web_urls
     async with aiohttp.ClientSession() as http:
         staff = await set_up_company(http, urls[0])
-        dashboards = [Dashboard(url, staff) for url in urls]
+        dashboards = [Dashboard(url, staff, http) for url in urls]
         for dashboard in dashboards:
             await dashboard.connect()
         visitors = [Visitor(urls, i, staff, stats) for i in range(sessions)]
@@ -426,6 +487,8 @@ async def run(
             if isinstance(result, Exception):
                 stats.errors[f"visitor:{type(result).__name__}"] += 1
         await asyncio.sleep(1.0)  # the last events reach the dashboards
+        for dashboard in dashboards:
+            await dashboard.settled()
         watched = [dashboards[i] for i in watch] if watch is not None else dashboards
         books = await ledger(cluster, stats, watched)
         gaps = sum(len(v.gaps()) for v in visitors)
@@ -444,6 +507,7 @@ async def run(
         "reconnects": reconnects,
         "notices": sum(v.notices for v in visitors),
         "typing_left_on": sum(1 for v in visitors if v.typing),
+        "dashboard_catch_ups": sum(d.catch_ups for d in dashboards),
     }
 
 

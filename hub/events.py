@@ -27,6 +27,7 @@ from hub import jsoncodec
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[["Event"], Awaitable[None]]
+GapListener = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,25 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._dispatcher: asyncio.Task | None = None
+        self._gap_listeners: list[GapListener] = []
         self.publish_failures = 0
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Deliver every event to `subscriber`, in every process."""
         self._subscribers.append(subscriber)
+
+    def on_gap(self, listener: GapListener) -> None:
+        """Call `listener` when this process may have missed events (it lost
+        the bus and has it back), so that what it serves can catch up from the
+        database. The in-process bus never misses any."""
+        self._gap_listeners.append(listener)
+
+    async def _gap(self) -> None:
+        for listener in self._gap_listeners:
+            try:
+                await listener()
+            except Exception:
+                log.exception('{"event":"gap_listener_failed"}')
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """For subscribers that live shorter than the process (a voice call)."""
@@ -99,8 +114,13 @@ class RedisEventBus(EventBus):
         self.client = client
         # Subscribing needs a connection without a read timeout: the shared
         # client's would drop the subscription whenever the channel is quiet.
-        self._listener = aioredis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
         self.channel = f"{prefix}:events"
+        self._listener = aioredis.from_url(
+            url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            client_name=self.channel,  # who is who in CLIENT LIST
+        )
         self._reader: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
 
@@ -131,6 +151,11 @@ class RedisEventBus(EventBus):
             try:
                 async with self._listener.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
+                    if self._subscribed.is_set():
+                        # Back after a loss: whatever was published meanwhile
+                        # did not reach us. Pub/sub keeps nothing for later.
+                        log.warning('{"event":"event_reader_resubscribed"}')
+                        await self._gap()
                     self._subscribed.set()
                     async for message in pubsub.listen():
                         if message["type"] == "message":

@@ -248,6 +248,8 @@
     const [io] = await Promise.all([loadClient(), conversation(fresh)]);
     socket = io(HUB + "/widget", { auth: { token: state.token }, transports: ["websocket", "polling"] });
     socket.on("connect", resume);
+    // The hub lost events on their way to us (its Redis restarted): catch up.
+    socket.on("sync", () => { typing.hidden = true; resume(); });
     socket.on("connect_error", (error) => {
       // An expired or revoked conversation: start a new one, once.
       if (error.data && error.data.code === "INVALID_TOKEN" && !fresh) restart();

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 import socketio
 
 from hub.services import SERVICES
@@ -342,6 +343,32 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
     await staff.call("message:send", {"conversation_id": started["id"], "content": "Hi from two"})
     heard = await visitor.wait_for("message:new", lambda m: m["content"] == "Hi from two")
     assert heard["sender_type"] == "human"
+
+
+async def test_a_lost_bus_subscription_makes_every_client_catch_up(make_client, redis_url, clients):
+    prefix = f"rt-{uuid.uuid4().hex[:8]}"
+    first = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    second = await make_client(redis_url=redis_url, redis_prefix=prefix)
+    account, _, _, started = await visitor_setup(first)
+    visitor = clients()
+    await visitor.connect(first, started["token"])
+    staff = clients("/dashboard")
+    await staff.connect(second, account.token)
+
+    # What a Redis restart does to each process: its subscription is cut.
+    redis = aioredis.from_url(redis_url)
+    try:
+        listeners = [c for c in await redis.client_list() if c["name"] == f"{prefix}:events"]
+        assert len(listeners) == 2
+        for listener in listeners:
+            await redis.client_kill_filter(_id=listener["id"])
+    finally:
+        await redis.aclose()
+
+    await visitor.wait_for("sync")
+    await staff.wait_for("sync")
+    await visitor.call("message:send", {"content": "Still there?"})
+    await staff.wait_for("message:new", lambda m: m["content"] == "Still there?")
 
 
 async def test_waiting_for_a_person_until_staff_take_over(hub, fake, clients):

@@ -40,6 +40,12 @@ class Bridge:
             "key.revoked": self._key_revoked,
         }
 
+    async def resync(self) -> None:
+        """Events may have been lost on their way here: every client of this
+        process fetches what it may have missed, as after a reconnect."""
+        for namespace in (WIDGET, DASHBOARD):
+            await self.realtime.sio.emit("sync", {}, namespace=namespace)
+
     async def deliver(self, event: Event) -> None:
         route = self.routes.get(event.type)
         if route is not None:

@@ -63,3 +63,4 @@ class Realtime:
 
     def start(self) -> None:
         self.services.events.subscribe(self.bridge.deliver)
+        self.services.events.on_gap(self.bridge.resync)

@@ -27,6 +27,8 @@ export const live = {
       everConnected = true;
       dispatch("live:status", true);
     });
+    // The hub lost events on their way to us (its Redis restarted): catch up.
+    socket.on("sync", () => dispatch("live:reconnected", null));
     socket.on("disconnect", () => dispatch("live:status", false));
     socket.on("connect_error", (error) => {
       dispatch("live:status", false);
