@@ -128,11 +128,39 @@ class LocalPostgres:
             user=self.server.system_user,
         )
 
+    def pids(self) -> list[int]:
+        """The postmaster and its children (a backend per pooled connection)."""
+        if self.server is None:
+            return []
+        try:
+            postmaster = int((Path(self.server.pgdata) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [postmaster, *children_of(postmaster)]
+
     async def close(self) -> None:
         if self.server is not None:
             with contextlib.suppress(Exception):
                 await self.stop()
             self.server = None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a live process has used (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 async def wait_for_port(port: int, within: float = 30) -> None:
@@ -215,6 +243,20 @@ class Cluster:
     @property
     def web_urls(self) -> list[str]:
         return [p.url for p in self.web]
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each kind of process (for CPU per turn)."""
+
+        def total(pids) -> float:
+            return sum(cpu_seconds(pid) for pid in pids)
+
+        return {
+            "web": total(p.proc.pid for p in self.web if p.proc is not None),
+            "worker": total(p.proc.pid for p in self.worker if p.proc is not None),
+            "postgres": total(self.postgres.pids()),
+            "redis": total([self.redis.proc.pid] if self.redis.proc is not None else []),
+            "clients": time.process_time(),  # this process: the visitors, staff and model
+        }
 
     def env(self, **more: str) -> dict[str, str]:
         return {

@@ -475,10 +475,11 @@ async def run(
                 await visitor.turn(random.choice(QUESTIONS) + f" ({n})")
                 await asyncio.sleep(random.uniform(*think))
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cluster.cpu()
         side = asyncio.create_task(during(visitors)) if during else None
         results = await asyncio.gather(*(visit(v) for v in visitors), return_exceptions=True)
         elapsed = time.perf_counter() - started
+        cpu = {k: v - cpu_before[k] for k, v in cluster.cpu().items()}
         if side is not None:
             await side
         stop.set()
@@ -508,6 +509,10 @@ async def run(
         "notices": sum(v.notices for v in visitors),
         "typing_left_on": sum(1 for v in visitors if v.typing),
         "dashboard_catch_ups": sum(d.catch_ups for d in dashboards),
+        # CPU per completed turn, by kind of process (REST traffic included).
+        "cpu_ms_per_turn": {
+            k: round(v * 1000 / max(stats.turns_done, 1), 1) for k, v in cpu.items()
+        },
     }
 
 
@@ -521,6 +526,7 @@ def print_report(figures: dict[str, Any]) -> None:
         print(f"{name:<28}{row['count']:>7}{row['p50_ms']:>10}{row['p99_ms']:>10}")
     print(f"errors: {figures['errors'] or 'none'}")
     print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}")
+    print(f"CPU ms per turn: {figures['cpu_ms_per_turn']}")
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
