@@ -8,7 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
-COLUMNS = "id, agent_id, phone_number, sip_trunk_id, sip_dispatch_rule_id, created_at, updated_at"
+COLUMNS = (
+    "id, company_id, agent_id, phone_number, sip_trunk_id, sip_dispatch_rule_id, "
+    "created_at, updated_at"
+)
 
 
 async def claim(
