@@ -21,10 +21,10 @@ from hub.voice import twilio
 CHUNK_SECONDS = 0.02  # what a browser's audio worklet or Twilio sends at a time
 
 
-async def synthesize(text: str, sample_rate: int) -> bytes:
+async def synthesize(text: str, sample_rate: int, speed: float = 1.0) -> bytes:
     """Piper speaks `text`: 16-bit mono PCM at `sample_rate`."""
     frames = []
-    async with PiperTTS().synthesize(text) as stream:
+    async with PiperTTS(speed=speed).synthesize(text) as stream:
         async for audio in stream:
             frames.append(audio.frame)
     return to_pcm16(frames, sample_rate)

@@ -37,15 +37,24 @@ class Wire(Protocol):
 
 
 class StreamAudioInput(io.AudioInput):
-    def __init__(self, sample_rate: int) -> None:
+    """The caller's audio, at `sample_rate` on the wire; the agent hears it at
+    `rate` (narrowband phone audio is resampled once, here, as it arrives)."""
+
+    def __init__(self, sample_rate: int, rate: int = 16_000) -> None:
         super().__init__(label="voice-stream")
         self.sample_rate = sample_rate
+        self._resampler = (
+            rtc.AudioResampler(sample_rate, rate, num_channels=1) if rate != sample_rate else None
+        )
         self._frames: asyncio.Queue[rtc.AudioFrame | None] = asyncio.Queue()
 
     def push(self, pcm16: bytes) -> None:
         samples = len(pcm16) // 2
-        if samples:
-            self._frames.put_nowait(rtc.AudioFrame(pcm16, self.sample_rate, 1, samples))
+        if not samples:
+            return
+        frame = rtc.AudioFrame(pcm16, self.sample_rate, 1, samples)
+        for out in self._resampler.push(frame) if self._resampler else [frame]:
+            self._frames.put_nowait(out)
 
     def close(self) -> None:
         self._frames.put_nowait(None)

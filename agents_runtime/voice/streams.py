@@ -226,8 +226,11 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
     audio_out = StreamAudioOutput(wire, session.sample_rate)
     synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio_out, next_in_chain_text=None)
 
+    closing = False  # the transport ends the call: it closes the socket with its own reason
+
     async def hang_up() -> None:  # the agent or staff ended the call
-        await ws.close(code=1000, message=b"the call ended")
+        if not closing:
+            await ws.close(code=1000, message=b"the call ended")
 
     call = VoiceCall(
         services,
@@ -249,11 +252,13 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
     ended: StreamClosed = hung_up()
     try:
         await call.start()
-        await wire.send({"type": "ready", "conversation_id": str(conversation["id"])})
+        if wire.events:
+            await wire.send({"type": "ready", "conversation_id": str(conversation["id"])})
         await _read(session, audio_in, audio_out)
     except StreamClosed as closed:
         ended = closed
     finally:
+        closing = True
         call.end_reason = ended.end_reason
         audio_in.close()
         with contextlib.suppress(Exception):
