@@ -335,7 +335,8 @@ async def test_barge_in_stops_playback_and_truncates_the_reply(hub, tenant, ques
         full = "Here is what our knowledge base says: " + POLICY.strip()
         # What was stored is what was heard: a beginning of the answer, not all of it.
         assert 0 < len(first["content"]) < len(full)
-        assert words(first["content"]) <= words(full) and "refund" not in first["content"][-10:]
+        said = re.findall(r"[a-z]+", first["content"].lower())
+        assert said == re.findall(r"[a-z]+", full.lower())[: len(said)], first["content"]
         # Playback stopped: far less audio arrived than the whole answer takes.
         heard = len(line.audio) / 2 / 16_000
         assert heard < len(full) / 15  # Piper speaks ~15 characters a second
