@@ -412,3 +412,62 @@ async def test_browser_refusals_and_limits(hub, tenant):
     ended = await wait_for(lambda: _status(hub, account, third["id"], "ended"), within=10)
     assert ended["metadata"]["call_end_reason"] == "malformed_frame"
     assert await messages(hub, account, third["id"]) == []
+
+
+# -- the widget's mic button in a real browser ----------------------------------------
+
+
+async def test_widget_mic_button_calls_over_the_websocket(hub, tenant):
+    """Chromium with a fake microphone: the mic button starts a voice call over
+    /public/voice/ws (no LiveKit here), streams well-formed PCM, and hangs up."""
+    import shutil
+
+    from playwright.async_api import async_playwright, expect
+
+    from tests.conftest import CHROMIUM_FLAGS
+
+    account, agent, key_headers, _ = tenant
+    key = key_headers["Authorization"].removeprefix("Bearer ")
+    base = str(hub.make_url("")).rstrip("/")
+    flags = [
+        *CHROMIUM_FLAGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+    ]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+            args=flags,
+        )
+        page = await browser.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(base + "/healthz")  # the hub's origin, so the page may call it
+        await page.set_content(
+            f'<html><body><script src="{base}/widget.js" data-agent-id="{agent["id"]}"'
+            f' data-key="{key}"></script></body></html>'
+        )
+        await page.get_by_role("button", name="Open chat").click()
+        await page.get_by_role("button", name="Voice call").click()
+        notice = page.get_by_role("status")
+        await expect(notice).to_have_text("Voice call: speak now.", timeout=30_000)
+        await page.wait_for_timeout(1500)  # the fake microphone's audio streams in
+        calls = await _voice_calls(hub, account.company_id)
+        assert calls and calls[0]["status"] == "active"
+        await page.get_by_role("button", name="Voice call").click()  # hang up
+        await expect(notice).to_have_text("The voice call has ended.", timeout=15_000)
+        await browser.close()
+    assert errors == []
+    ended = await wait_for(lambda: _status(hub, account, calls[0]["id"], "ended"), within=10)
+    # Closed by the caller, not for a malformed frame: the page's PCM was well formed.
+    assert ended["metadata"]["call_end_reason"] == "hung_up"
+
+
+async def _voice_calls(hub, company_id: str) -> list[dict]:
+    services = hub.app[SERVICES]
+    async with services.db.tenant(uuid.UUID(company_id)) as conn:
+        rows = await conn.fetch(
+            "SELECT id, status FROM conversations WHERE channel = 'voice'"
+            " AND metadata ? 'page' ORDER BY started_at DESC"
+        )
+    return [{"id": str(r["id"]), "status": r["status"]} for r in rows]
