@@ -247,8 +247,9 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
     # The synchronizer tells livekit which words were heard when speech is cut short.
     voice.output.audio = synchronizer.audio_output
     voice.output.transcription = synchronizer.text_output
+    relays: set[asyncio.Task] = set()
     if wire.events:
-        _relay_events(call, wire)
+        _relay_events(call, wire, relays)
     ended: StreamClosed = hung_up()
     try:
         await call.start()
@@ -267,6 +268,7 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
             await asyncio.wait_for(call.wait_ended(), 10)
         await audio_out.aclose()
         await synchronizer.aclose()
+        await asyncio.gather(*relays, return_exceptions=True)
     if not ws.closed:
         if ended.code is not None:
             await wire.send(
@@ -293,12 +295,14 @@ async def _read(session: Session, audio_in: StreamAudioInput, audio_out: StreamA
             last_audio = time.monotonic()
 
 
-def _relay_events(call: VoiceCall, wire: BrowserWire) -> None:
+def _relay_events(call: VoiceCall, wire: BrowserWire, tasks: set[asyncio.Task]) -> None:
     """What the visitor's page shows: its words, the agent's, the agent's state."""
     voice = call.session
 
     def send(data: dict[str, Any]) -> None:
-        call._spawn(wire.send(data))
+        task = asyncio.create_task(wire.send(data))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def on_transcript(event: lk_events.UserInputTranscribedEvent) -> None:
         if event.is_final and event.transcript.strip():
