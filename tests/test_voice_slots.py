@@ -9,6 +9,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from hub.config import ConfigError, Settings
 from hub.voice import slots
 from hub.voice.slots import VoiceSlots
 
@@ -60,3 +61,24 @@ async def test_a_dead_process_lease_expires(redis_client):
         members = await redis_client.zrange(key, 0, -1)
         assert len(members) == 2 and b"alive" in members and b"dead" not in members
     assert await redis_client.zrange(key, 0, -1) == [b"alive"]
+
+
+def test_voice_settings_from_the_environment():
+    defaults = Settings.from_env({})
+    assert (defaults.voice_sessions_per_company, defaults.voice_sessions_per_process) == (10, 8)
+    assert defaults.voice_idle_seconds == 30 and defaults.twilio_auth_token is None
+    custom = Settings.from_env(
+        {
+            "VOICE_SESSIONS_PER_COMPANY": "3",
+            "VOICE_SESSIONS_PER_PROCESS": "20",
+            "VOICE_IDLE_SECONDS": "12",
+            "TWILIO_AUTH_TOKEN": "secret",
+            "PUBLIC_URL": "https://hub.example.com",
+        }
+    )
+    assert (custom.voice_sessions_per_company, custom.voice_sessions_per_process) == (3, 20)
+    assert custom.voice_idle_seconds == 12 and custom.twilio_auth_token == "secret"
+    assert custom.public_url == "https://hub.example.com" and "secret" not in repr(custom)
+    for env in ({"VOICE_IDLE_SECONDS": "0"}, {"PUBLIC_URL": "ftp://x"}):
+        with pytest.raises(ConfigError):
+            Settings.from_env(env)

@@ -258,6 +258,9 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
         await _read(session, audio_in, audio_out)
     except StreamClosed as closed:
         ended = closed
+    except Exception:
+        log.exception('{"event":"voice_stream_failed","conversation":"%s"}', conversation["id"])
+        ended = StreamClosed(1011, "INTERNAL_ERROR", "the voice session failed", "error")
     finally:
         closing = True
         call.end_reason = ended.end_reason
@@ -269,6 +272,12 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
         await audio_out.aclose()
         await synchronizer.aclose()
         await asyncio.gather(*relays, return_exceptions=True)
+    log.info(
+        '{"event":"voice_stream_ended","conversation":"%s","reason":"%s","seconds":%.1f}',
+        conversation["id"],
+        ended.end_reason,
+        time.monotonic() - call.started,
+    )
     if not ws.closed:
         if ended.code is not None:
             await wire.send(
