@@ -27,6 +27,7 @@ from livekit.agents.voice import io
 log = logging.getLogger(__name__)
 
 LEAD = 0.25  # seconds of speech sent ahead of real time: the bound on a barge-in's overrun
+PIECE = 0.02  # seconds per message on the wire (TTS frames run to 200 ms; Twilio expects 20)
 MARK_GRACE = 2.0  # a listener that never echoes marks: the segment ends this long after it played
 
 
@@ -90,7 +91,8 @@ class StreamAudioOutput(io.AudioOutput):
             sample_rate=sample_rate,
         )
         self.wire = wire
-        self._queue: asyncio.Queue[tuple[_Segment, rtc.AudioFrame | None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[_Segment, bytes | None]] = asyncio.Queue()
+        self._piece = 2 * max(1, int(sample_rate * PIECE))  # bytes of 16-bit mono
         self._segment: _Segment | None = None  # the one being captured
         self._live: dict[str, _Segment] = {}  # captured, not yet finished, by mark
         self._dropping = False  # cleared mid-capture: the rest of it is not played
@@ -106,7 +108,9 @@ class StreamAudioOutput(io.AudioOutput):
             self._segment = _Segment(mark=f"speech-{next(self._names)}")
             self._live[self._segment.mark] = self._segment
         self._segment.pushed += frame.duration
-        self._queue.put_nowait((self._segment, frame))
+        data = bytes(frame.data)
+        for start in range(0, len(data), self._piece):
+            self._queue.put_nowait((self._segment, data[start : start + self._piece]))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send())
 
@@ -156,10 +160,10 @@ class StreamAudioOutput(io.AudioOutput):
 
     async def _send(self) -> None:
         while True:
-            segment, frame = await self._queue.get()
+            segment, pcm = await self._queue.get()
             if segment.done:
                 continue  # cleared
-            if frame is None:
+            if pcm is None:
                 await self._end(segment)
                 continue
             if segment.started_at is None:
@@ -170,8 +174,8 @@ class StreamAudioOutput(io.AudioOutput):
                 await asyncio.sleep(ahead - LEAD)
             if segment.done:
                 continue
-            await self.wire.send_audio(bytes(frame.data))
-            segment.sent += frame.duration
+            await self.wire.send_audio(pcm)
+            segment.sent += len(pcm) / 2 / self.sample_rate
 
     async def _end(self, segment: _Segment) -> None:
         """All of a segment is sent: it has played when the listener echoes its

@@ -32,6 +32,7 @@ from livekit.agents.voice import events as lk_events
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from agents_runtime import runtime
+from agents_runtime.llm import LLM
 from agents_runtime.voice import models, speech
 from agents_runtime.voice.call import VoiceCall
 from agents_runtime.voice.spoken import spoken
@@ -50,7 +51,18 @@ BROWSER_RATE = 16_000
 MAX_AUDIO_FRAME = 32_000  # bytes: one second of 16 kHz 16-bit audio
 MAX_TEXT_FRAME = 64 * 1024  # Twilio's 20 ms media messages are ~300 bytes
 START_TIMEOUT = 10.0  # seconds for a phone stream's `start`
-SLOTS = web.AppKey("voice_slots", VoiceSlots)
+
+
+@dataclass
+class VoiceStreams:
+    """What the process's voice sockets share: the session caps and one LLM
+    client (its connection pool serves every session)."""
+
+    slots: VoiceSlots
+    llm: LLM
+
+
+STREAMS = web.AppKey("voice_streams", VoiceStreams)
 
 
 class StreamClosed(Exception):
@@ -210,6 +222,7 @@ def _json_object(msg: Any) -> dict[str, Any]:
 @dataclass
 class Session:
     services: Services
+    llm: LLM
     ws: web.WebSocketResponse
     wire: BrowserWire | TwilioWire
     sample_rate: int
@@ -234,7 +247,7 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
 
     call = VoiceCall(
         services,
-        runtime.build_llm(settings),
+        session.llm,
         agent,
         conversation,
         stt=speech.build_stt(chosen, settings),
@@ -351,8 +364,9 @@ async def browser_socket(request: web.Request) -> web.WebSocketResponse:
         agent, conversation = await _browser_conversation(services, grant.company_id, grant)
     except ApiError as error:
         return await refuse(ws, error)
-    session = Session(services, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
-    async with request.app[SLOTS].hold(grant.company_id) as refusal:
+    streams = request.app[STREAMS]
+    session = Session(services, streams.llm, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
+    async with streams.slots.hold(grant.company_id) as refusal:
         if refusal is not None:
             return await refuse(ws, ApiError(429, refusal.code, refusal.message))
         await converse(session, agent, conversation)
@@ -434,8 +448,9 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
     except ApiError as error:
         return await refuse(ws, error)
     wire = TwilioWire(ws, str(start.get("streamSid") or ""))
-    session = Session(services, ws, wire, twilio.SAMPLE_RATE, read_twilio_frame)
-    async with request.app[SLOTS].hold(grant.company_id) as refusal:
+    streams = request.app[STREAMS]
+    session = Session(services, streams.llm, ws, wire, twilio.SAMPLE_RATE, read_twilio_frame)
+    async with streams.slots.hold(grant.company_id) as refusal:
         if refusal is not None:
             return await refuse(ws, ApiError(429, refusal.code, refusal.message))
         db = services.db
@@ -491,18 +506,19 @@ async def _routed_agent(services: Services, grant: twilio.StreamGrant) -> dict:
 
 
 def install(app: web.Application) -> None:
-    async def slots_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
         settings = services.settings
-        app[SLOTS] = VoiceSlots(
+        slots = VoiceSlots(
             settings.voice_sessions_per_company,
             settings.voice_sessions_per_process,
             services.redis,
             settings.redis_prefix,
         )
+        app[STREAMS] = VoiceStreams(slots, runtime.build_llm(settings))
         yield
 
-    app.cleanup_ctx.append(slots_ctx)
+    app.cleanup_ctx.append(streams_ctx)
     app.router.add_get("/public/voice/ws", browser_socket)
     app.router.add_post("/voice/twilio/incoming", twilio_incoming)
     app.router.add_get("/voice/twilio/stream", twilio_stream)
