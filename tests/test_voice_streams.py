@@ -17,7 +17,6 @@ from aiohttp import FormData, WSMsgType
 
 from agents_runtime.voice import models
 from hub.services import SERVICES
-from hub.store import voice_numbers
 from hub.voice import twilio
 from tests.conftest import start_client
 from tests.helpers import assert_error, signup
@@ -82,10 +81,15 @@ async def tenant(hub):
 
 
 async def route_number(hub, account, agent_id, number):
-    services = hub.app[SERVICES]
-    company = uuid.UUID(account.company_id)
-    async with services.db.tenant(company) as conn:
-        assert await voice_numbers.claim(conn, company, uuid.UUID(agent_id), number) is not None
+    """No LiveKit here: staff's deploy routes the number for media streams only."""
+    response = await hub.post(
+        "/api/voice-bot/deploy",
+        json={"agent_id": agent_id, "phone_number": number},
+        headers=account.headers,
+    )
+    assert response.status == 200, await response.text()
+    deployed = await response.json()
+    assert deployed["created"] == ["voice_number"] and deployed["sip_trunk_id"] is None
 
 
 async def voice_conversation(hub, tenant) -> dict:
@@ -285,6 +289,14 @@ async def test_twilio_refusals(hub, tenant, base_settings):
     ).json()
     other_number = f"+1415666{uuid.uuid4().int % 10_000:04d}"
     await route_number(hub, other, other_agent["id"], other_number)
+    # It stays theirs: another company cannot take it over.
+    taken = await hub.post(
+        "/api/voice-bot/deploy",
+        json={"agent_id": agent["id"], "phone_number": other_number},
+        headers=account.headers,
+    )
+    assert taken.status == 409
+    assert_error(await taken.json(), "CONFLICT")
     response = await twilio_webhook(hub, {**params, "To": other_number})
     _, other_token = stream_of(await response.text())
     grant = twilio.verify_stream_token(hub.app[SERVICES].settings, other_token)

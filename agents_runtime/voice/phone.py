@@ -51,8 +51,11 @@ async def twilio_incoming(request: web.Request) -> web.Response:
         raise ApiError.validation({"CallSid": "required"})
     async with services.db.system() as conn:  # the number names the tenant
         route = await voice_numbers.find(conn, called)
+        agent = await agents.get(conn, route["agent_id"]) if route else None
     if route is None:
         raise ApiError.not_found("Phone number", phone_number=called)
+    if agent is None or not agent["enabled"]:
+        raise ApiError.not_found("Agent")
     grant = twilio.StreamGrant(
         route["company_id"], route["agent_id"], call_sid, called, params.get("From")
     )

@@ -43,8 +43,8 @@ async def set_route(
     number_id: UUID,
     *,
     agent_id: UUID,
-    sip_trunk_id: str,
-    sip_dispatch_rule_id: str,
+    sip_trunk_id: str | None,
+    sip_dispatch_rule_id: str | None,
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""UPDATE voice_numbers SET agent_id = $2, sip_trunk_id = $3, sip_dispatch_rule_id = $4,
