@@ -5,6 +5,7 @@ agent like the browser transport (agents_runtime.voice.streams)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -23,6 +24,8 @@ from hub.errors import ApiError
 from hub.services import SERVICES, Services
 from hub.store import agents, voice_numbers
 from hub.voice import twilio
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0  # seconds for a phone stream's `start`
 
@@ -46,6 +49,8 @@ async def twilio_incoming(request: web.Request) -> web.Response:
         given = request.headers.get("X-Twilio-Signature", "")
         if not twilio.valid_signature(settings.twilio_auth_token, url, params, given):
             raise ApiError(403, "INVALID_SIGNATURE", "The request is not signed by Twilio")
+    else:  # anyone could place "calls" to the hub's numbers: say so where operators look
+        log.warning('{"event":"twilio_webhook_unverified","reason":"TWILIO_AUTH_TOKEN is not set"}')
     called, call_sid = params.get("To", ""), params.get("CallSid", "")
     if not call_sid:
         raise ApiError.validation({"CallSid": "required"})
