@@ -12,6 +12,7 @@ from aiohttp import web
 
 import http_api
 from agents_runtime import runtime
+from agents_runtime.voice import sockets as voice_sockets
 from hub import gdpr, lifecycle
 from hub.config import Settings
 from hub.demo import Demo, ensure_demo
@@ -81,6 +82,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(embedded_worker_ctx)
     app.cleanup_ctx.append(upkeep_ctx)
     http_api.install(app)
+    voice_sockets.install(app)  # voice over the hub's own sockets (no LiveKit needed)
 
     async def demo_ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.demo_enabled:

@@ -42,6 +42,19 @@ class Settings:
     livekit_url: str | None = None
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = field(default=None, repr=False)
+    # Voice without LiveKit (the WebSocket audio transport and phone media
+    # streams, agents_runtime/voice/streams.py): sessions run in the web
+    # process the socket reaches, so each process caps its own; each company
+    # has a cap across processes; a socket that sends no audio this long ends.
+    voice_sessions_per_company: int = 10
+    voice_sessions_per_process: int = 8
+    voice_idle_seconds: int = 30
+    # Twilio: requests to /voice/twilio/incoming must carry a valid
+    # X-Twilio-Signature when this is set (it should be, in production).
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    # The address the world reaches this hub at (https://hub.example.com):
+    # Twilio signs it and the stream URL is built on it. Unset: the request's own.
+    public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -178,6 +191,11 @@ class Settings:
             livekit_url=livekit["LIVEKIT_URL"],
             livekit_api_key=livekit["LIVEKIT_API_KEY"],
             livekit_api_secret=livekit["LIVEKIT_API_SECRET"],
+            voice_sessions_per_company=integer("VOICE_SESSIONS_PER_COMPANY", 10, 1, 100_000),
+            voice_sessions_per_process=integer("VOICE_SESSIONS_PER_PROCESS", 8, 1, 10_000),
+            voice_idle_seconds=integer("VOICE_IDLE_SECONDS", 30, 1, 3600),
+            twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
+            public_url=url("PUBLIC_URL", ("http", "https")),
             host=text("HOST") or "127.0.0.1",
             port=integer("PORT", 8080, 1, 65535),
             data_dir=data_dir,

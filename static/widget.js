@@ -113,6 +113,7 @@
     return svg;
   }
   const CHAT = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  const MIC = "M12 2a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V5a3 3 0 0 1 3-3zM5 11a7 7 0 0 0 14 0M12 18v4";
   const CLIP = "M16.5 6.5l-7.8 7.8a2 2 0 0 0 2.8 2.8l7.8-7.8a4 4 0 0 0-5.7-5.7l-7.8 7.8a6 6 0 0 0 8.5 8.5l6.4-6.4";
 
   const host = el("div", { "data-syntera-widget": "" });
@@ -136,8 +137,10 @@
   const attach = el("label", { for: "syntera-file", class: "attach", title: "Attach a file" },
     el("span", { class: "sr" }, "Attach a file"), icon(CLIP));
   const send = el("button", { class: "send", type: "submit" }, "Send");
+  const mic = el("button", { class: "mic", type: "button", "aria-pressed": "false",
+    title: "Talk to the assistant" }, el("span", { class: "sr" }, "Voice call"), icon(MIC));
   const form = el("form", { class: "composer" },
-    el("label", { for: "syntera-input", class: "sr" }, "Message"), input, fileInput, attach, send);
+    el("label", { for: "syntera-input", class: "sr" }, "Message"), input, fileInput, attach, mic, send);
   const rating = el("div", { class: "rating", hidden: "" });
   const panel = el("section", {
     id: "syntera-panel", class: "panel", role: "dialog", "aria-modal": "false",
@@ -366,6 +369,170 @@
       }, "★".repeat(stars)));
     }
     rating.append(group);
+  }
+
+  // ---------- voice ----------
+  // The mic button calls the agent: through LiveKit when the hub has it
+  // (GET /public/livekit/token answers), else over the hub's own WebSocket
+  // (/public/voice/ws: 16-bit PCM mono 16 kHz both ways, JSON for the rest;
+  // docs/voice.md). A voice call is a conversation of its own (channel voice).
+
+  let call = null; // { hangUp() }
+
+  mic.addEventListener("click", async () => {
+    if (call) return call.hangUp();
+    mic.disabled = true;
+    try {
+      call = await startCall();
+      mic.setAttribute("aria-pressed", "true");
+      notice.textContent = "Voice call: speak now.";
+    } catch (error) {
+      call = null;
+      notice.textContent = error.error || "The voice call could not start.";
+      console.error("Syntera widget:", error);
+    } finally {
+      mic.disabled = false;
+    }
+  });
+
+  function callEnded(reason) {
+    call = null;
+    mic.setAttribute("aria-pressed", "false");
+    notice.textContent = reason || "The voice call has ended.";
+  }
+
+  async function startCall() {
+    let joined = null;
+    try {
+      joined = await api(`/public/livekit/token?agent_id=${encodeURIComponent(AGENT)}`);
+    } catch (error) {
+      if (error.code !== "VOICE_NOT_CONFIGURED") throw error;
+    }
+    return joined ? liveKitCall(joined) : socketCall();
+  }
+
+  async function liveKitCall(joined) {
+    if (!window.LivekitClient) await loadScript(HUB + "/static/vendor/livekit-client.umd.js");
+    const { Room, RoomEvent } = window.LivekitClient;
+    const room = new Room();
+    room.on(RoomEvent.TrackSubscribed, (track) => {
+      if (track.kind === "audio") shadow.append(track.attach());
+    });
+    room.on(RoomEvent.Disconnected, () => callEnded());
+    await room.connect(joined.url, joined.token);
+    await room.localParticipant.setMicrophoneEnabled(true);
+    return { hangUp: () => room.disconnect() };
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const tag = document.createElement("script");
+      tag.src = src;
+      tag.onload = resolve;
+      tag.onerror = reject;
+      document.head.append(tag);
+    });
+  }
+
+  const RATE = 16000;
+
+  async function socketCall() {
+    const started = await api("/public/conversations", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ agent_id: AGENT, channel: "voice",
+        metadata: { page: location.href.slice(0, 500) } }),
+    });
+    const media = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 },
+    });
+    const context = new AudioContext();
+    const url = HUB.replace(/^http/, "ws") + "/public/voice/ws?token=" + encodeURIComponent(started.token);
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+
+    // The microphone, downsampled to 16 kHz 16-bit PCM, about every 100 ms.
+    const source = context.createMediaStreamSource(media);
+    const processor = context.createScriptProcessor(2048, 1, 1);
+    const step = context.sampleRate / RATE;
+    let carry = 0;
+    processor.onaudioprocess = (event) => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      const input = event.inputBuffer.getChannelData(0);
+      const out = new Int16Array(Math.floor((input.length - carry) / step) + 1);
+      let n = 0;
+      for (let i = carry; i < input.length; i += step) {
+        // The mean of the samples this one stands for: a crude low-pass against aliasing.
+        const from = Math.floor(i), to = Math.min(input.length, Math.floor(i + step));
+        let sum = 0;
+        for (let j = from; j < to; j++) sum += input[j];
+        const sample = Math.max(-1, Math.min(1, sum / Math.max(1, to - from)));
+        out[n++] = sample < 0 ? sample * 0x8000 : sample * 0x7fff;
+      }
+      carry = (carry + n * step) - input.length;
+      ws.send(out.subarray(0, n).buffer.slice(0, n * 2));
+    };
+    source.connect(processor);
+    processor.connect(context.destination);
+
+    // The agent's speech, played in order; `clear` drops what is queued (the
+    // caller spoke over it), and a mark is echoed once what came before it played.
+    let playAt = 0;
+    const playing = new Set();
+    function play(data) {
+      const pcm = new Int16Array(data);
+      const buffer = context.createBuffer(1, pcm.length, RATE);
+      const channel = buffer.getChannelData(0);
+      for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 0x8000;
+      const node = context.createBufferSource();
+      node.buffer = buffer;
+      node.connect(context.destination);
+      playAt = Math.max(playAt, context.currentTime);
+      node.start(playAt);
+      playAt += buffer.duration;
+      playing.add(node);
+      node.onended = () => playing.delete(node);
+    }
+    ws.onmessage = (event) => {
+      if (typeof event.data !== "string") return play(event.data);
+      const data = JSON.parse(event.data);
+      if (data.type === "clear") {
+        playing.forEach((node) => node.stop());
+        playing.clear();
+        playAt = 0;
+      } else if (data.type === "mark") {
+        const wait = Math.max(0, playAt - context.currentTime) * 1000;
+        setTimeout(() => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "mark", name: data.name }));
+        }, wait);
+      } else if (data.type === "transcript") {
+        render({ id: uuid(), sender_type: data.role === "user" ? "user" : "agent", content: data.text });
+      } else if (data.type === "state") {
+        typing.hidden = data.state !== "thinking";
+      } else if (data.type === "error") {
+        notice.textContent = data.error;
+      }
+    };
+    function stop() {
+      processor.disconnect();
+      source.disconnect();
+      media.getTracks().forEach((track) => track.stop());
+      context.close();
+    }
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new Error("voice socket failed"));
+    });
+    ws.onclose = (event) => {
+      stop();
+      typing.hidden = true;
+      callEnded(event.code === 1000 ? null : event.reason.replace(/^[A-Z_]+: /, ""));
+    };
+    return {
+      hangUp() {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "stop" }));
+        else stop();
+      },
+    };
   }
 
   // ---------- start-up ----------

@@ -167,6 +167,9 @@ class VoiceCall:
         self._tasks: set[asyncio.Task] = set()
         self._ended = asyncio.Event()
         self._end_by = "visitor"
+        # Why the call ended, when the transport knows better than livekit's
+        # close event (an idle socket, a malformed frame).
+        self.end_reason: str | None = None
         self._usage = [0, 0]  # prompt, completion tokens since the last stored reply
 
     # -- lifecycle ------------------------------------------------------------
@@ -214,7 +217,8 @@ class VoiceCall:
                         "metadata": {
                             **current["metadata"],
                             "call_duration_seconds": duration,
-                            "call_end_reason": event.reason.value if event.reason else None,
+                            "call_end_reason": self.end_reason
+                            or (event.reason.value if event.reason else None),
                         }
                     }
                     if current["status"] == "active":

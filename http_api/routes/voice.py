@@ -18,7 +18,7 @@ from hub.errors import ApiError
 from hub.store import agents, conversations, voice_numbers
 from hub.visitors import ConversationGrant, mint_conversation_token, verify_conversation_token
 from hub.voice import claims
-from hub.voice.livekit import LiveKit, new_identity, require, room_for
+from hub.voice.livekit import LiveKit, configured, new_identity, require, room_for
 
 VOICE_ERRORS = (404, 409, 502, 503)
 # E.164: a plus, a country code, at most 15 digits in all.
@@ -336,9 +336,46 @@ async def staff_deploy(call: Call) -> dict:
     """Deploy the voice agent: dispatch it to a conversation's room (a new
     voice conversation without `conversation_id`), and/or route a phone number
     to it through a LiveKit SIP inbound trunk and dispatch rule (owners and
-    admins; a number belongs to one company)."""
-    require(call.services.settings)
+    admins; a number belongs to one company). Without LiveKit, a number (and
+    nothing else) can still be routed: for Twilio media streams."""
     body: Deploy = call.body
+    streams_only = not configured(call.services.settings)
+    if not streams_only or body.phone_number is None or body.conversation_id is not None:
+        require(call.services.settings)
     if body.phone_number is not None and not call.user.can("owner", "admin"):
         raise ApiError.forbidden("Routing a phone number needs the role owner or admin")
+    if streams_only:
+        return await _route_number_for_streams(call, call.user.company_id, body)
     return await _deploy(call, call.user.company_id, body)
+
+
+async def _route_number_for_streams(call: Call, company_id: UUID, body: Deploy) -> dict:
+    """The number's row only: Twilio's webhook (POST /voice/twilio/incoming)
+    finds the agent through it; no LiveKit trunk or rule exists to update."""
+    assert body.phone_number is not None
+    async with call.tenant() as conn:
+        if await agents.get(conn, body.agent_id) is None:
+            raise ApiError.not_found("Agent")
+        existing = await voice_numbers.find(conn, body.phone_number)
+        row = await voice_numbers.claim(conn, company_id, body.agent_id, body.phone_number)
+        if row is None:
+            raise ApiError.conflict("This phone number is routed by another company")
+        if existing is not None and existing["agent_id"] != body.agent_id:
+            await voice_numbers.set_route(
+                conn,
+                row["id"],
+                agent_id=body.agent_id,
+                sip_trunk_id=row["sip_trunk_id"],
+                sip_dispatch_rule_id=row["sip_dispatch_rule_id"],
+            )
+    return {
+        "agent_id": body.agent_id,
+        "conversation_id": None,
+        "room": None,
+        "dispatch": None,
+        "phone_number": body.phone_number,
+        "sip_trunk_id": row["sip_trunk_id"],
+        "sip_dispatch_rule_id": row["sip_dispatch_rule_id"],
+        "created": [] if existing is not None else ["voice_number"],
+        "updated": ["voice_number"] if existing and existing["agent_id"] != body.agent_id else [],
+    }

@@ -8,7 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
-COLUMNS = "id, agent_id, phone_number, sip_trunk_id, sip_dispatch_rule_id, created_at, updated_at"
+COLUMNS = (
+    "id, company_id, agent_id, phone_number, sip_trunk_id, sip_dispatch_rule_id, "
+    "created_at, updated_at"
+)
 
 
 async def claim(
@@ -40,8 +43,8 @@ async def set_route(
     number_id: UUID,
     *,
     agent_id: UUID,
-    sip_trunk_id: str,
-    sip_dispatch_rule_id: str,
+    sip_trunk_id: str | None,
+    sip_dispatch_rule_id: str | None,
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""UPDATE voice_numbers SET agent_id = $2, sip_trunk_id = $3, sip_dispatch_rule_id = $4,
