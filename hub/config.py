@@ -50,7 +50,7 @@ class Settings:
     voice_sessions_per_process: int = 8
     voice_idle_seconds: int = 30
     # Twilio: requests to /voice/twilio/incoming must carry a valid
-    # X-Twilio-Signature when this is set (it should be, in production).
+    # X-Twilio-Signature made with it; unset, that webhook answers 503.
     twilio_auth_token: str | None = field(default=None, repr=False)
     # The address the world reaches this hub at (https://hub.example.com):
     # Twilio signs it and the stream URL is built on it. Unset: the request's own.

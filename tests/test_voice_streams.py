@@ -266,6 +266,21 @@ async def test_twilio_call_end_to_end(hub, tenant):
     ended = await wait_for(lambda: _status(hub, account, conv["id"], "ended"), within=10)
     assert ended["metadata"]["call_end_reason"] == "hung_up"
 
+    # The stream token names this call: replayed, it starts nothing more.
+    ws = await open_stream(hub, call_sid, token, stream_sid="MZ2")
+    error, code, _ = await refused(ws)
+    assert error["code"] == "CONFLICT" and code == 4409
+    assert len(await phone_conversations(hub, account.company_id, call_sid)) == 1
+
+
+async def test_twilio_needs_its_auth_token(make_client, tenant):
+    # Unsigned webhooks would let anyone who knows a number start calls on it.
+    unconfigured = await make_client(twilio_auth_token=None)
+    params = {"CallSid": f"CA{uuid.uuid4().hex}", "To": tenant[3], "From": "+14155550199"}
+    response = await unconfigured.post("/voice/twilio/incoming", data=params)
+    assert response.status == 503
+    assert_error(await response.json(), "VOICE_NOT_CONFIGURED")
+
 
 async def test_twilio_refusals(hub, tenant, base_settings):
     account, agent, _, number = tenant

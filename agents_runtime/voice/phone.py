@@ -5,10 +5,10 @@ agent like the browser transport (agents_runtime.voice.streams)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from agents_runtime.voice.streams import STREAMS, Session, converse, refuse
@@ -24,8 +24,6 @@ from hub.errors import ApiError
 from hub.services import SERVICES, Services
 from hub.store import agents, voice_numbers
 from hub.voice import twilio
-
-log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0  # seconds for a phone stream's `start`
 
@@ -44,13 +42,18 @@ async def twilio_incoming(request: web.Request) -> web.Response:
     settings = services.settings
     form = await request.post()
     params = {name: str(value) for name, value in form.items()}
-    if settings.twilio_auth_token:
-        url = _public_base(request) + request.path_qs
-        given = request.headers.get("X-Twilio-Signature", "")
-        if not twilio.valid_signature(settings.twilio_auth_token, url, params, given):
-            raise ApiError(403, "INVALID_SIGNATURE", "The request is not signed by Twilio")
-    else:  # anyone could place "calls" to the hub's numbers: say so where operators look
-        log.warning('{"event":"twilio_webhook_unverified","reason":"TWILIO_AUTH_TOKEN is not set"}')
+    if not settings.twilio_auth_token:
+        # Unsigned, anyone who knows a number could start calls on its
+        # company's agent (and bill). There is no safe default: refuse.
+        raise ApiError(
+            503,
+            "VOICE_NOT_CONFIGURED",
+            "Phone calls through Twilio need TWILIO_AUTH_TOKEN (the account's auth token)",
+        )
+    url = _public_base(request) + request.path_qs
+    given = request.headers.get("X-Twilio-Signature", "")
+    if not twilio.valid_signature(settings.twilio_auth_token, url, params, given):
+        raise ApiError(403, "INVALID_SIGNATURE", "The request is not signed by Twilio")
     called, call_sid = params.get("To", ""), params.get("CallSid", "")
     if not call_sid:
         raise ApiError.validation({"CallSid": "required"})
@@ -94,24 +97,34 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
     async with streams.slots.hold(grant.company_id) as refusal:
         if refusal is not None:
             return await refuse(ws, ApiError(429, refusal.code, refusal.message))
-        db = services.db
-        async with db.tenant(grant.company_id) as conn:
-            conversation = await start_conversation(
-                db,
-                conn,
-                company_id=grant.company_id,
-                agent_id=grant.agent_id,
-                channel="phone",
-                metadata={
-                    "source": "twilio",
-                    "call_sid": grant.call_sid,
-                    "stream_sid": wire.stream_sid,
-                    "called_number": grant.called,
-                    "caller_number": grant.caller,
-                },
+        try:
+            conversation = await _start_call(services, grant, wire.stream_sid)
+        except asyncpg.UniqueViolationError:
+            return await refuse(
+                ws, ApiError.conflict("This call's stream was opened already", call=grant.call_sid)
             )
         await converse(session, agent, conversation)
     return ws
+
+
+async def _start_call(services: Services, grant: twilio.StreamGrant, stream_sid: str) -> dict:
+    """The call's conversation; once per call (a unique index on its CallSid)."""
+    db = services.db
+    async with db.tenant(grant.company_id) as conn:
+        return await start_conversation(
+            db,
+            conn,
+            company_id=grant.company_id,
+            agent_id=grant.agent_id,
+            channel="phone",
+            metadata={
+                "source": "twilio",
+                "call_sid": grant.call_sid,
+                "stream_sid": stream_sid,
+                "called_number": grant.called,
+                "caller_number": grant.caller,
+            },
+        )
 
 
 async def _twilio_start(ws: web.WebSocketResponse) -> dict[str, Any]:
