@@ -31,21 +31,34 @@ from agents_runtime.knowledge.bm25 import KeywordIndex, parse_tsvector
 from agents_runtime.knowledge.embeddings import LocalEmbedder, chunk
 from agents_runtime.knowledge.extract import extract
 from bench.common import server_url
-from bench.retrieval import evaluate, load
+from bench.retrieval import bm25_rankings, evaluate, load
 
 CACHE = Path("/tmp/syntera-retrieval-tune")
 
 
-async def lexemes(conn: asyncpg.Connection, texts: list[str]) -> list:
+class Unbounded:
+    """The embedder as the chunker sees it, with no window: chunks as large as
+    asked, the text past the model's window unread (the chunker before)."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder, self.window = embedder, 10**9
+
+    def count_tokens(self, texts):
+        return self.embedder.count_tokens(texts)
+
+
+async def lexemes(conn: asyncpg.Connection, texts: list[str], analysis: str = "english") -> list:
     rows = await conn.fetch(
-        "SELECT to_tsvector('english', t)::text AS v FROM unnest($1::text[]) WITH ORDINALITY"
+        "SELECT to_tsvector($2::regconfig, t)::text AS v FROM unnest($1::text[]) WITH ORDINALITY"
         " AS x(t, n) ORDER BY n",
         texts,
+        analysis,
     )
     return [parse_tsvector(r["v"]) for r in rows]
 
 
-def chunk_corpus(documents, embedder, size: int, overlap: int, heading: bool):
+def chunk_corpus(documents, embedder, size: int, overlap: int, heading: bool, bounded: bool):
+    embedder = embedder if bounded else Unbounded(embedder)
     owners, pieces = [], []
     for d in documents:
         sections = extract(f"# {d['title']}\n\n{d['text']}".encode(), "text/markdown", 10**7)
@@ -59,7 +72,12 @@ def embed(embedder, texts: list[str], key: str) -> np.ndarray:
     path = CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
     if path.exists():
         return np.load(path)
-    vectors = np.concatenate([embedder.embed(texts[i : i + 16]) for i in range(0, len(texts), 16)])
+    # Batches of similar lengths: little padding, same vectors, faster.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    for start in range(0, len(order), 32):
+        batch = order[start : start + 32]
+        vectors[batch] = embedder.embed([texts[i] for i in batch])
     CACHE.mkdir(exist_ok=True)
     np.save(path, vectors)
     return vectors
@@ -86,14 +104,20 @@ async def main(args) -> None:
     conn = await asyncpg.connect(server_url())
     query_terms = await lexemes(conn, [q["text"] for q in questions])
     query_vectors = embedder.embed([q["text"] for q in questions])
+    anchor, _ = bm25_rankings(documents, questions)
+    print(f"anchor: rank-bm25 over whole documents {evaluate(anchor, qrels)}")
     for config in args.chunks.split(","):
-        size, overlap, heading = (int(x) for x in config.split(":"))
-        owners, pieces = chunk_corpus(documents, embedder, size, overlap, bool(heading))
+        size, overlap, heading, *unbounded = config.split(":")
+        size, overlap, heading = int(size), int(overlap), int(heading)
+        owners, pieces = chunk_corpus(
+            documents, embedder, size, overlap, bool(heading), bounded=not unbounded
+        )
         texts = [p.embedding_text(bool(heading)) for p in pieces]
         corpus_key = hashlib.sha256("".join(d["_id"] for d in documents).encode()).hexdigest()
         vectors = embed(embedder, texts, f"{config}:{corpus_key}:{embedder.name}")
-        terms = await lexemes(conn, [f"{p.heading or ''} {p.content}" for p in pieces])
-        print(f"\n== chunks {size}:{overlap} heading={bool(heading)}: {len(pieces)} chunks")
+        indexed = [f"{p.heading or ''} {p.content}" for p in pieces]  # as chunks.tsv is made
+        terms = await lexemes(conn, indexed)
+        print(f"\n== chunks {config} heading={bool(heading)}: {len(pieces)} chunks")
         vector_hits = []
         for qv in query_vectors:
             scores = vectors @ qv
@@ -103,7 +127,16 @@ async def main(args) -> None:
             q["_id"]: to_documents(h, owners) for q, h in zip(questions, vector_hits, strict=True)
         }
         print(f"vector                        {evaluate(vector_runs, qrels)}")
-        keyword_by_params = {}
+        if args.simple:  # the same BM25 without stemming or stop words
+            plain = await lexemes(conn, indexed, "simple")
+            plain_queries = await lexemes(conn, [q["text"] for q in questions], "simple")
+            index = KeywordIndex()
+            for i, t in enumerate(plain):
+                index.add(i, t, None)
+            hits = [index.search(t, args.depth) for t in plain_queries]
+            runs = {q["_id"]: to_documents(h, owners) for q, h in zip(questions, hits, strict=True)}
+            print(f"bm25 'simple' analysis       {evaluate(runs, qrels)}")
+        keyword_by_params, keyword_ndcg = {}, {}
         for k1, b in itertools.product(args.k1, args.b):
             index = KeywordIndex(k1, b)
             for i, t in enumerate(terms):
@@ -111,9 +144,14 @@ async def main(args) -> None:
             hits = [index.search(t, args.depth) for t in query_terms]
             keyword_by_params[(k1, b)] = hits
             runs = {q["_id"]: to_documents(h, owners) for q, h in zip(questions, hits, strict=True)}
-            print(f"bm25 k1={k1} b={b}          {evaluate(runs, qrels)}")
+            figures = evaluate(runs, qrels)
+            keyword_ndcg[(k1, b)] = figures["ndcg@10"]
+            print(f"bm25 k1={k1} b={b}          {figures}")
+        # Fusion is tried with the default BM25 parameters and the best ones.
+        fused_params = {(args.k1[0], args.b[0]), max(keyword_ndcg, key=keyword_ndcg.get)}
         results = defaultdict(dict)
-        for (k1, b), keyword_hits in keyword_by_params.items():
+        for k1, b in sorted(fused_params):
+            keyword_hits = keyword_by_params[(k1, b)]
             for depth in args.depths:
                 for method in ("rrf", "minmax", "zscore"):
                     for weight in args.weights:
@@ -150,5 +188,6 @@ if __name__ == "__main__":
     parser.add_argument("--depths", type=int, nargs="+", default=[100])
     parser.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--depth", type=int, default=400, help="candidates kept per side")
+    parser.add_argument("--simple", action="store_true", help="also BM25 on 'simple' lexemes")
     parser.add_argument("--limit", type=int, default=None)
     asyncio.run(main(parser.parse_args()))
