@@ -117,6 +117,7 @@ async def main(args) -> None:
         vectors = embed(embedder, texts, f"{config}:{corpus_key}:{embedder.name}")
         indexed = [f"{p.heading or ''} {p.content}" for p in pieces]  # as chunks.tsv is made
         terms = await lexemes(conn, indexed)
+        groups = dict(enumerate(owners))
         print(f"\n== chunks {config} heading={bool(heading)}: {len(pieces)} chunks")
         vector_hits = []
         for qv in query_vectors:
@@ -153,20 +154,27 @@ async def main(args) -> None:
         for k1, b in sorted(fused_params):
             keyword_hits = keyword_by_params[(k1, b)]
             for depth in args.depths:
-                for method in ("rrf", "minmax", "zscore"):
+                for method, grouped in itertools.product(args.methods, args.grouped):
                     for weight in args.weights:
                         runs = {
                             q["_id"]: to_documents(
-                                fusion.fuse(v[:depth], kw[:depth], method=method, weight=weight),
+                                fusion.fuse(
+                                    v[:depth],
+                                    kw[:depth],
+                                    method=method,
+                                    weight=weight,
+                                    documents=groups if grouped else None,
+                                ),
                                 owners,
                             )
                             for q, v, kw in zip(questions, vector_hits, keyword_hits, strict=True)
                         }
                         figures = evaluate(runs, qrels)
-                        results[(k1, b, depth, method)][weight] = figures["ndcg@10"]
+                        key = (k1, b, depth, method + ("+doc" if grouped else ""))
+                        results[key][weight] = figures["ndcg@10"]
         for (k1, b, depth, method), by_weight in sorted(results.items()):
             line = " ".join(f"{w}:{n:.4f}" for w, n in by_weight.items())
-            print(f"hybrid k1={k1} b={b} depth={depth} {method:<6} nDCG@10 by vector weight {line}")
+            print(f"hybrid k1={k1} b={b} depth={depth} {method:<10} nDCG@10 by weight {line}")
         best = max(
             ((n, key, w) for key, by_weight in results.items() for w, n in by_weight.items()),
             key=lambda t: t[0],
@@ -188,6 +196,10 @@ if __name__ == "__main__":
     parser.add_argument("--depths", type=int, nargs="+", default=[100])
     parser.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--depth", type=int, default=400, help="candidates kept per side")
+    parser.add_argument("--methods", nargs="+", default=["rrf", "minmax", "zscore"])
+    parser.add_argument(
+        "--grouped", type=int, nargs="+", default=[0, 1], help="1: fuse with document evidence"
+    )
     parser.add_argument("--simple", action="store_true", help="also BM25 on 'simple' lexemes")
     parser.add_argument("--limit", type=int, default=None)
     asyncio.run(main(parser.parse_args()))

@@ -57,7 +57,9 @@ async def test_re_indexing_and_deletion_keep_keyword_statistics_exact(client, ac
 
     # What the cache became by events must be what a build from PostgreSQL gives.
     deadline = asyncio.get_running_loop().time() + 10
-    while len(keywords(client, account) or ()) != 2 or "stove" in keywords(client, account).postings:
+    while (
+        len(keywords(client, account) or ()) != 2 or "stove" in keywords(client, account).postings
+    ):
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
     updated = keywords(client, account)
