@@ -117,7 +117,6 @@ async def main(args) -> None:
         vectors = embed(embedder, texts, f"{config}:{corpus_key}:{embedder.name}")
         indexed = [f"{p.heading or ''} {p.content}" for p in pieces]  # as chunks.tsv is made
         terms = await lexemes(conn, indexed)
-        groups = dict(enumerate(owners))
         print(f"\n== chunks {config} heading={bool(heading)}: {len(pieces)} chunks")
         vector_hits = []
         for qv in query_vectors:
@@ -154,24 +153,17 @@ async def main(args) -> None:
         for k1, b in sorted(fused_params):
             keyword_hits = keyword_by_params[(k1, b)]
             for depth in args.depths:
-                for method, grouped in itertools.product(args.methods, args.grouped):
+                for method in args.methods:
                     for weight in args.weights:
                         runs = {
                             q["_id"]: to_documents(
-                                fusion.fuse(
-                                    v[:depth],
-                                    kw[:depth],
-                                    method=method,
-                                    weight=weight,
-                                    documents=groups if grouped else None,
-                                ),
+                                fusion.fuse(v[:depth], kw[:depth], method=method, weight=weight),
                                 owners,
                             )
                             for q, v, kw in zip(questions, vector_hits, keyword_hits, strict=True)
                         }
                         figures = evaluate(runs, qrels)
-                        key = (k1, b, depth, method + ("+doc" if grouped else ""))
-                        results[key][weight] = figures["ndcg@10"]
+                        results[(k1, b, depth, method)][weight] = figures["ndcg@10"]
         for (k1, b, depth, method), by_weight in sorted(results.items()):
             line = " ".join(f"{w}:{n:.4f}" for w, n in by_weight.items())
             print(f"hybrid k1={k1} b={b} depth={depth} {method:<10} nDCG@10 by weight {line}")
@@ -197,9 +189,6 @@ if __name__ == "__main__":
     parser.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--depth", type=int, default=400, help="candidates kept per side")
     parser.add_argument("--methods", nargs="+", default=["rrf", "minmax", "zscore"])
-    parser.add_argument(
-        "--grouped", type=int, nargs="+", default=[0, 1], help="1: fuse with document evidence"
-    )
     parser.add_argument("--simple", action="store_true", help="also BM25 on 'simple' lexemes")
     parser.add_argument("--limit", type=int, default=None)
     asyncio.run(main(parser.parse_args()))

@@ -28,47 +28,27 @@ def fuse(
     method: Method = METHOD,
     weight: float = VECTOR_WEIGHT,
     rrf_k: int = RRF_K,
-    documents: dict[int, object] | None = None,
 ) -> Hits:
-    """Fused (vector id, score), best first; ties keep the vector side's order.
-
-    With `documents` (vector id → its document), a chunk that one side did
-    not return is credited with what that side gave its document's best
-    chunk: one chunk of an abstract may match the words and another the
-    meaning, and the document is evidence for both."""
+    """Fused (vector id, score), best first; ties keep the vector side's order."""
     if method == "rrf":
         sides = [_reciprocal_ranks(vector, rrf_k), _reciprocal_ranks(keyword, rrf_k)]
     elif method == "minmax":
         sides = [_minmax(vector), _minmax(keyword)]
     else:
         sides = [_zscores(vector), _zscores(keyword)]
+    (vector_scores, vector_missing), (keyword_scores, keyword_missing) = sides
     order = {vector_id: i for i, (vector_id, _) in enumerate(vector)}
     for vector_id, _ in keyword:
         order.setdefault(vector_id, len(order))
-    lookups = [_with_documents(scores, missing, documents) for scores, missing in sides]
     fused = [
-        (vector_id, weight * lookups[0](vector_id) + (1 - weight) * lookups[1](vector_id))
+        (
+            vector_id,
+            weight * vector_scores.get(vector_id, vector_missing)
+            + (1 - weight) * keyword_scores.get(vector_id, keyword_missing),
+        )
         for vector_id in order
     ]
     return sorted(fused, key=lambda pair: (-pair[1], order[pair[0]]))
-
-
-def _with_documents(scores: dict[int, float], missing: float, documents: dict | None):
-    if not documents:
-        return lambda vector_id: scores.get(vector_id, missing)
-    best: dict[object, float] = {}
-    for vector_id, score in scores.items():
-        document = documents.get(vector_id)
-        if document is not None and score > best.get(document, float("-inf")):
-            best[document] = score
-
-    def lookup(vector_id: int) -> float:
-        score = scores.get(vector_id)
-        if score is not None:
-            return score
-        return best.get(documents.get(vector_id), missing)
-
-    return lookup
 
 
 def _reciprocal_ranks(hits: Hits, k: int) -> tuple[dict[int, float], float]:
