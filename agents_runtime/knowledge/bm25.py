@@ -42,7 +42,9 @@ def parse_tsvector(text: str) -> Counter[str]:
 
 class KeywordIndex:
     """Term → {vector id: term frequency}, chunk lengths and the corpus
-    statistics BM25 needs, kept exact under additions and removals."""
+    statistics BM25 needs, kept exact under additions and removals. Each
+    chunk also has a slot (a dense row number, reused after a removal), so
+    that a query's scores add up in one array rather than a dictionary."""
 
     def __init__(self, k1: float = K1, b: float = B) -> None:
         self.k1, self.b = k1, b
@@ -51,8 +53,10 @@ class KeywordIndex:
         self.lengths: dict[int, int] = {}
         self.agents: dict[int, UUID | None] = {}
         self.total_length = 0
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per term, built on use
-        self._length_of: dict[int, float] = {}
+        self._slots: dict[int, int] = {}  # vector id -> slot
+        self._free: list[int] = []
+        self._slot_ids = np.zeros(0, dtype=np.int64)  # slot -> vector id
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # built on use
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -70,6 +74,16 @@ class KeywordIndex:
         length = sum(terms.values())
         self.lengths[vector_id] = length
         self.total_length += length
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = len(self._slots)
+            if slot == len(self._slot_ids):
+                grown = np.zeros(max(64, 2 * slot), dtype=np.int64)
+                grown[:slot] = self._slot_ids
+                self._slot_ids = grown
+        self._slots[vector_id] = slot
+        self._slot_ids[slot] = vector_id
         for term, tf in terms.items():
             self.postings.setdefault(term, {})[vector_id] = tf
             self._arrays.pop(term, None)
@@ -80,6 +94,7 @@ class KeywordIndex:
             return
         self.agents.pop(vector_id, None)
         self.total_length -= self.lengths.pop(vector_id)
+        self._free.append(self._slots.pop(vector_id))
         for term in terms:
             posting = self.postings.get(term)
             if posting is not None:
@@ -93,16 +108,16 @@ class KeywordIndex:
         n = len(self.terms)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slots, term frequencies, chunk lengths) of the chunks holding `term`."""
         arrays = self._arrays.get(term)
         if arrays is None:
             posting = self.postings[term]
-            ids = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
-            tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
-            lengths = np.fromiter(
-                (self.lengths[i] for i in posting), dtype=np.float64, count=len(posting)
-            )
-            arrays = self._arrays[term] = (ids, np.stack([tfs, lengths]))
+            count = len(posting)
+            slots = np.fromiter((self._slots[i] for i in posting), dtype=np.int64, count=count)
+            tfs = np.fromiter(posting.values(), dtype=np.float64, count=count)
+            lengths = np.fromiter((self.lengths[i] for i in posting), dtype=np.float64, count=count)
+            arrays = self._arrays[term] = (slots, tfs, lengths)
         return arrays
 
     def search(
@@ -116,31 +131,32 @@ class KeywordIndex:
         the query's terms (a term asked twice counts twice, as in Lucene), for
         the agent's documents and the unattached ones (all, without an agent),
         and only those in `allowed` when given."""
-        if not self.terms:
+        if not self.terms or k <= 0:
             return []
         average = self.total_length / len(self.terms) or 1.0
-        parts_ids, parts_scores = [], []
+        scores = np.zeros(len(self._slot_ids))
         for term, count in query_terms.items():
             if term not in self.postings:
                 continue
-            ids, (tfs, lengths) = self._posting_arrays(term)
+            slots, tfs, lengths = self._posting_arrays(term)
             norm = tfs + self.k1 * (1 - self.b + self.b * lengths / average)
-            parts_ids.append(ids)
-            parts_scores.append(count * self.idf(term) * tfs * (self.k1 + 1) / norm)
-        if not parts_ids:
+            # A term's slots are distinct, so plain fancy-index addition is exact.
+            scores[slots] += count * self.idf(term) * tfs * (self.k1 + 1) / norm
+        matched = np.flatnonzero(scores)
+        if not len(matched):
             return []
-        ids = np.concatenate(parts_ids)
-        unique, inverse = np.unique(ids, return_inverse=True)
-        scores = np.bincount(inverse, weights=np.concatenate(parts_scores))
-        order = np.argsort(-scores, kind="stable")
+        if agent_id is None and allowed is None and len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        # Best first; equal scores in slot order, so the answer is deterministic.
+        order = matched[np.lexsort((matched, -scores[matched]))]
         hits = []
-        for position in order:
-            vector_id = int(unique[position])
+        for slot in order:
+            vector_id = int(self._slot_ids[slot])
             if allowed is not None and vector_id not in allowed:
                 continue
             if agent_id is not None and self.agents.get(vector_id) not in (None, agent_id):
                 continue
-            hits.append((vector_id, float(scores[position])))
+            hits.append((vector_id, float(scores[slot])))
             if len(hits) == k:
                 break
         return hits

@@ -9,7 +9,7 @@ merely comes first. The defaults are the measured best.
 
 from __future__ import annotations
 
-import statistics
+import math
 from typing import Literal
 
 Method = Literal["rrf", "minmax", "zscore"]
@@ -72,8 +72,7 @@ def _zscores(hits: Hits) -> tuple[dict[int, float], float]:
     if not hits:
         return {}, 0.0
     values = [s for _, s in hits]
-    mean = statistics.fmean(values)
-    spread = statistics.pstdev(values) if len(values) > 1 else 0.0
-    spread = spread or 1.0
+    mean = math.fsum(values) / len(values)
+    spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)) or 1.0
     scores = {vector_id: (s - mean) / spread for vector_id, s in hits}
     return scores, min(scores.values())
