@@ -1,7 +1,7 @@
 """Retrieval quality on a BEIR-layout dataset, through the product's own path.
 
     python -m bench.retrieval --corpus C --queries Q --qrels R [--modes vector,keyword,hybrid]
-                              [--limit N]
+                              [--split tune|heldout|all] [--limit N]
 
 Every document goes in as an upload does (stored, extracted, chunked,
 embedded with the configured embedder, indexed); every query goes through the
@@ -10,6 +10,11 @@ Per mode it prints nDCG@10, Recall@10, Recall@100 (BEIR's definitions),
 queries per second and p50 latency, next to a plain BM25 baseline over whole
 documents (rank-bm25, Snowball stemming, k1 0.9, b 0.4). The last line is one
 JSON object keyed by mode.
+
+No tuning on the figures that count: the judged claims are split for good by
+a hash of their ids (`split_of`) into `tune` (choose settings on these,
+`bench.retrieval_tune` sees nothing else) and `heldout` (measure the chosen
+settings once). See docs/retrieval.md.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import hashlib
 import json
 import math
 import re
@@ -30,7 +36,13 @@ from bench.common import hub_client, scratch_database
 from hub.services import SERVICES
 from hub.store import knowledge as store
 
-K_VALUES = (10, 100)
+SPLITS = ("tune", "heldout", "all")
+
+
+def split_of(query_id: str) -> str:
+    """`tune` or `heldout`, half and half, fixed by the id alone: no seed, no
+    order, no file to keep in step."""
+    return "tune" if hashlib.sha256(query_id.encode()).digest()[0] % 2 == 0 else "heldout"
 
 
 def ndcg_at(ranking: list[str], relevant: dict[str, int], k: int) -> float:
@@ -59,13 +71,13 @@ def evaluate(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -
     }
 
 
-def load(corpus: Path, queries: Path, qrels: Path, limit: int | None):
+def load(corpus: Path, queries: Path, qrels: Path, limit: int | None, split: str = "all"):
     qrel: dict[str, dict[str, int]] = defaultdict(dict)
     with qrels.open() as f:
         for row in csv.DictReader(f, delimiter="\t"):
             qrel[row["query-id"]][row["corpus-id"]] = int(row["score"])
     questions = [json.loads(line) for line in queries.open() if line.strip()]
-    questions = [q for q in questions if q["_id"] in qrel]
+    questions = [q for q in questions if q["_id"] in qrel and split in ("all", split_of(q["_id"]))]
     if limit:
         questions = questions[:limit]
     documents = [json.loads(line) for line in corpus.open() if line.strip()]
@@ -160,10 +172,12 @@ async def product_rankings(url: str, documents, questions, modes: list[str]) -> 
 
 async def main(args) -> dict:
     documents, questions, qrels = load(
-        Path(args.corpus), Path(args.queries), Path(args.qrels), args.limit
+        Path(args.corpus), Path(args.queries), Path(args.qrels), args.limit, args.split
     )
+    if not questions:
+        raise SystemExit(f"no judged queries in the {args.split!r} split")
     modes = [m for m in args.modes.split(",") if m]
-    print(f"{len(documents)} documents, {len(questions)} queries")
+    print(f"{len(documents)} documents, {len(questions)} queries ({args.split})")
     report = {}
     rankings, latencies = bm25_rankings(documents, questions)
     report["bm25"] = {
@@ -198,5 +212,8 @@ if __name__ == "__main__":
     parser.add_argument("--queries", required=True)
     parser.add_argument("--qrels", required=True)
     parser.add_argument("--modes", default="vector,keyword,hybrid")
+    parser.add_argument(
+        "--split", choices=SPLITS, default="all", help="which judged queries (docs/retrieval.md)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="a quick run: this many queries")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.retrieval import evaluate, ndcg_at, recall_at
+from bench.retrieval import evaluate, load, ndcg_at, recall_at, split_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,8 @@ def test_metrics_on_a_hand_computed_example():
     assert report["recall@10"] == 1.0
 
 
-def test_the_benchmark_runs_end_to_end(tmp_path, postgres_server_url):
+def write_corpus(folder: Path) -> list[str]:
+    """Four documents, two judged claims (q1 falls in `heldout`, q2 in `tune`)."""
     documents = [
         (
             "d1",
@@ -48,38 +49,67 @@ def test_the_benchmark_runs_end_to_end(tmp_path, postgres_server_url):
     queries = [
         ("q1", "Supplementing vitamin D strengthens bones."),
         ("q2", "Sleeping well helps you remember."),
+        ("q3", "A claim nobody judged."),
     ]
-    (tmp_path / "corpus.jsonl").write_text(
+    (folder / "corpus.jsonl").write_text(
         "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in documents)
     )
-    (tmp_path / "queries.jsonl").write_text(
+    (folder / "queries.jsonl").write_text(
         "\n".join(json.dumps({"_id": i, "text": x}) for i, x in queries)
     )
-    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.retrieval",
-            "--corpus",
-            str(tmp_path / "corpus.jsonl"),
-            "--queries",
-            str(tmp_path / "queries.jsonl"),
-            "--qrels",
-            str(tmp_path / "qrels.tsv"),
-        ],
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    return [str(folder / name) for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
+
+
+def bench(paths: list[str], *options: str, database: str = "") -> subprocess.CompletedProcess:
+    corpus, queries, qrels = paths
+    return subprocess.run(
+        [sys.executable, "-m", "bench.retrieval", "--corpus", corpus, "--queries", queries]
+        + ["--qrels", qrels, *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "BENCH_DATABASE_URL": postgres_server_url,
-        },
+        env={"PATH": "/usr/bin:/bin", "BENCH_DATABASE_URL": database},
     )
+
+
+def test_the_split_is_fixed_by_the_id_and_even(tmp_path):
+    # Fixed forever by a hash of the id: the held-out claims never move.
+    assert [split_of(q) for q in ("q1", "q2", "q3", "q4", "1", "2")] == [
+        "heldout",
+        "tune",
+        "tune",
+        "heldout",
+        "heldout",
+        "tune",
+    ]
+    tune = sum(split_of(str(i)) == "tune" for i in range(2000))
+    assert 900 < tune < 1100
+    paths = [Path(p) for p in write_corpus(tmp_path)]
+
+    def claims(split: str) -> list[str]:
+        return [q["_id"] for q in load(*paths, limit=None, split=split)[1]]
+
+    # Only judged claims count; each split holds its own.
+    assert claims("all") == ["q1", "q2"]
+    assert claims("heldout") == ["q1"] and claims("tune") == ["q2"]
+
+
+def test_an_empty_split_is_refused(tmp_path):
+    paths = write_corpus(tmp_path)
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    run = bench(paths, "--split", "tune")
+    assert run.returncode != 0 and "no judged queries in the 'tune' split" in run.stderr
+
+
+def test_the_benchmark_runs_end_to_end(tmp_path, postgres_server_url):
+    run = bench(write_corpus(tmp_path), "--split", "all", database=postgres_server_url)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "4 documents, 2 queries (all)" in run.stdout
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(report) == {"bm25", "vector", "keyword", "hybrid"}
     for figures in report.values():
         assert set(figures) == {"ndcg@10", "recall@10", "recall@100", "qps", "p50_ms"}
     assert report["vector"]["recall@10"] == 1.0 and report["hybrid"]["ndcg@10"] > 0.5
+    assert report["keyword"]["recall@10"] == 1.0  # BM25 finds both from their words

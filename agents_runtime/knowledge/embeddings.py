@@ -115,6 +115,12 @@ class OpenAIEmbedder:
         return [len(e.ids) - 2 for e in self._counter.encode_batch(texts)]
 
 
+# Chunk sizes in tokens, measured on SciFact's tuning claims (docs/retrieval.md).
+CHUNK_TOKENS = 400  # never more than the embedder reads (MiniLM: 256, what was measured)
+OVERLAP_TOKENS = 40
+EMBED_HEADING = True  # every chunk's vector carries its section's heading
+
+
 @dataclass
 class Chunk:
     content: str
@@ -123,33 +129,51 @@ class Chunk:
     position: int
     tokens: int
 
+    def embedding_text(self, heading: bool = EMBED_HEADING) -> str:
+        """What is embedded: the heading (a document's title, a section's
+        name) before the passage, so that a passage deep in a section is
+        still about its subject; `content` itself stays as written."""
+        return f"{self.heading}\n{self.content}" if heading and self.heading else self.content
+
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=\s*(?:[-*•]|\d+\.)\s)")
 
 
 def chunk(
-    sections: list[Section], embedder: Embedder, size: int = 400, overlap: int = 60
+    sections: list[Section],
+    embedder: Embedder,
+    size: int = CHUNK_TOKENS,
+    overlap: int = OVERLAP_TOKENS,
+    heading: bool = EMBED_HEADING,
 ) -> list[Chunk]:
-    """Token-aware windows of about `size` tokens that end on sentence
-    boundaries, overlapping by about `overlap` tokens; never across a page or
-    a heading, so that every chunk has one page and one heading."""
+    """Token-aware windows of about `size` tokens (at most what the embedder
+    reads, the heading included when it is embedded too) that end on
+    sentence boundaries, overlapping by about `overlap` tokens; never across
+    a page or a heading, so that every chunk has one page and one heading."""
     chunks: list[Chunk] = []
     for section in sections:
         sentences = [s.strip() for s in _SENTENCE.split(section.text) if s and s.strip()]
         if not sentences:
             continue
         counts = embedder.count_tokens(sentences)
+        room = min(size, embedder.window)
+        if heading and section.heading:
+            # The heading's tokens and the newline after it; a window keeps at
+            # least a quarter of its room for the passage itself.
+            room = max(room // 4, room - embedder.count_tokens([section.heading])[0] - 1)
         window: list[tuple[str, int]] = []
         for sentence, tokens in zip(sentences, counts, strict=True):
             # A sentence longer than a window is cut into pieces by words.
-            for piece, piece_tokens in _split_long(sentence, tokens, size):
-                if window and sum(t for _, t in window) + piece_tokens > size:
+            for piece, piece_tokens in _split_long(sentence, tokens, room):
+                if window and sum(t for _, t in window) + piece_tokens > room:
                     chunks.append(_make(window, section, len(chunks)))
                     kept: list[tuple[str, int]] = []
                     for item in reversed(window):  # carry the tail over
                         if sum(t for _, t in kept) + item[1] > overlap:
                             break
                         kept.insert(0, item)
+                    while kept and sum(t for _, t in kept) + piece_tokens > room:
+                        kept.pop(0)  # the overlap never pushes a window past its room
                     window = kept
                 window.append((piece, piece_tokens))
         if window:

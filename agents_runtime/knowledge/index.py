@@ -1,4 +1,5 @@
-"""Per-company FAISS indexes: a cache of the vectors PostgreSQL holds.
+"""Per-company search indexes — FAISS over the vectors, BM25 over the
+full-text lexemes: a cache of what PostgreSQL holds.
 
 Built lazily on a company's first search; updated in place when its chunks
 change (a `knowledge.changed` event, from any process, names the vector ids
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import faiss
 import numpy as np
+
+from agents_runtime.knowledge.bm25 import KeywordIndex
 
 # Single queries: one OpenMP thread (two were 3-7x slower per query here).
 faiss.omp_set_num_threads(1)
@@ -30,15 +33,22 @@ class CompanyIndex:
     agents: dict[int, UUID | None]  # vector id -> the agent its document is attached to
     nbytes: int
     kind: str  # "flat" (exact) or "hnsw" (approximate)
+    keywords: KeywordIndex = field(default_factory=KeywordIndex)
     built_at: float = field(default_factory=time.monotonic)
     # FAISS indexes are not safe to change while searched: one at a time.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def update(
-        self, removed: list[int], added: np.ndarray, added_ids: np.ndarray, agents: dict
+        self,
+        removed: list[int],
+        added: np.ndarray,
+        added_ids: np.ndarray,
+        agents: dict,
+        terms: dict[int, Counter[str]] | None = None,
     ) -> bool:
-        """Apply a change in place; False when this index cannot (HNSW cannot
-        remove vectors), and the caller must rebuild it instead."""
+        """Apply a change in place (`terms`: the added chunks' lexeme counts);
+        False when this index cannot (HNSW cannot remove vectors), and the
+        caller must rebuild it instead."""
         with self.lock:
             if removed:
                 if self.kind == "hnsw":
@@ -46,11 +56,22 @@ class CompanyIndex:
                 self.index.remove_ids(np.array(removed, dtype=np.int64))
                 for vector_id in removed:
                     self.agents.pop(vector_id, None)
+                    self.keywords.remove(vector_id)
             if len(added_ids):
                 self.index.add_with_ids(added, added_ids)
                 self.agents.update(agents)
-            self.nbytes = self.index.ntotal * added.shape[1] * 4 if len(added_ids) else self.nbytes
+            for vector_id, counts in (terms or {}).items():
+                self.keywords.add(vector_id, counts, agents.get(vector_id))
+            vectors = self.index.ntotal * self.index.d * 4 * (2 if self.kind == "hnsw" else 1)
+            self.nbytes = vectors + self.keywords.nbytes
             return True
+
+    def keyword_search(
+        self, terms: Counter[str], k: int, agent_id: UUID | None, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        """(vector id, BM25 score), best first."""
+        with self.lock:
+            return self.keywords.search(terms, k, agent_id, allowed)
 
     def search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
         """(vector id, cosine similarity), best first, for the agent's
@@ -75,7 +96,14 @@ class CompanyIndex:
             wanted = min(self.index.ntotal, wanted * 4)
 
 
-def build(ids: np.ndarray, vectors: np.ndarray, agents: dict[int, UUID | None]) -> CompanyIndex:
+def build(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    agents: dict[int, UUID | None],
+    terms: dict[int, Counter[str]] | None = None,
+) -> CompanyIndex:
+    """`terms`: every chunk's lexeme counts (those waiting for a new model's
+    vector too), for BM25."""
     dimension = vectors.shape[1] if len(vectors) else 1
     if len(vectors) > HNSW_ABOVE:
         inner = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
@@ -86,8 +114,15 @@ def build(ids: np.ndarray, vectors: np.ndarray, agents: dict[int, UUID | None]) 
     if len(vectors):
         index.add_with_ids(vectors, ids)
     hnsw = len(vectors) > HNSW_ABOVE
+    keywords = KeywordIndex()
+    for vector_id, counts in (terms or {}).items():
+        keywords.add(vector_id, counts, agents.get(vector_id))
     return CompanyIndex(
-        index, agents, vectors.nbytes * (2 if hnsw else 1), "hnsw" if hnsw else "flat"
+        index,
+        agents,
+        vectors.nbytes * (2 if hnsw else 1) + keywords.nbytes,
+        "hnsw" if hnsw else "flat",
+        keywords,
     )
 
 

@@ -8,12 +8,15 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
 import numpy as np
 
+from agents_runtime.knowledge import fusion
+from agents_runtime.knowledge.bm25 import parse_tsvector
 from agents_runtime.knowledge.embeddings import Embedder, LocalEmbedder, OpenAIEmbedder, chunk
 from agents_runtime.knowledge.extract import ExtractError, extract
 from agents_runtime.knowledge.index import IndexCache, build
@@ -27,8 +30,8 @@ from hub.uploads import document_type
 
 log = logging.getLogger(__name__)
 
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
 MAX_ATTEMPTS = 3
+_EXCLUSION = re.compile(r"(?:^|\s)-\w")  # web-search syntax: -word leaves out what holds it
 EMBED_BATCH = 16  # small batches: each one is a short, bounded stretch of CPU work
 
 
@@ -94,7 +97,8 @@ class Knowledge:
             )
             ids = np.array([r["vector_id"] for r in rows], dtype=np.int64)
             agents = {r["vector_id"]: r["agent_id"] for r in rows}
-            if await self._cpu(entry.update, removed, vectors, ids, agents):
+            terms = {r["vector_id"]: parse_tsvector(r["terms"]) for r in rows}
+            if await self._cpu(entry.update, removed, vectors, ids, agents, terms):
                 return
         except Exception:
             log.exception('{"event":"index_update_failed","company_id":"%s"}', company_id)
@@ -112,31 +116,31 @@ class Knowledge:
         agent_id: UUID | None = None,
         mode: SearchMode = "hybrid",
     ) -> list[dict[str, Any]]:
-        depth = max(limit * 4, 20)
         if mode == "vector":
             hits = await self._vector(company_id, query, limit, agent_id)
-            return [self._result(r, s) for r, s in hits if threshold is None or s >= threshold]
-        if mode == "keyword":
-            rows = await self._keyword(company_id, query, limit, agent_id)
-            return [
-                self._result(r, float(r["rank"]))
-                for r in rows
-                if threshold is None or r["rank"] >= threshold
-            ]
-        vector_hits, keyword_rows = await asyncio.gather(
-            self._vector(company_id, query, depth, agent_id),
-            self._keyword(company_id, query, depth, agent_id),
-        )
-        # In hybrid mode the threshold is a cosine floor for vector candidates;
-        # a full-text match is evidence of its own and always takes part.
-        vector_hits = [(r, s) for r, s in vector_hits if threshold is None or s >= threshold]
-        fused: dict[int, tuple[float, dict]] = {}
-        for ranked in ([r for r, _ in vector_hits], keyword_rows):
-            for rank, row in enumerate(ranked, start=1):
-                score, _ = fused.get(row["vector_id"], (0.0, row))
-                fused[row["vector_id"]] = (score + 1 / (RRF_K + rank), row)
-        best = sorted(fused.values(), key=lambda pair: -pair[0])[:limit]
-        return [self._result(row, round(score, 6)) for score, row in best]
+            hits = [(i, s) for i, s in hits if threshold is None or s >= threshold]
+        elif mode == "keyword":
+            hits = await self._keyword(company_id, query, limit, agent_id)
+            hits = [(i, s) for i, s in hits if threshold is None or s >= threshold]
+        else:
+            depth = max(limit, fusion.DEPTH)
+            vector_hits, keyword_hits = await asyncio.gather(
+                self._vector(company_id, query, depth, agent_id),
+                self._keyword(company_id, query, depth, agent_id),
+            )
+            # In hybrid mode the threshold is a cosine floor for vector candidates;
+            # a full-text match is evidence of its own and always takes part.
+            vector_hits = [(i, s) for i, s in vector_hits if threshold is None or s >= threshold]
+            hits = [(i, round(s, 6)) for i, s in fusion.fuse(vector_hits, keyword_hits)[:limit]]
+        if not hits:
+            return []
+        async with self.services.db.tenant(company_id) as conn:
+            rows = {
+                r["vector_id"]: r
+                for r in await store.chunks_by_vector_ids(conn, [i for i, _ in hits])
+            }
+        # A chunk deleted since the index was built is simply gone from the answer.
+        return [self._result(rows[i], s) for i, s in hits if i in rows]
 
     @staticmethod
     def _result(row: dict, score: float) -> dict[str, Any]:
@@ -153,25 +157,37 @@ class Knowledge:
             },
         }
 
-    async def _keyword(self, company_id, query, limit, agent_id) -> list[dict]:
+    async def _keyword(self, company_id, query, limit, agent_id) -> list[tuple[int, float]]:
+        """BM25 over the company's chunks: any of the query's words matches.
+        A query written as a web search keeps its meaning: with -exclusions
+        only chunks satisfying all of it count; with "quoted phrases" the
+        chunks holding them come first."""
+        index = await self._index(company_id)
+        excluding = _EXCLUSION.search(query) is not None
+        phrases = '"' in query
         async with self.services.db.tenant(company_id) as conn:
-            return await store.keyword_search(conn, company_id, query, agent_id, limit)
+            terms = parse_tsvector(await store.query_terms(conn, query))
+            strict = None
+            if terms and (excluding or phrases):
+                strict = set(await store.strict_matches(conn, company_id, query, agent_id))
+        if not terms:
+            return []
+        hits = await self._cpu(
+            index.keyword_search, terms, limit, agent_id, strict if excluding else None
+        )
+        if strict and not excluding:
+            hits.sort(key=lambda hit: hit[0] not in strict)  # stable: BM25 order within each
+        return hits
 
-    async def _vector(self, company_id, query, limit, agent_id) -> list[tuple[dict, float]]:
+    async def _vector(self, company_id, query, limit, agent_id) -> list[tuple[int, float]]:
         index = await self._index(company_id)
         if index.index.ntotal == 0:
             return []
-        vector = (await self._cpu(self.embedder.embed, [query]))[0]
-        hits = await self._cpu(index.search, vector, limit, agent_id)
-        if not hits:
-            return []
-        async with self.services.db.tenant(company_id) as conn:
-            rows = {
-                r["vector_id"]: r
-                for r in await store.chunks_by_vector_ids(conn, [i for i, _ in hits])
-            }
-        # A chunk deleted since the index was built is simply gone from the answer.
-        return [(rows[i], score) for i, score in hits if i in rows]
+        return await self._cpu(self._embed_and_search, index, query, limit, agent_id)
+
+    def _embed_and_search(self, index, query, limit, agent_id) -> list[tuple[int, float]]:
+        """In one trip to the executor: a hop costs more than FAISS's search."""
+        return index.search(self.embedder.embed([query])[0], limit, agent_id)
 
     async def _index(self, company_id: UUID):
         cached = self.cache.get(company_id)
@@ -184,23 +200,25 @@ class Knowledge:
                 return cached
             changes_before = self._changes.get(company_id, 0)
             dimension = self.embedder.dimension
-            id_parts, vector_parts, agents = [], [], {}
+            id_parts, vector_parts, agents, terms = [], [], {}, {}
             async with self.services.db.tenant(company_id) as conn:
-                async for rows in store.vectors(conn, company_id, self.embedder.name):
+                async for batch in store.vectors(conn, company_id, self.embedder.name):
+                    terms.update((r["vector_id"], parse_tsvector(r["terms"])) for r in batch)
+                    agents.update((r["vector_id"], r["agent_id"]) for r in batch)
+                    rows = [r for r in batch if r["embedding"] is not None]
                     id_parts.append(np.array([r["vector_id"] for r in rows], dtype=np.int64))
                     vector_parts.append(
                         np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
                             len(rows), dimension
                         )
                     )
-                    agents.update((r["vector_id"], r["agent_id"]) for r in rows)
             ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
             vectors = (
                 np.concatenate(vector_parts)
                 if vector_parts
                 else np.zeros((0, dimension), dtype=np.float32)
             )
-            entry = await self._cpu(build, ids, vectors, agents)
+            entry = await self._cpu(build, ids, vectors, agents, terms)
             # A change that arrived while we read may be missing from what we
             # built: use it for this search, but do not keep it.
             if self._changes.get(company_id, 0) == changes_before:
@@ -273,7 +291,7 @@ class Knowledge:
             pieces = await self._cpu(chunk, sections, self.embedder)
             vectors = []
             for start in range(0, len(pieces), EMBED_BATCH):
-                batch = [p.content for p in pieces[start : start + EMBED_BATCH]]
+                batch = [p.embedding_text() for p in pieces[start : start + EMBED_BATCH]]
                 vectors.extend(await self._cpu(self.embedder.embed, batch))
         except ExtractError as exc:
             await self._finish(document, None, str(exc))

@@ -156,8 +156,10 @@ async def vector_ids_of(conn: asyncpg.Connection, document_id: UUID) -> list[int
 
 
 async def vectors_by_ids(conn: asyncpg.Connection, ids: list[int]) -> list[asyncpg.Record]:
+    """Vectors and full-text lexemes (`tsv` as text) of the chunks just added."""
     return await conn.fetch(
-        "SELECT vector_id, agent_id, embedding FROM chunks WHERE vector_id = ANY($1::bigint[])",
+        """SELECT vector_id, agent_id, embedding, tsv::text AS terms FROM chunks
+           WHERE vector_id = ANY($1::bigint[])""",
         ids,
     )
 
@@ -180,13 +182,17 @@ async def finish(
 async def vectors(
     conn: asyncpg.Connection, company_id: UUID, model: str, batch: int = 5000
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """The company's vectors of `model`, in batches (inside a transaction), so
-    that a caller can turn each into an array before the next arrives: as
-    Python lists, 100k vectors would take over a gigabyte."""
+    """The company's chunks in batches (inside a transaction), so that a
+    caller can turn each into arrays before the next arrives: as Python
+    lists, 100k vectors would take over a gigabyte. Every chunk brings its
+    full-text lexemes (`terms`, the tsvector as text); `embedding` is NULL
+    for a chunk of another model than `model` (waiting to be re-embedded:
+    keyword search still finds it, vector search does not)."""
     rows: list[asyncpg.Record] = []
     async for row in conn.cursor(
-        """SELECT vector_id, agent_id, embedding FROM chunks
-           WHERE company_id = $1 AND embedding_model = $2""",
+        """SELECT vector_id, agent_id, tsv::text AS terms,
+                  CASE WHEN embedding_model = $2 THEN embedding END AS embedding
+           FROM chunks WHERE company_id = $1""",
         company_id,
         model,
         prefetch=batch,
@@ -210,29 +216,23 @@ async def chunks_by_vector_ids(conn: asyncpg.Connection, ids: list[int]) -> list
     return [dict(r) for r in rows]
 
 
-async def keyword_search(
-    conn: asyncpg.Connection, company_id: UUID, query: str, agent_id: UUID | None, limit: int
-) -> list[dict[str, Any]]:
-    """PostgreSQL full text, ranked by ts_rank_cd. Any of the words matches (a
-    question rarely has every word in one passage; more of them, closer
-    together, rank higher); "quoted phrases" and codes like AX-7742-B stay
-    exact sequences, and a query with -exclusions keeps websearch's AND."""
+async def query_terms(conn: asyncpg.Connection, query: str) -> str:
+    """The query's lexemes as a tsvector's text: PostgreSQL's `english`
+    analysis, the same that made the chunks' `tsv`, so both sides agree."""
+    return await conn.fetchval("SELECT to_tsvector('english', $1)::text", query)
+
+
+async def strict_matches(
+    conn: asyncpg.Connection, company_id: UUID, query: str, agent_id: UUID | None
+) -> list[int]:
+    """The chunks that satisfy the query read as a web search, all of it:
+    every word, "quoted phrases" as exact sequences, no -excluded word."""
     rows = await conn.fetch(
-        """WITH parsed AS (SELECT websearch_to_tsquery('english', $2) AS w),
-                query AS (
-                    SELECT CASE WHEN position('!' IN w::text) > 0 THEN w
-                                ELSE replace(w::text, ' & ', ' | ')::tsquery END AS q
-                    FROM parsed
-                )
-           SELECT c.vector_id, c.id AS chunk_id, c.document_id, c.content, c.page, c.heading,
-                  d.title, d.filename, ts_rank_cd(c.tsv, q) AS rank
-           FROM chunks c JOIN documents d ON d.id = c.document_id, query
-           WHERE c.company_id = $1 AND c.tsv @@ q
-             AND ($3::uuid IS NULL OR c.agent_id IS NULL OR c.agent_id = $3)
-           ORDER BY rank DESC LIMIT $4""",
+        """SELECT c.vector_id FROM chunks c
+           WHERE c.company_id = $1 AND c.tsv @@ websearch_to_tsquery('english', $2)
+             AND ($3::uuid IS NULL OR c.agent_id IS NULL OR c.agent_id = $3)""",
         company_id,
         query,
         agent_id,
-        limit,
     )
-    return [dict(r) for r in rows]
+    return [r["vector_id"] for r in rows]
