@@ -189,7 +189,7 @@ async def search_latency(url: str, size: int, queries: int) -> dict:
                     i,
                     paragraph(text_rng, 2),
                     40,
-                    embedder.name,
+                    knowledge.embedding_key,
                     v.tolist(),
                 )
                 for i, v in enumerate(vectors)

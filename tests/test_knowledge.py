@@ -353,7 +353,7 @@ async def test_the_openai_embedder_is_chosen_by_its_own_setting(make_client):
                 " ON d.id = c.document_id WHERE d.company_id = $1",
                 uuid.UUID(owner.company_id),
             )
-        assert [m["embedding_model"] for m in models] == ["text-embedding-3-small"]
+        assert [m["embedding_model"] for m in models] == ["text-embedding-3-small@chunks-v2"]
     finally:
         await fake.close()
 
@@ -384,7 +384,7 @@ async def test_the_cached_index_is_updated_in_place(client, account):
 async def test_a_change_of_embedding_model_re_embeds_at_start_up(client, account, make_client):
     document = await add(client, account, b"Gift cards never expire.", "cards.txt")
     services = client.app[SERVICES]
-    current = services.knowledge.embedder.name
+    current = services.knowledge.embedding_key
     async with services.db.system() as conn:
         # As left by a hub that ran with another embedder.
         await conn.execute(

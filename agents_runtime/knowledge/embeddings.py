@@ -119,6 +119,9 @@ class OpenAIEmbedder:
 CHUNK_TOKENS = 400  # never more than the embedder reads (MiniLM: 256, what was measured)
 OVERLAP_TOKENS = 40
 EMBED_HEADING = True  # every chunk's vector carries its section's heading
+# Bump when chunking or the text embedded changes: chunks record it with their
+# model (`embedding_key`), so stored documents are chunked and embedded again.
+CHUNKING_VERSION = 2
 
 
 @dataclass

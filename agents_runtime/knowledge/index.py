@@ -21,8 +21,13 @@ import numpy as np
 
 from agents_runtime.knowledge.bm25 import KeywordIndex
 
-# Single queries: one OpenMP thread (two were 3-7x slower per query here).
-faiss.omp_set_num_threads(1)
+def single_threaded() -> None:
+    """Single queries: one OpenMP thread (two were 3-7x slower per query
+    here). The setting is per thread: call it in every thread that searches."""
+    faiss.omp_set_num_threads(1)
+
+
+single_threaded()
 
 HNSW_ABOVE = 50_000  # exact search below this many vectors; HNSW (approximate) above
 

@@ -17,9 +17,15 @@ import numpy as np
 
 from agents_runtime.knowledge import fusion
 from agents_runtime.knowledge.bm25 import parse_tsvector
-from agents_runtime.knowledge.embeddings import Embedder, LocalEmbedder, OpenAIEmbedder, chunk
+from agents_runtime.knowledge.embeddings import (
+    CHUNKING_VERSION,
+    Embedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    chunk,
+)
 from agents_runtime.knowledge.extract import ExtractError, extract
-from agents_runtime.knowledge.index import IndexCache, build
+from agents_runtime.knowledge.index import IndexCache, build, single_threaded
 from hub.config import Settings
 from hub.events import Event
 from hub.knowledge import SearchMode
@@ -54,7 +60,9 @@ class Knowledge:
         self._embedder = embedder
         self.cache = IndexCache(services.settings.knowledge_index_budget_mb * 2**20)
         # CPU work (extraction, embeddings, FAISS) runs here, never on the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="knowledge")
+        self.executor = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="knowledge", initializer=single_threaded
+        )
         self._wake = asyncio.Event()
         self._builds: dict[UUID, asyncio.Lock] = {}
         self._changes: dict[UUID, int] = {}  # per company, changes seen so far
@@ -65,6 +73,13 @@ class Knowledge:
         if self._embedder is None:
             self._embedder = build_embedder(self.services.settings)
         return self._embedder
+
+    @property
+    def embedding_key(self) -> str:
+        """What chunks record as their `embedding_model`: the model and the
+        chunking that made them. Search uses only vectors of the current key,
+        and a change of either processes the documents again."""
+        return f"{self.embedder.name}@chunks-v{CHUNKING_VERSION}"
 
     async def _cpu(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -202,7 +217,7 @@ class Knowledge:
             dimension = self.embedder.dimension
             id_parts, vector_parts, agents, terms = [], [], {}, {}
             async with self.services.db.tenant(company_id) as conn:
-                async for batch in store.vectors(conn, company_id, self.embedder.name):
+                async for batch in store.vectors(conn, company_id, self.embedding_key):
                     terms.update((r["vector_id"], parse_tsvector(r["terms"])) for r in batch)
                     agents.update((r["vector_id"], r["agent_id"]) for r in batch)
                     rows = [r for r in batch if r["embedding"] is not None]
@@ -247,11 +262,11 @@ class Knowledge:
                     await asyncio.wait_for(self._wake.wait(), poll)
 
     async def requeue_other_models(self) -> int:
-        """The embedding model changed (EMBEDDING_PROVIDER/EMBEDDING_MODEL):
-        documents embedded by another model are processed again, so that
+        """The embedding model (EMBEDDING_PROVIDER/EMBEDDING_MODEL) or the
+        chunking changed: documents embedded otherwise are processed again, so that
         search, which never mixes two models' vectors, finds them again."""
         async with self.services.db.system() as conn:
-            count = await store.requeue_other_models(conn, self.embedder.name)
+            count = await store.requeue_other_models(conn, self.embedding_key)
         if count:
             log.info('{"event":"reembed_queued","documents":%d}', count)
         return count
@@ -319,7 +334,7 @@ class Knowledge:
                 company_id=company_id,
                 document_id=document["id"],
                 agent_id=document["agent_id"],
-                model=self.embedder.name,
+                model=self.embedding_key,
                 chunks=rows or [],
             )
             await store.finish(
