@@ -21,6 +21,7 @@ import numpy as np
 
 from agents_runtime.knowledge.bm25 import KeywordIndex
 
+
 def single_threaded() -> None:
     """Single queries: one OpenMP thread (two were 3-7x slower per query
     here). The setting is per thread: call it in every thread that searches."""
