@@ -85,6 +85,11 @@ async def resolve_key(db: Database, header: str | None, origin: str | None) -> P
     key = PublishableKey(
         row["id"], row["company_id"], row["agent_id"], tuple(row["allowed_origins"])
     )
+    _check_origin(key, origin)
+    return key
+
+
+def _check_origin(key: PublishableKey, origin: str | None) -> None:
     if not key.allows(origin):
         raise ApiError(
             403,
@@ -92,7 +97,6 @@ async def resolve_key(db: Database, header: str | None, origin: str | None) -> P
             "This key may not be used from this origin",
             {"origin": origin},
         )
-    return key
 
 
 @dataclass(frozen=True)
@@ -143,3 +147,19 @@ def verify_conversation_token(settings: Settings, token: str | None) -> Conversa
         raise ApiError.unauthorized("The conversation token expired", "INVALID_TOKEN") from None
     except (jwt.PyJWTError, KeyError, ValueError):
         raise ApiError.unauthorized("Invalid conversation token", "INVALID_TOKEN") from None
+
+
+async def verify_visitor(
+    db: Database, settings: Settings, token: str | None, origin: str | None
+) -> ConversationGrant:
+    """A visitor's conversation token, as every real-time door checks it (the
+    widget's socket, the voice socket): signed and unexpired, its publishable
+    key not revoked since, and used from an origin that key allows."""
+    grant = verify_conversation_token(settings, token)
+    async with db.system() as conn:
+        row = await keys.is_active(conn, grant.key_id)
+    if row is None:
+        raise invalid_key()
+    key = PublishableKey(row["id"], grant.company_id, grant.agent_id, tuple(row["allowed_origins"]))
+    _check_origin(key, origin)
+    return grant

@@ -381,6 +381,20 @@ async def test_the_cached_index_is_updated_in_place(client, account):
     assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 1
 
 
+async def test_a_gap_in_the_event_bus_forgets_the_cached_indexes(client, account):
+    # After a Redis restart this process may have missed knowledge.changed
+    # events (tests/test_realtime.py shows the bus reporting such a gap).
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    await add(client, account, b"Canoes seat three adults.", "canoe.txt")
+    assert await search(client, account, "how many people fit in a canoe", mode="keyword")
+    assert services.knowledge.cache.get(company_id) is not None
+    await services.events._gap()
+    assert services.knowledge.cache.get(company_id) is None
+    assert await search(client, account, "how many people fit in a canoe", mode="keyword")
+    assert services.knowledge.cache.get(company_id) is not None
+
+
 async def test_a_change_of_embedding_model_re_embeds_at_start_up(client, account, make_client):
     document = await add(client, account, b"Gift cards never expire.", "cards.txt")
     services = client.app[SERVICES]

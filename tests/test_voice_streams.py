@@ -413,6 +413,10 @@ async def test_browser_refusals_and_limits(hub, tenant):
     assert error["code"] == "VOICE_SESSIONS_LIMIT" and code == 4429
     assert (await conversation(hub, account, second["id"]))["status"] == "active"
     assert await messages(hub, account, second["id"]) == []
+    # One call per conversation: a second socket on it is refused.
+    ws = await hub.ws_connect(f"/public/voice/ws?token={first['token']}")
+    error, code, _ = await refused(ws)
+    assert error["code"] == "VOICE_SESSION_OPEN" and code == 4409
     # The first sends no audio: it is closed when the idle timeout passes.
     while True:
         msg = await holder.receive(timeout=30)
@@ -439,6 +443,44 @@ async def test_browser_refusals_and_limits(hub, tenant):
     ended = await wait_for(lambda: _status(hub, account, third["id"], "ended"), within=10)
     assert ended["metadata"]["call_end_reason"] == "malformed_frame"
     assert await messages(hub, account, third["id"]) == []
+
+
+async def test_the_key_decides_as_for_the_chat_widget(hub, tenant):
+    account, agent, _, _ = tenant
+    key = await (
+        await hub.post(
+            f"/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": ["https://shop.example.com"]},
+            headers=account.headers,
+        )
+    ).json()
+    started = await (
+        await hub.post(
+            "/public/conversations",
+            json={"agent_id": agent["id"], "channel": "voice"},
+            headers={"Authorization": f"Bearer {key['key']}"},
+        )
+    ).json()
+    url = f"/public/voice/ws?token={started['token']}"
+    # From a site the key does not allow.
+    ws = await hub.ws_connect(url, headers={"Origin": "https://elsewhere.example.com"})
+    error, code, _ = await refused(ws)
+    assert error["code"] == "ORIGIN_NOT_ALLOWED" and code == 4403
+    # Revoking the key cuts the call it carries, and its tokens open no more.
+    ws = await hub.ws_connect(url, headers={"Origin": "https://shop.example.com"})
+    assert (await ws.receive_json(timeout=30))["type"] == "ready"
+    revoked = await hub.delete(
+        f"/api/agents/{agent['id']}/keys/{key['id']}", headers=account.headers
+    )
+    assert revoked.status in (200, 204)
+    while (msg := await ws.receive(timeout=10)).type != WSMsgType.CLOSE:
+        if msg.type == WSMsgType.TEXT and msg.json()["type"] == "error":
+            assert msg.json()["code"] == "INVALID_KEY"
+    assert msg.data == 4401
+    await ws.close()
+    ws = await hub.ws_connect(url)
+    error, code, _ = await refused(ws)
+    assert error["code"] == "INVALID_KEY" and code == 4401
 
 
 # -- the widget's mic button in a real browser ----------------------------------------

@@ -158,5 +158,9 @@ class IndexCache:
         with self._lock:
             self._indexes.pop(company_id, None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._indexes.clear()
+
     def used(self) -> int:
         return sum(entry.nbytes for entry in self._indexes.values())

@@ -66,7 +66,9 @@ class Knowledge:
         self._wake = asyncio.Event()
         self._builds: dict[UUID, asyncio.Lock] = {}
         self._changes: dict[UUID, int] = {}  # per company, changes seen so far
+        self._gaps = 0  # times the bus may have lost changes: every index is suspect
         services.events.subscribe(self._on_event)
+        services.events.on_gap(self.forget_all)
 
     @property
     def embedder(self) -> Embedder:
@@ -92,6 +94,14 @@ class Knowledge:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def forget_all(self) -> None:
+        """Changes may have been published while this process could not hear
+        them (Redis restarted): every cached index may be stale, so each is
+        built again from PostgreSQL on its company's next search."""
+        self._gaps += 1  # and builds in flight are used once, not kept
+        self.cache.clear()
+        self._wake.set()  # documents queued meanwhile
 
     async def apply_change(self, company_id: UUID, change: dict) -> None:
         """Update the company's cached index in place; drop it on any doubt."""
@@ -213,7 +223,7 @@ class Knowledge:
             cached = self.cache.get(company_id)
             if cached is not None:
                 return cached
-            changes_before = self._changes.get(company_id, 0)
+            changes_before = (self._gaps, self._changes.get(company_id, 0))
             dimension = self.embedder.dimension
             id_parts, vector_parts, agents, terms = [], [], {}, {}
             async with self.services.db.tenant(company_id) as conn:
@@ -236,7 +246,7 @@ class Knowledge:
             entry = await self._cpu(build, ids, vectors, agents, terms)
             # A change that arrived while we read may be missing from what we
             # built: use it for this search, but do not keep it.
-            if self._changes.get(company_id, 0) == changes_before:
+            if (self._gaps, self._changes.get(company_id, 0)) == changes_before:
                 self.cache.put(company_id, entry)
             return entry
 

@@ -94,9 +94,9 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
     wire = TwilioWire(ws, str(start.get("streamSid") or ""))
     streams = request.app[STREAMS]
     session = Session(services, streams.llm, ws, wire, twilio.SAMPLE_RATE, read_twilio_frame)
-    async with streams.slots.hold(grant.company_id) as refusal:
+    async with streams.slots.hold(grant.company_id, f"call:{grant.call_sid}") as refusal:
         if refusal is not None:
-            return await refuse(ws, ApiError(429, refusal.code, refusal.message))
+            return await refuse(ws, ApiError(refusal.status, refusal.code, refusal.message))
         try:
             conversation = await _start_call(services, grant, wire.stream_sid)
         except asyncpg.UniqueViolationError:

@@ -25,8 +25,10 @@ def install(app: web.Application) -> None:
             services.redis,
             settings.redis_prefix,
         )
-        app[STREAMS] = VoiceStreams(slots, runtime.build_llm(settings))
+        streams = app[STREAMS] = VoiceStreams(slots, runtime.build_llm(settings))
+        services.events.subscribe(streams.on_event)
         yield
+        services.events.unsubscribe(streams.on_event)
 
     app.cleanup_ctx.append(streams_ctx)
     app.router.add_get("/public/voice/ws", browser_socket)

@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -41,9 +42,10 @@ from agents_runtime.voice.wires import (
     read_browser_frame,
 )
 from hub.errors import ApiError
+from hub.events import Event
 from hub.services import SERVICES, Services
 from hub.store import agents, conversations
-from hub.visitors import verify_conversation_token
+from hub.visitors import invalid_key, verify_visitor
 from hub.voice.slots import VoiceSlots
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,19 @@ BROWSER_RATE = 16_000
 
 @dataclass
 class VoiceStreams:
-    """What the process's voice sockets share: the session caps and one LLM
-    client (its connection pool serves every session)."""
+    """What the process's voice sockets share: the session caps, one LLM
+    client (its connection pool serves every session), and the browser
+    sockets by publishable key, so that a revoked key cuts its calls."""
 
     slots: VoiceSlots
     llm: LLM
+    by_key: dict[UUID, set[web.WebSocketResponse]] = field(default_factory=lambda: defaultdict(set))
+
+    async def on_event(self, event: Event) -> None:
+        if event.type != "key.revoked":
+            return
+        for ws in list(self.by_key.pop(UUID(event.data["key_id"]), ())):
+            await refuse(ws, invalid_key("This key has been revoked"))
 
 
 STREAMS = web.AppKey("voice_streams", VoiceStreams)
@@ -220,16 +230,25 @@ async def browser_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_TEXT_FRAME, heartbeat=20)
     await ws.prepare(request)
     try:
-        grant = verify_conversation_token(services.settings, request.query.get("token"))
+        grant = await verify_visitor(
+            services.db,
+            services.settings,
+            request.query.get("token"),
+            request.headers.get("Origin"),
+        )
         agent, conversation = await _browser_conversation(services, grant.company_id, grant)
     except ApiError as error:
         return await refuse(ws, error)
     streams = request.app[STREAMS]
     session = Session(services, streams.llm, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
-    async with streams.slots.hold(grant.company_id) as refusal:
+    async with streams.slots.hold(grant.company_id, str(conversation["id"])) as refusal:
         if refusal is not None:
-            return await refuse(ws, ApiError(429, refusal.code, refusal.message))
-        await converse(session, agent, conversation)
+            return await refuse(ws, ApiError(refusal.status, refusal.code, refusal.message))
+        streams.by_key[grant.key_id].add(ws)
+        try:
+            await converse(session, agent, conversation)
+        finally:
+            streams.by_key.get(grant.key_id, set()).discard(ws)
     return ws
 
 

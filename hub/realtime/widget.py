@@ -14,8 +14,8 @@ from hub.events import Event
 from hub.inputs import MAX_SEQ, NewMessage
 from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.realtime.shapes import visible_to_visitor, visitor_view
-from hub.store import conversations, keys, messages
-from hub.visitors import ConversationGrant, PublishableKey, invalid_key, verify_conversation_token
+from hub.store import conversations, messages
+from hub.visitors import ConversationGrant, verify_visitor
 
 MAX_CONTENT = 4000
 RESUME_LIMIT = 500
@@ -61,18 +61,9 @@ class WidgetNamespace(Namespace):
         services = self.services
         try:
             token = auth.get("token") if isinstance(auth, dict) else None
-            grant = verify_conversation_token(services.settings, token)
-            async with services.db.system() as conn:
-                key = await keys.is_active(conn, grant.key_id)
-            if key is None:
-                raise invalid_key()
-            allowed = PublishableKey(
-                key["id"], grant.company_id, grant.agent_id, tuple(key["allowed_origins"])
+            grant = await verify_visitor(
+                services.db, services.settings, token, environ.get("HTTP_ORIGIN")
             )
-            if not allowed.allows(environ.get("HTTP_ORIGIN")):
-                raise ApiError(
-                    403, "ORIGIN_NOT_ALLOWED", "This key may not be used from this origin"
-                )
             async with services.db.tenant(grant.company_id) as conn:
                 if await conversations.get(conn, grant.conversation_id) is None:
                     raise ApiError.unauthorized(

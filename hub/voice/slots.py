@@ -4,7 +4,8 @@ process the socket reached, and each costs CPU for its speech) and per company
 configured, a counter in this process otherwise).
 
 A lease expires unless renewed, so a process that dies does not hold its
-sessions' slots forever.
+sessions' slots forever. A lease is named by what the session serves (a
+conversation), so one conversation has one voice session at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections import Counter
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import UUID
@@ -26,8 +26,16 @@ RENEW_SECONDS = 20
 # KEYS[1] the company's set; ARGV: now, cap, session id, lease expiry.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return -1 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], 3600)
+return 1
+"""
+# KEYS[1] the company's set; ARGV: session id, lease expiry. Re-adds a lease
+# that lapsed (a long stall) rather than let the session run uncounted.
+_RENEW = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], 3600)
 return 1
 """
@@ -35,6 +43,7 @@ return 1
 
 @dataclass(frozen=True)
 class Refusal:
+    status: int
     code: str
     message: str
 
@@ -50,24 +59,36 @@ class VoiceSlots:
         self.per_company, self.per_process = per_company, per_process
         self.redis, self.prefix = redis, prefix
         self.running = 0
-        self._local: Counter[UUID] = Counter()
+        self._local: dict[UUID, set[str]] = defaultdict(set)
 
     @contextlib.asynccontextmanager
-    async def hold(self, company_id: UUID) -> AsyncIterator[Refusal | None]:
-        """Yields None with a slot held for the block, or why there is none."""
+    async def hold(self, company_id: UUID, session: str) -> AsyncIterator[Refusal | None]:
+        """Yields None with a slot held for the block, or why there is none.
+        `session` names what the session serves: one at a time for each."""
         if self.running >= self.per_process:
             yield Refusal(
-                "VOICE_BUSY", "This server runs as many voice sessions as it can; try again soon"
+                429,
+                "VOICE_BUSY",
+                "This server runs as many voice sessions as it can; try again soon",
             )
             return
-        session = uuid.uuid4().hex
-        if not await self._acquire(company_id, session):
-            yield Refusal(
-                "VOICE_SESSIONS_LIMIT",
-                f"This company already has {self.per_company} voice sessions running",
-            )
+        self.running += 1  # taken before any await, so that handshakes cannot overshoot
+        try:
+            acquired = await self._acquire(company_id, session)
+        except BaseException:
+            self.running -= 1
+            raise
+        if acquired != 1:
+            self.running -= 1
+            if acquired == -1:
+                yield Refusal(409, "VOICE_SESSION_OPEN", "This conversation is already in a call")
+            else:
+                yield Refusal(
+                    429,
+                    "VOICE_SESSIONS_LIMIT",
+                    f"This company already has {self.per_company} voice sessions running",
+                )
             return
-        self.running += 1
         renew = asyncio.create_task(self._renew(company_id, session)) if self.redis else None
         try:
             yield None
@@ -80,14 +101,18 @@ class VoiceSlots:
     def _key(self, company_id: UUID) -> str:
         return f"{self.prefix}:voice-sessions:{company_id}"
 
-    async def _acquire(self, company_id: UUID, session: str) -> bool:
+    async def _acquire(self, company_id: UUID, session: str) -> int:
+        """1: acquired; 0: the company is at its cap; -1: `session` runs already."""
         if self.redis is None:
-            if self._local[company_id] >= self.per_company:
-                return False
-            self._local[company_id] += 1
-            return True
+            held = self._local[company_id]
+            if session in held:
+                return -1
+            if len(held) >= self.per_company:
+                return 0
+            held.add(session)
+            return 1
         now = time.time()
-        return bool(
+        return int(
             await self.redis.eval(
                 _ACQUIRE,
                 1,
@@ -103,17 +128,16 @@ class VoiceSlots:
         assert self.redis is not None
         while True:
             await asyncio.sleep(RENEW_SECONDS)
-            with contextlib.suppress(
-                Exception
-            ):  # a missed renewal is retried; the lease outlasts two
-                await self.redis.zadd(
-                    self._key(company_id), {session: time.time() + LEASE_SECONDS}, xx=True
+            # A missed renewal is retried; the lease outlasts two.
+            with contextlib.suppress(Exception):
+                await self.redis.eval(
+                    _RENEW, 1, self._key(company_id), session, time.time() + LEASE_SECONDS
                 )
 
     async def _release(self, company_id: UUID, session: str) -> None:
         if self.redis is None:
-            self._local[company_id] -= 1
-            if self._local[company_id] <= 0:
+            self._local[company_id].discard(session)
+            if not self._local[company_id]:
                 del self._local[company_id]
             return
         with contextlib.suppress(Exception):  # the lease expires on its own
