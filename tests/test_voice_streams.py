@@ -445,6 +445,22 @@ async def test_browser_refusals_and_limits(hub, tenant):
     assert await messages(hub, account, third["id"]) == []
 
 
+async def test_audio_faster_than_real_time_is_refused(hub, tenant):
+    account = tenant[0]
+    started = await voice_conversation(hub, tenant)
+    ws = await hub.ws_connect(f"/public/voice/ws?token={started['token']}")
+    assert (await ws.receive_json(timeout=30))["type"] == "ready"
+    for _ in range(4):  # four seconds of audio at once: a flood, not speech
+        await ws.send_bytes(bytes(32_000))
+    while (msg := await ws.receive(timeout=10)).type != WSMsgType.CLOSE:
+        if msg.type == WSMsgType.TEXT and msg.json()["type"] == "error":
+            assert msg.json()["code"] == "MALFORMED_FRAME"
+    assert msg.data == 4400 and "real time" in msg.extra
+    await ws.close()
+    ended = await wait_for(lambda: _status(hub, account, started["id"], "ended"), within=10)
+    assert ended["metadata"]["call_end_reason"] == "malformed_frame"
+
+
 async def test_the_key_decides_as_for_the_chat_widget(hub, tenant):
     account, agent, _, _ = tenant
     key = await (

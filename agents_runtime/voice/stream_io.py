@@ -37,6 +37,13 @@ class Wire(Protocol):
     async def send_clear(self) -> None: ...
 
 
+MAX_AHEAD_SECONDS = 2.0
+
+
+class TooFast(Exception):
+    pass
+
+
 class StreamAudioInput(io.AudioInput):
     """The caller's audio, at `sample_rate` on the wire; the agent hears it at
     `rate` (narrowband phone audio is resampled once, here, as it arrives)."""
@@ -48,11 +55,25 @@ class StreamAudioInput(io.AudioInput):
             rtc.AudioResampler(sample_rate, rate, num_channels=1) if rate != sample_rate else None
         )
         self._frames: asyncio.Queue[rtc.AudioFrame | None] = asyncio.Queue()
+        # Audio is spoken in real time: a token bucket of seconds, refilled by
+        # the clock, lets the network bunch frames up to MAX_AHEAD_SECONDS.
+        self._credit = MAX_AHEAD_SECONDS
+        self._credited_at = time.monotonic()
 
     def push(self, pcm16: bytes) -> None:
+        """Raises TooFast when the caller sends audio faster than it can be
+        spoken (a flood would grow this queue and burn the speech models' CPU)."""
         samples = len(pcm16) // 2
         if not samples:
             return
+        now = time.monotonic()
+        self._credit = min(MAX_AHEAD_SECONDS, self._credit + now - self._credited_at)
+        self._credited_at = now
+        self._credit -= samples / self.sample_rate
+        if self._credit < 0:
+            raise TooFast(
+                f"audio arrives faster than real time (over {MAX_AHEAD_SECONDS:g} s ahead)"
+            )
         frame = rtc.AudioFrame(pcm16, self.sample_rate, 1, samples)
         for out in self._resampler.push(frame) if self._resampler else [frame]:
             self._frames.put_nowait(out)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput
+from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput, TooFast
 from hub.voice import twilio
 
 MAX_AUDIO_FRAME = 32_000  # bytes: one second of 16 kHz 16-bit audio
@@ -98,13 +98,20 @@ class TwilioWire(_Socket):
 # -- reading frames ------------------------------------------------------------------
 
 
+def _push(audio: StreamAudioInput, pcm16: bytes) -> None:
+    try:
+        audio.push(pcm16)
+    except TooFast as exc:
+        raise malformed(str(exc)) from None
+
+
 def read_browser_frame(msg: Any, audio: StreamAudioInput, output: StreamAudioOutput) -> bool:
     """Apply one browser frame; True when it carried audio."""
     if msg.type == WSMsgType.BINARY:
         data = msg.data
         if not data or len(data) % 2 or len(data) > MAX_AUDIO_FRAME:
             raise malformed(f"audio frames are 16-bit PCM of 2 to {MAX_AUDIO_FRAME} bytes")
-        audio.push(data)
+        _push(audio, data)
         return True
     message = json_object(msg)
     kind = message.get("type")
@@ -129,7 +136,7 @@ def read_twilio_frame(msg: Any, audio: StreamAudioInput, output: StreamAudioOutp
             ulaw = base64.b64decode(media["payload"], validate=True)
         except (binascii.Error, ValueError):
             raise malformed("media.payload is not base64") from None
-        audio.push(twilio.ulaw_to_pcm16(ulaw))
+        _push(audio, twilio.ulaw_to_pcm16(ulaw))
         return True
     if event == "mark":
         mark = message.get("mark")
