@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 import pytest
 from aiohttp import FormData, WSMsgType
 
-from agents_runtime.voice import models
+from agents_runtime.voice import models, speech
 from hub.services import SERVICES
 from hub.voice import twilio
 from tests.conftest import start_client
@@ -459,6 +459,23 @@ async def test_audio_faster_than_real_time_is_refused(hub, tenant):
     await ws.close()
     ended = await wait_for(lambda: _status(hub, account, started["id"], "ended"), within=10)
     assert ended["metadata"]["call_end_reason"] == "malformed_frame"
+
+
+async def test_a_session_that_cannot_start_closes_with_1011(hub, tenant, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no speech model")
+
+    monkeypatch.setattr(speech, "build_stt", broken)
+    started = await voice_conversation(hub, tenant)
+    ws = await hub.ws_connect(f"/public/voice/ws?token={started['token']}")
+    error, code, _ = await refused(ws)
+    assert error["code"] == "INTERNAL_ERROR" and code == 1011
+    assert await messages(hub, tenant[0], started["id"]) == []
+    monkeypatch.undo()
+    # Its slot was given back: the conversation can still be called.
+    ws = await hub.ws_connect(f"/public/voice/ws?token={started['token']}")
+    assert (await ws.receive_json(timeout=30))["type"] == "ready"
+    await ws.close()
 
 
 async def test_the_key_decides_as_for_the_chat_widget(hub, tenant):

@@ -166,6 +166,7 @@ class VoiceCall:
         self._writes = asyncio.Lock()  # keeps stored messages in the order they happened
         self._tasks: set[asyncio.Task] = set()
         self._ended = asyncio.Event()
+        self._finishing = False
         self._end_by = "visitor"
         # Why the call ended, when the transport knows better than livekit's
         # close event (an idle socket, a malformed frame).
@@ -188,6 +189,12 @@ class VoiceCall:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
+    async def abandon(self) -> None:
+        """End a call whose session did not start: livekit sends no close
+        event then, and the conversation must end and nothing stay subscribed."""
+        if not self._ended.is_set():
+            await self._finish(None)
+
     def hang_up(self, by: str) -> None:
         """End the call after what is being said has been said."""
         self._end_by = by
@@ -201,8 +208,11 @@ class VoiceCall:
     def _on_close(self, event: lk_events.CloseEvent) -> None:
         self._spawn(self._finish(event))
 
-    async def _finish(self, event: lk_events.CloseEvent) -> None:
+    async def _finish(self, event: lk_events.CloseEvent | None) -> None:
         """The call is over: the conversation ends, with the call's duration."""
+        if self._finishing:  # livekit's close after abandon(), or the other way round
+            return
+        self._finishing = True
         self.services.events.unsubscribe(self._on_event)
         pending = [t for t in self._tasks if t is not asyncio.current_task()]
         await asyncio.gather(*pending, return_exceptions=True)
@@ -218,7 +228,7 @@ class VoiceCall:
                             **current["metadata"],
                             "call_duration_seconds": duration,
                             "call_end_reason": self.end_reason
-                            or (event.reason.value if event.reason else None),
+                            or (event.reason.value if event and event.reason else None),
                         }
                     }
                     if current["status"] == "active":

@@ -11,9 +11,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from agents_runtime.voice.streams import STREAMS, Session, converse, refuse
+from agents_runtime.voice.streams import STREAMS, Session, converse, voice_socket
 from agents_runtime.voice.wires import (
-    MAX_TEXT_FRAME,
     StreamClosed,
     TwilioWire,
     json_object,
@@ -25,7 +24,7 @@ from hub.services import SERVICES, Services
 from hub.store import agents, voice_numbers
 from hub.voice import twilio
 
-START_TIMEOUT = 10.0  # seconds for a phone stream's `start`
+START_TIMEOUT = 5.0  # seconds for a phone stream's `start` (Twilio sends it at once)
 
 
 def _public_base(request: web.Request) -> str:
@@ -74,37 +73,32 @@ async def twilio_incoming(request: web.Request) -> web.Response:
     return web.Response(text=twiml, content_type="text/xml")
 
 
-async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
+@voice_socket
+async def twilio_stream(request: web.Request, ws: web.WebSocketResponse) -> None:
     """The call's media stream, opened by Twilio after our TwiML."""
     services: Services = request.app[SERVICES]
-    ws = web.WebSocketResponse(max_msg_size=MAX_TEXT_FRAME, heartbeat=20)
-    await ws.prepare(request)
+    start = await _twilio_start(ws)
+    params = start.get("customParameters") or {}
     try:
-        start = await _twilio_start(ws)
-        params = start.get("customParameters") or {}
-        try:
-            grant = twilio.verify_stream_token(services.settings, params.get("token"))
-        except twilio.InvalidStreamToken as exc:
-            raise ApiError.unauthorized(str(exc), "INVALID_TOKEN") from None
-        if start.get("callSid") != grant.call_sid:
-            raise ApiError.unauthorized("The stream belongs to another call", "INVALID_TOKEN")
-        agent = await _routed_agent(services, grant)
-    except ApiError as error:
-        return await refuse(ws, error)
+        grant = twilio.verify_stream_token(services.settings, params.get("token"))
+    except twilio.InvalidStreamToken as exc:
+        raise ApiError.unauthorized(str(exc), "INVALID_TOKEN") from None
+    if start.get("callSid") != grant.call_sid:
+        raise ApiError.unauthorized("The stream belongs to another call", "INVALID_TOKEN")
+    agent = await _routed_agent(services, grant)
     wire = TwilioWire(ws, str(start.get("streamSid") or ""))
     streams = request.app[STREAMS]
     session = Session(services, streams.llm, ws, wire, twilio.SAMPLE_RATE, read_twilio_frame)
     async with streams.slots.hold(grant.company_id, f"call:{grant.call_sid}") as refusal:
         if refusal is not None:
-            return await refuse(ws, ApiError(refusal.status, refusal.code, refusal.message))
+            raise ApiError(refusal.status, refusal.code, refusal.message)
         try:
             conversation = await _start_call(services, grant, wire.stream_sid)
         except asyncpg.UniqueViolationError:
-            return await refuse(
-                ws, ApiError.conflict("This call's stream was opened already", call=grant.call_sid)
-            )
+            raise ApiError.conflict(
+                "This call's stream was opened already", call=grant.call_sid
+            ) from None
         await converse(session, agent, conversation)
-    return ws
 
 
 async def _start_call(services: Services, grant: twilio.StreamGrant, stream_sid: str) -> dict:

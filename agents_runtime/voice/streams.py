@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -73,7 +74,30 @@ class VoiceStreams:
 STREAMS = web.AppKey("voice_streams", VoiceStreams)
 
 
-_CLOSE_FOR_STATUS = {401: 4401, 403: 4403, 404: 4404, 409: 4409, 429: 4429}
+_CLOSE_FOR_STATUS = {401: 4401, 403: 4403, 404: 4404, 409: 4409, 429: 4429, 500: 1011, 503: 1013}
+
+
+def voice_socket(
+    handler: Callable[[web.Request, web.WebSocketResponse], Awaitable[None]],
+) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
+    """A voice socket's route: the handler gets the upgraded socket. Once
+    upgraded an HTTP error can no longer be sent, so an ApiError, or anything
+    that fails unexpectedly (1011), closes the socket with its reason."""
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_TEXT_FRAME, heartbeat=20)
+        await ws.prepare(request)
+        try:
+            await handler(request, ws)
+        except ApiError as error:
+            await refuse(ws, error)
+        except Exception:
+            log.exception('{"event":"voice_socket_failed","path":"%s"}', request.path)
+            await refuse(ws, ApiError(500, "INTERNAL_ERROR", "The voice session failed"))
+        return ws
+
+    return route
 
 
 async def refuse(ws: web.WebSocketResponse, error: ApiError) -> web.WebSocketResponse:
@@ -134,8 +158,10 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
     if wire.events:
         _relay_events(call, wire, relays)
     ended: StreamClosed = hung_up()
+    started = False
     try:
         await call.start()
+        started = True
         if wire.events:
             await wire.send({"type": "ready", "conversation_id": str(conversation["id"])})
         await _read(session, audio_in, audio_out)
@@ -150,8 +176,10 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
         audio_in.close()
         with contextlib.suppress(Exception):
             await voice.aclose()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(call.wait_ended(), 10)
+        if started:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.wait_ended(), 10)
+        await call.abandon()  # a session that never started sends no close event
         await audio_out.aclose()
         await synchronizer.aclose()
         await asyncio.gather(*relays, return_exceptions=True)
@@ -223,33 +251,25 @@ def _relay_events(call: VoiceCall, wire: BrowserWire, tasks: set[asyncio.Task]) 
 # -- the browser transport ---------------------------------------------------------
 
 
-async def browser_socket(request: web.Request) -> web.WebSocketResponse:
+@voice_socket
+async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> None:
     """`/public/voice/ws?token=<conversation token>`: a voice conversation's
     audio (see docs/voice.md for the protocol)."""
     services: Services = request.app[SERVICES]
-    ws = web.WebSocketResponse(max_msg_size=MAX_TEXT_FRAME, heartbeat=20)
-    await ws.prepare(request)
-    try:
-        grant = await verify_visitor(
-            services.db,
-            services.settings,
-            request.query.get("token"),
-            request.headers.get("Origin"),
-        )
-        agent, conversation = await _browser_conversation(services, grant.company_id, grant)
-    except ApiError as error:
-        return await refuse(ws, error)
+    grant = await verify_visitor(
+        services.db, services.settings, request.query.get("token"), request.headers.get("Origin")
+    )
+    agent, conversation = await _browser_conversation(services, grant.company_id, grant)
     streams = request.app[STREAMS]
     session = Session(services, streams.llm, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
     async with streams.slots.hold(grant.company_id, str(conversation["id"])) as refusal:
         if refusal is not None:
-            return await refuse(ws, ApiError(refusal.status, refusal.code, refusal.message))
+            raise ApiError(refusal.status, refusal.code, refusal.message)
         streams.by_key[grant.key_id].add(ws)
         try:
             await converse(session, agent, conversation)
         finally:
             streams.by_key.get(grant.key_id, set()).discard(ws)
-    return ws
 
 
 async def _browser_conversation(services: Services, company_id: UUID, grant) -> tuple[dict, dict]:
