@@ -381,6 +381,23 @@ async def test_the_cached_index_is_updated_in_place(client, account):
     assert services.knowledge.cache.get(company_id) is cached and cached.index.ntotal == 1
 
 
+async def test_a_search_that_gives_up_leaves_the_index_building(client, account):
+    # A chat turn searches under a time budget: if it gives up while the
+    # company's index is being built, the build goes on for the next search.
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    await add(client, account, b"Paddleboards carry one rider.", "board.txt")
+    services.knowledge.cache.drop(company_id)
+    search = asyncio.create_task(services.knowledge._index(company_id))
+    await asyncio.sleep(0)  # the search has started the build
+    search.cancel()
+    for _ in range(200):
+        if services.knowledge.cache.get(company_id) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert services.knowledge.cache.get(company_id) is not None
+
+
 async def test_a_gap_in_the_event_bus_forgets_the_cached_indexes(client, account):
     # After a Redis restart this process may have missed knowledge.changed
     # events (tests/test_realtime.py shows the bus reporting such a gap).

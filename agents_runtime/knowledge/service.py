@@ -54,6 +54,11 @@ def build_embedder(settings: Settings) -> Embedder:
     return _local_embedder()
 
 
+def _build_index(ids, vectors, agents, raw_terms: dict[int, str]):
+    """In the executor: parsing every chunk's lexemes is CPU work too."""
+    return build(ids, vectors, agents, {i: parse_tsvector(t) for i, t in raw_terms.items()})
+
+
 class Knowledge:
     def __init__(self, services: Services, embedder: Embedder | None = None) -> None:
         self.services = services
@@ -64,7 +69,7 @@ class Knowledge:
             max_workers=2, thread_name_prefix="knowledge", initializer=single_threaded
         )
         self._wake = asyncio.Event()
-        self._builds: dict[UUID, asyncio.Lock] = {}
+        self._building: dict[UUID, asyncio.Task] = {}  # index builds, per company
         self._changes: dict[UUID, int] = {}  # per company, changes seen so far
         self._gaps = 0  # times the bus may have lost changes: every index is suspect
         services.events.subscribe(self._on_event)
@@ -218,37 +223,46 @@ class Knowledge:
         cached = self.cache.get(company_id)
         if cached is not None:
             return cached
-        lock = self._builds.setdefault(company_id, asyncio.Lock())
-        async with lock:  # one build per company at a time
-            cached = self.cache.get(company_id)
-            if cached is not None:
-                return cached
-            changes_before = (self._gaps, self._changes.get(company_id, 0))
-            dimension = self.embedder.dimension
-            id_parts, vector_parts, agents, terms = [], [], {}, {}
-            async with self.services.db.tenant(company_id) as conn:
-                async for batch in store.vectors(conn, company_id, self.embedding_key):
-                    terms.update((r["vector_id"], parse_tsvector(r["terms"])) for r in batch)
-                    agents.update((r["vector_id"], r["agent_id"]) for r in batch)
-                    rows = [r for r in batch if r["embedding"] is not None]
-                    id_parts.append(np.array([r["vector_id"] for r in rows], dtype=np.int64))
-                    vector_parts.append(
-                        np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
-                            len(rows), dimension
-                        )
+        building = self._building.get(company_id)
+        if building is None:  # one build per company at a time
+            building = self._building[company_id] = asyncio.create_task(self._build(company_id))
+            building.add_done_callback(lambda done: self._built(company_id, done))
+        # Shielded: a search that gives up (a turn's retrieval budget) leaves
+        # the build running, so that a large index is ready for the next one.
+        return await asyncio.shield(building)
+
+    def _built(self, company_id: UUID, done: asyncio.Task) -> None:
+        self._building.pop(company_id, None)
+        if not done.cancelled() and done.exception() is not None:
+            log.warning('{"event":"index_build_failed","company_id":"%s"}', company_id)
+
+    async def _build(self, company_id: UUID):
+        changes_before = (self._gaps, self._changes.get(company_id, 0))
+        dimension = self.embedder.dimension
+        id_parts, vector_parts, agents, terms = [], [], {}, {}
+        async with self.services.db.tenant(company_id) as conn:
+            async for batch in store.vectors(conn, company_id, self.embedding_key):
+                terms.update((r["vector_id"], r["terms"]) for r in batch)
+                agents.update((r["vector_id"], r["agent_id"]) for r in batch)
+                rows = [r for r in batch if r["embedding"] is not None]
+                id_parts.append(np.array([r["vector_id"] for r in rows], dtype=np.int64))
+                vector_parts.append(
+                    np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(
+                        len(rows), dimension
                     )
-            ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
-            vectors = (
-                np.concatenate(vector_parts)
-                if vector_parts
-                else np.zeros((0, dimension), dtype=np.float32)
-            )
-            entry = await self._cpu(build, ids, vectors, agents, terms)
-            # A change that arrived while we read may be missing from what we
-            # built: use it for this search, but do not keep it.
-            if (self._gaps, self._changes.get(company_id, 0)) == changes_before:
-                self.cache.put(company_id, entry)
-            return entry
+                )
+        ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+        vectors = (
+            np.concatenate(vector_parts)
+            if vector_parts
+            else np.zeros((0, dimension), dtype=np.float32)
+        )
+        entry = await self._cpu(_build_index, ids, vectors, agents, terms)
+        # A change that arrived while we read may be missing from what we
+        # built: use it for this search, but do not keep it.
+        if (self._gaps, self._changes.get(company_id, 0)) == changes_before:
+            self.cache.put(company_id, entry)
+        return entry
 
     # ---------- ingestion ----------
 
