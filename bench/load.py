@@ -288,7 +288,8 @@ class Dashboard:
 
     def __init__(self, url: str, staff: Staff, http: aiohttp.ClientSession) -> None:
         self.url, self.staff, self.http = url, staff, http
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # shown, live or by catching up
+        self.live: set[str] = set()  # shown as it happened
         self.catch_ups = 0
         self._connected_once = False
         self._catching_up: set[asyncio.Task] = set()
@@ -299,6 +300,7 @@ class Dashboard:
 
     async def _message(self, message: dict) -> None:
         self.seen.add(message["id"])
+        self.live.add(message["id"])
 
     async def _connected(self) -> None:
         if self._connected_once:
@@ -432,6 +434,14 @@ async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) ->
         "unanswered": len(acked) - len(replies),
         "undelivered_to_dashboard": sum(
             1 for d in dashboards for message_id in everything if message_id not in d.seen
+        ),
+        # Shown only because the dashboard caught up (a reconnect or `sync`):
+        # live events that were lost, which faults may cause and load must not.
+        "caught_up_not_live": sum(
+            1
+            for d in dashboards
+            for message_id in everything
+            if message_id in d.seen and message_id not in d.live
         ),
         "undelivered_sample": [
             f"{r['sender_type']} seq {r['seq']} at {r['created_at']:%H:%M:%S.%f}"

@@ -76,8 +76,9 @@ class Settings:
     # Scaled out: a job whose worker stopped renewing it (it died) is taken over after this.
     job_lease_seconds: int = 15
     # Jobs running at once in one process, and of those at most this many for
-    # one company. Turns mostly wait on the model, so a process holds many;
-    # the per-company share keeps one busy tenant from taking a whole process.
+    # one company. Turns mostly wait on the model (holding no database
+    # connection), so a process holds many. A job waiting for its company's
+    # share still holds one of the process's slots (docs/agents.md).
     job_concurrency: int = 64
     job_concurrency_per_company: int = 32
     # Workers re-queue turns whose message was stored but never queued this often

@@ -30,6 +30,8 @@ async def test_load_on_two_web_and_two_worker_processes(cluster):
     )
     assert result["turns"] == SESSIONS * 2, explain(result)
     assert faults.ledger_ok(result), explain(result)
+    # With nothing failing, the dashboards saw every message live.
+    assert result["ledger"]["caught_up_not_live"] == 0, explain(result)
     assert result["seq_gaps"] == 0 and not result["errors"], explain(result)
     for operation in ("ws:ack", "ws:first_token", "ws:reply_done", "rest:list_conversations"):
         assert result["latency"][operation]["count"] > 0, operation
