@@ -437,14 +437,21 @@
   const RATE = 16000;
 
   async function socketCall() {
-    const started = await api("/public/conversations", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ agent_id: AGENT, channel: "voice",
-        metadata: { page: location.href.slice(0, 500) } }),
-    });
+    // The microphone first: a visitor who says no starts no conversation.
     const media = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 },
     });
+    let started;
+    try {
+      started = await api("/public/conversations", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ agent_id: AGENT, channel: "voice",
+          metadata: { page: location.href.slice(0, 500) } }),
+      });
+    } catch (error) {
+      media.getTracks().forEach((track) => track.stop());
+      throw error;
+    }
     const context = new AudioContext();
     const url = HUB.replace(/^http/, "ws") + "/public/voice/ws?token=" + encodeURIComponent(started.token);
     const ws = new WebSocket(url);
@@ -520,7 +527,10 @@
     }
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
-      ws.onerror = () => reject(new Error("voice socket failed"));
+      ws.onerror = () => {
+        stop(); // the microphone and the audio context go with the call
+        reject(new Error("voice socket failed"));
+      };
     });
     ws.onclose = (event) => {
       stop();
