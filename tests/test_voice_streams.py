@@ -461,6 +461,16 @@ async def test_audio_faster_than_real_time_is_refused(hub, tenant):
     assert ended["metadata"]["call_end_reason"] == "malformed_frame"
 
 
+async def test_connection_attempts_per_address(make_client):
+    limited = await make_client(socket_connects_per_minute=1)
+    codes = []
+    for _ in range(2):
+        ws = await limited.ws_connect("/public/voice/ws?token=nonsense")
+        error, code, _ = await refused(ws)
+        codes.append((error["code"], code))
+    assert codes == [("INVALID_TOKEN", 4401), ("RATE_LIMITED", 4429)]
+
+
 async def test_a_session_that_cannot_start_closes_with_1011(hub, tenant, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no speech model")
