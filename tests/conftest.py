@@ -9,6 +9,7 @@ comes from tenancy itself rather than from truncating tables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -60,27 +61,45 @@ def postgres_server_url(tmp_root: Path) -> Iterator[str]:
     yield embedded_database_url(tmp_root)
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A fresh database for this run, on the server above."""
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    """A new, migrated database on the server, dropped afterwards."""
     name = f"syntera_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(postgres_server_url)
+    admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = _with_database(postgres_server_url, name)
+    url = _with_database(server_url, name)
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
     finally:
         await conn.close()
-    yield url
-    admin = await asyncpg.connect(postgres_server_url)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield url
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh database for this run, on the server above."""
+    async with fresh_database(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def own_database(postgres_server_url: str) -> AsyncIterator[str]:
+    """A database for one test alone: for checks that measure what the hub
+    does with their own documents, which the session database's shared
+    ingestion queue (documents other tests left) would disturb."""
+    async with fresh_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
