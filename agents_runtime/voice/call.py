@@ -33,6 +33,7 @@ from agents_runtime import tools
 from agents_runtime.llm import LLM
 from agents_runtime.prompt import passage_block, voice_instructions
 from agents_runtime.retrieval import Retrieval, Retriever
+from agents_runtime.voice import models, speech
 from agents_runtime.voice.hub_llm import PASSAGES, HubLLM, passages_message
 from agents_runtime.voice.spoken import SpokenText, spoken
 from hub import pricing
@@ -172,6 +173,31 @@ class VoiceCall:
         # close event (an idle socket, a malformed frame).
         self.end_reason: str | None = None
         self._usage = [0, 0]  # prompt, completion tokens since the last stored reply
+
+    @classmethod
+    def speaking(
+        cls,
+        services: Services,
+        client: LLM,
+        agent: dict[str, Any],
+        conversation: dict[str, Any],
+        *,
+        on_end: Callable[[], Awaitable[None]] | None = None,
+    ) -> VoiceCall:
+        """A call that hears and speaks: the STT and TTS the agent's voice
+        settings choose (the offline models by default), and the VAD."""
+        settings = services.settings
+        chosen = speech.choose(agent["voice_settings"] or {}, settings)
+        return cls(
+            services,
+            client,
+            agent,
+            conversation,
+            stt=speech.build_stt(chosen, settings),
+            tts=speech.build_tts(chosen, settings),
+            vad=models.silero_vad(),
+            on_end=on_end,
+        )
 
     # -- lifecycle ------------------------------------------------------------
 

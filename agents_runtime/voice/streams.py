@@ -30,7 +30,7 @@ from livekit.agents.voice import events as lk_events
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from agents_runtime.llm import LLM
-from agents_runtime.voice import models, speech
+from agents_runtime.voice import models
 from agents_runtime.voice.call import VoiceCall
 from agents_runtime.voice.spoken import spoken
 from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput
@@ -127,9 +127,7 @@ class Session:
 async def converse(session: Session, agent: dict, conversation: dict) -> None:
     """Run the voice agent on the socket until either side ends the call."""
     services, ws, wire = session.services, session.ws, session.wire
-    settings = services.settings
     await asyncio.to_thread(models.prewarm)  # once per process; the first caller waits for it
-    chosen = speech.choose(agent["voice_settings"] or {}, settings)
     audio_in = StreamAudioInput(session.sample_rate)
     audio_out = StreamAudioOutput(wire, session.sample_rate)
     synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio_out, next_in_chain_text=None)
@@ -140,16 +138,7 @@ async def converse(session: Session, agent: dict, conversation: dict) -> None:
         if not closing:
             await ws.close(code=1000, message=b"the call ended")
 
-    call = VoiceCall(
-        services,
-        session.llm,
-        agent,
-        conversation,
-        stt=speech.build_stt(chosen, settings),
-        tts=speech.build_tts(chosen, settings),
-        vad=models.silero_vad(),
-        on_end=hang_up,
-    )
+    call = VoiceCall.speaking(services, session.llm, agent, conversation, on_end=hang_up)
     voice = call.session
     voice.input.audio = audio_in
     # The synchronizer tells livekit which words were heard when speech is cut short.

@@ -18,7 +18,7 @@ from livekit import rtc
 from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
 
 from agents_runtime import runtime
-from agents_runtime.voice import models, speech
+from agents_runtime.voice import models
 from agents_runtime.voice.call import VoiceCall
 from hub.config import Settings
 from hub.conversations import start_conversation
@@ -76,20 +76,12 @@ async def entrypoint(settings: Settings, ctx: JobContext) -> None:
         ctx.shutdown("the call's agent or conversation is gone")
         return
     agent, conversation = prepared
-    chosen = speech.choose(agent["voice_settings"] or {}, settings)
 
     async def hang_up() -> None:
         ctx.delete_room()  # ends the call for the caller too (SIP: hangs up)
 
-    call = VoiceCall(
-        services,
-        runtime.build_llm(settings),
-        agent,
-        conversation,
-        stt=speech.build_stt(chosen, settings),
-        tts=speech.build_tts(chosen, settings),
-        vad=models.silero_vad(),
-        on_end=hang_up,
+    call = VoiceCall.speaking(
+        services, runtime.build_llm(settings), agent, conversation, on_end=hang_up
     )
     await call.start(room=ctx.room)
 
