@@ -42,9 +42,9 @@ from agents_runtime.voice.wires import (
     hung_up,
     read_browser_frame,
 )
-from hub.addresses import client_address
 from hub.errors import ApiError
 from hub.events import Event
+from hub.realtime.namespace import count_connect_attempt
 from hub.services import SERVICES, Services
 from hub.store import agents, conversations
 from hub.visitors import invalid_key, verify_visitor
@@ -246,7 +246,7 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
     """`/public/voice/ws?token=<conversation token>`: a voice conversation's
     audio (see docs/voice.md for the protocol)."""
     services: Services = request.app[SERVICES]
-    await _count_attempt(request, services)
+    await count_connect_attempt(services, request.remote, request.headers.get("X-Forwarded-For"))
     grant = await verify_visitor(
         services.db, services.settings, request.query.get("token"), request.headers.get("Origin")
     )
@@ -261,25 +261,6 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
             await converse(session, agent, conversation)
         finally:
             streams.by_key.get(grant.key_id, set()).discard(ws)
-
-
-async def _count_attempt(request: web.Request, services: Services) -> None:
-    """Connection attempts per address, counted with the widget's Socket.IO
-    ones (SOCKET_CONNECTS_PER_MINUTE) before the token is even read."""
-    settings = services.settings
-    address = client_address(
-        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
-    )
-    quota = await services.limiter.hit(
-        f"ip:{address}:socket", settings.socket_connects_per_minute, 60
-    )
-    if not quota.allowed:
-        raise ApiError(
-            429,
-            "RATE_LIMITED",
-            "Too many connection attempts; wait a moment",
-            {"retry_after": quota.retry_after()},
-        )
 
 
 async def _browser_conversation(services: Services, company_id: UUID, grant) -> tuple[dict, dict]:

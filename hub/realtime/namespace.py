@@ -20,6 +20,7 @@ from hub.errors import ApiError
 
 if TYPE_CHECKING:
     from hub.realtime.server import Realtime
+    from hub.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,22 @@ class FloodGuard:
 
 def rate_limited(message: str, **details: Any) -> ApiError:
     return ApiError(429, "RATE_LIMITED", message, details)
+
+
+async def count_connect_attempt(
+    services: Services, peer: str | None, forwarded_for: str | None
+) -> None:
+    """A socket connection attempt (Socket.IO or voice) against its address's
+    budget (SOCKET_CONNECTS_PER_MINUTE), before any token is read."""
+    settings = services.settings
+    address = client_address(peer, forwarded_for, settings.trusted_proxies)
+    quota = await services.limiter.hit(
+        f"ip:{address}:socket", settings.socket_connects_per_minute, 60
+    )
+    if not quota.allowed:
+        raise rate_limited(
+            "Too many connection attempts; wait a moment", retry_after=quota.retry_after()
+        )
 
 
 # Every event counts against a connection's budget of this many times the
@@ -133,23 +150,25 @@ class Namespace(socketio.AsyncNamespace):
     async def handled(self, sid: str, event: str, payload: Any, status: int) -> None:
         """After each event, with the status it ended with (as REST would answer)."""
 
-    def client_address(self, environ: dict) -> str:
-        """The visitor's or staff member's address. python-socketio's aiohttp
-        driver puts 127.0.0.1 in REMOTE_ADDR; the request knows the peer."""
+    @staticmethod
+    def peer(environ: dict) -> str | None:
+        """python-socketio's aiohttp driver puts 127.0.0.1 in REMOTE_ADDR; the
+        request knows the peer."""
         request = environ.get("aiohttp.request")
-        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
+        return request.remote if request is not None else environ.get("REMOTE_ADDR")
+
+    def client_address(self, environ: dict) -> str:
+        """The visitor's or staff member's address."""
         return client_address(
-            peer, environ.get("HTTP_X_FORWARDED_FOR"), self.services.settings.trusted_proxies
+            self.peer(environ),
+            environ.get("HTTP_X_FORWARDED_FOR"),
+            self.services.settings.trusted_proxies,
         )
 
     async def _count_attempt(self, environ: dict) -> None:
-        address = self.client_address(environ)
-        limit = self.services.settings.socket_connects_per_minute
-        quota = await self.services.limiter.hit(f"ip:{address}:socket", limit, 60)
-        if not quota.allowed:
-            raise refuse(
-                rate_limited(
-                    "Too many connection attempts; wait a moment",
-                    retry_after=quota.retry_after(),
-                )
+        try:
+            await count_connect_attempt(
+                self.services, self.peer(environ), environ.get("HTTP_X_FORWARDED_FOR")
             )
+        except ApiError as error:
+            raise refuse(error) from None
