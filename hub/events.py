@@ -97,7 +97,8 @@ class EventBus:
         while True:
             event = await self._queue.get()
             try:
-                for subscriber in self._subscribers:
+                # A copy: a subscriber may unsubscribe (a voice call ending) meanwhile.
+                for subscriber in tuple(self._subscribers):
                     try:
                         await subscriber(event)
                     except Exception:
