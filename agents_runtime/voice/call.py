@@ -132,7 +132,7 @@ class VoiceCall:
         on_end: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.services = services
-        self.agent, self.conversation = agent, conversation
+        self.agent = agent
         self.company_id: UUID = agent["company_id"]
         self.conversation_id: UUID = conversation["id"]
         self.channel: str = conversation["channel"]

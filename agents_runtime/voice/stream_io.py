@@ -119,7 +119,6 @@ class StreamAudioOutput(io.AudioOutput):
         self._dropping = False  # cleared mid-capture: the rest of it is not played
         self._names = itertools.count(1)
         self._sender: asyncio.Task | None = None
-        self.cleared = 0  # how many times playback was cut short
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
@@ -152,7 +151,6 @@ class StreamAudioOutput(io.AudioOutput):
         while not self._queue.empty():
             self._queue.get_nowait()
         if live:
-            self.cleared += 1
             task = asyncio.ensure_future(self.wire.send_clear())
             task.add_done_callback(_log_failure)
 

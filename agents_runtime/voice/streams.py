@@ -47,7 +47,7 @@ from hub.events import Event
 from hub.realtime.namespace import count_connect_attempt
 from hub.services import SERVICES, Services
 from hub.store import agents, conversations
-from hub.visitors import invalid_key, verify_visitor
+from hub.visitors import ConversationGrant, invalid_key, verify_visitor
 from hub.voice.slots import VoiceSlots
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
     grant = await verify_visitor(
         services.db, services.settings, request.query.get("token"), request.headers.get("Origin")
     )
-    agent, conversation = await _browser_conversation(services, grant.company_id, grant)
+    agent, conversation = await _browser_conversation(services, grant)
     streams = request.app[STREAMS]
     session = Session(services, streams.llm, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
     async with streams.slots.hold(grant.company_id, str(conversation["id"])) as refusal:
@@ -263,8 +263,8 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
             streams.by_key.get(grant.key_id, set()).discard(ws)
 
 
-async def _browser_conversation(services: Services, company_id: UUID, grant) -> tuple[dict, dict]:
-    async with services.db.tenant(company_id) as conn:
+async def _browser_conversation(services: Services, grant: ConversationGrant) -> tuple[dict, dict]:
+    async with services.db.tenant(grant.company_id) as conn:
         conversation = await conversations.get(conn, grant.conversation_id)
         agent = await agents.get(conn, grant.agent_id)
     if conversation is None or conversation["agent_id"] != grant.agent_id:

@@ -107,7 +107,7 @@ def connect_twiml(stream_url: str, token: str) -> str:
 
 # -- G.711 μ-law ------------------------------------------------------------------
 
-_BIAS, _CLIP = 0x84, 32635
+_BIAS = 0x84
 
 
 def _decode_table() -> np.ndarray:
