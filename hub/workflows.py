@@ -123,7 +123,9 @@ async def _enqueue(jobs: JobQueue, job: Job) -> None:
     try:
         await jobs.enqueue(job)
     except Exception:
-        log.warning('{"event":"workflow_event_enqueue_failed","outbox_id":%s}', job.payload)
+        log.warning(
+            '{"event":"workflow_event_enqueue_failed","outbox_id":%s}', job.payload["outbox_id"]
+        )
 
 
 def run_job(company_id: UUID | str, execution_id: UUID | str, token: str) -> Job:

@@ -273,15 +273,14 @@ async def inbound_webhook(call: Call) -> dict:
     `contact_id` or `deal_id` in it loads that record). An `Idempotency-Key` header
     makes a retried delivery start nothing new."""
     request = call.request
+    too_large = ApiError(
+        413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
+    )
     if (request.content_length or 0) > MAX_WEBHOOK_BODY:
-        raise ApiError(
-            413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
-        )
+        raise too_large
     raw = await request.content.read(MAX_WEBHOOK_BODY + 1)
     if len(raw) > MAX_WEBHOOK_BODY:
-        raise ApiError(
-            413, "PAYLOAD_TOO_LARGE", "The body is too large", {"limit": MAX_WEBHOOK_BODY}
-        )
+        raise too_large
     services = call.services
     async with services.db.system() as conn:
         workflow = await store.get(conn, call.params["id"])
