@@ -55,6 +55,16 @@ def client_ip(request: web.Request) -> str:
     return request[CLIENT_IP]
 
 
+def visitor_metadata(request: web.Request, source: str) -> dict[str, Any]:
+    """What a visitor's new conversation records of where it came from."""
+    return {
+        "source": source,
+        "origin": request.headers.get("Origin"),
+        "ip_address": client_ip(request),
+        "user_agent": request.headers.get("User-Agent", "")[:300],
+    }
+
+
 @dataclass
 class Call:
     """What a handler receives: the request, who made it, and its validated input."""

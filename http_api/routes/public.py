@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from http_api.routes import api
-from http_api.routing import RESOURCE_ID, Call, client_ip
+from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import NewMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
 from hub.errors import ApiError
@@ -121,10 +121,7 @@ async def public_start(call: Call) -> dict:
     assert key is not None
     metadata = {
         **body.metadata,
-        "source": body.metadata.get("source", "widget"),
-        "origin": call.request.headers.get("Origin"),
-        "ip_address": client_ip(call.request),
-        "user_agent": call.request.headers.get("User-Agent", "")[:300],
+        **visitor_metadata(call.request, body.metadata.get("source", "widget")),
     }
     db = call.services.db
     async with db.tenant(key.company_id) as conn:

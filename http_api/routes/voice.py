@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, StringConstraints
 
 from http_api.routes import api
-from http_api.routing import RESOURCE_ID, Call
+from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import QueryModel, RequestModel
 from hub.conversations import start_conversation
 from hub.errors import ApiError
@@ -100,19 +100,11 @@ async def _voice_conversation(
             company_id=company_id,
             agent_id=agent_id,
             channel="voice",
-            metadata=_visitor_metadata(call) if call.key is not None else {"source": "api"},
+            metadata=visitor_metadata(call.request, "livekit")
+            if call.key is not None
+            else {"source": "api"},
         )
         return conversation, True
-
-
-def _visitor_metadata(call: Call) -> dict:
-    headers = call.request.headers
-    return {
-        "source": "livekit",
-        "origin": headers.get("Origin"),
-        "ip_address": call.request.remote,
-        "user_agent": headers.get("User-Agent", "")[:300],
-    }
 
 
 def _visitor_conversation(call: Call, conversation_id: UUID | None) -> None:
