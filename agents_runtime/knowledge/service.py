@@ -56,7 +56,16 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def _build_index(ids, vectors, agents, raw_terms: dict[int, str]):
     """In the executor: parsing every chunk's lexemes is CPU work too."""
-    return build(ids, vectors, agents, {i: parse_tsvector(t) for i, t in raw_terms.items()})
+    return build(ids, vectors, agents, _parsed(raw_terms))
+
+
+def _update_index(entry, removed, vectors, ids, agents, raw_terms: dict[int, str]) -> bool:
+    """In the executor, as `_build_index`."""
+    return entry.update(removed, vectors, ids, agents, _parsed(raw_terms))
+
+
+def _parsed(raw_terms: dict[int, str]) -> dict:
+    return {i: parse_tsvector(t) for i, t in raw_terms.items()}
 
 
 class Knowledge:
@@ -127,8 +136,8 @@ class Knowledge:
             )
             ids = np.array([r["vector_id"] for r in rows], dtype=np.int64)
             agents = {r["vector_id"]: r["agent_id"] for r in rows}
-            terms = {r["vector_id"]: parse_tsvector(r["terms"]) for r in rows}
-            if await self._cpu(entry.update, removed, vectors, ids, agents, terms):
+            raw_terms = {r["vector_id"]: r["terms"] for r in rows}
+            if await self._cpu(_update_index, entry, removed, vectors, ids, agents, raw_terms):
                 return
         except Exception:
             log.exception('{"event":"index_update_failed","company_id":"%s"}', company_id)
