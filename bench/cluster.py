@@ -26,7 +26,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,18 +35,13 @@ from pathlib import Path
 import aiohttp
 
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWER = (
     "Refunds are issued within fourteen days of the return reaching us, to the original "
     "card, and you will get an email when it is done. Anything else I can help with?"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def procfile() -> dict[str, list[str]]:
