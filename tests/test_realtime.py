@@ -327,7 +327,8 @@ async def test_handoff_and_notifications_reach_the_dashboard(hub, fake, clients)
     assert any(m["sender_type"] == "system" for m in staff.events["message:new"])
 
 
-async def test_two_web_processes_on_redis(make_client, redis_url, clients):
+async def two_processes_on_redis(make_client, redis_url, clients):
+    """Two web processes sharing a Redis: a visitor on the first, staff on the second."""
     prefix = f"rt-{uuid.uuid4().hex[:8]}"
     first = await make_client(redis_url=redis_url, redis_prefix=prefix)
     second = await make_client(redis_url=redis_url, redis_prefix=prefix)
@@ -336,6 +337,11 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
     await visitor.connect(first, started["token"])
     staff = clients("/dashboard")
     await staff.connect(second, account.token)
+    return prefix, started, visitor, staff
+
+
+async def test_two_web_processes_on_redis(make_client, redis_url, clients):
+    _, started, visitor, staff = await two_processes_on_redis(make_client, redis_url, clients)
 
     await visitor.call("message:send", {"content": "Hi from process one"})
     await staff.wait_for("message:new", lambda m: m["content"] == "Hi from process one")
@@ -346,14 +352,7 @@ async def test_two_web_processes_on_redis(make_client, redis_url, clients):
 
 
 async def test_a_lost_bus_subscription_makes_every_client_catch_up(make_client, redis_url, clients):
-    prefix = f"rt-{uuid.uuid4().hex[:8]}"
-    first = await make_client(redis_url=redis_url, redis_prefix=prefix)
-    second = await make_client(redis_url=redis_url, redis_prefix=prefix)
-    account, _, _, started = await visitor_setup(first)
-    visitor = clients()
-    await visitor.connect(first, started["token"])
-    staff = clients("/dashboard")
-    await staff.connect(second, account.token)
+    prefix, _, visitor, staff = await two_processes_on_redis(make_client, redis_url, clients)
 
     # What a Redis restart does to each process: its subscription is cut.
     redis = aioredis.from_url(redis_url)
