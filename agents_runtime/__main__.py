@@ -82,6 +82,14 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     settings.configure_logging()
+    if voice_configured(settings):
+        from agents_runtime.voice.models import SpeechUnavailable, load_speech
+
+        try:
+            load_speech()  # LiveKit's calls run in this worker
+        except SpeechUnavailable as exc:
+            print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
+            return 1
     asyncio.run(run(settings))
     return 0
 

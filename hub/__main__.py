@@ -17,7 +17,14 @@ from hub.config import ConfigError, Settings
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from agents_runtime.voice.models import SpeechUnavailable, load_speech
     from hub.app import build_app
+
+    try:
+        load_speech()  # voice sessions run in this process
+    except SpeechUnavailable as exc:
+        print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
+        return 1
 
     def announce(_line: str) -> None:
         print(

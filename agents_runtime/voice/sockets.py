@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from agents_runtime import runtime
-from agents_runtime.voice import phone
+from agents_runtime.voice import models, phone
 from agents_runtime.voice.streams import STREAMS, VoiceStreams, browser_socket
 from hub.services import SERVICES
 from hub.voice.slots import VoiceSlots
@@ -17,6 +17,9 @@ from hub.voice.slots import VoiceSlots
 
 def install(app: web.Application) -> None:
     async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
+        # On the loop's (main) thread, before the first call: a no-op once
+        # `serve` has loaded them; an app built another way loads them here.
+        models.load_speech()
         services = app[SERVICES]
         settings = services.settings
         slots = VoiceSlots(

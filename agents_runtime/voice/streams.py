@@ -30,7 +30,6 @@ from livekit.agents.voice import events as lk_events
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from agents_runtime.llm import LLM
-from agents_runtime.voice import models
 from agents_runtime.voice.call import VoiceCall
 from agents_runtime.voice.spoken import spoken
 from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput
@@ -127,7 +126,6 @@ class Session:
 async def converse(session: Session, agent: dict, conversation: dict) -> None:
     """Run the voice agent on the socket until either side ends the call."""
     services, ws, wire = session.services, session.ws, session.wire
-    await asyncio.to_thread(models.prewarm)  # once per process; the first caller waits for it
     audio_in = StreamAudioInput(session.sample_rate)
     audio_out = StreamAudioOutput(wire, session.sample_rate)
     synchronizer = TranscriptSynchronizer(next_in_chain_audio=audio_out, next_in_chain_text=None)
