@@ -5,10 +5,11 @@ en-US acoustic model, language model and dictionary, and a Piper voice
 some plugins import, is told to stay offline before anything can call it.
 
 Every process that can run a voice session calls `load_speech()` on its main
-thread before it serves (`python -m hub serve`, and `python -m agents_runtime`
-with LiveKit; any app with the voice sockets as it starts): livekit-agents registers a plugin when its module is first
-imported and refuses to do so on any other thread, so an import left for the
-first call (made in a worker thread) failed every call. A model that cannot
+thread before it serves (`python -m hub serve`; `python -m agents_runtime`
+with LiveKit; any app with the voice sockets, as it starts): livekit-agents
+registers a plugin when its module is first imported and refuses to on any
+other thread, so an import left for the first call (made in a worker thread)
+failed every call. A model that cannot
 load stops the process with one clear line instead.
 """
 
