@@ -8,10 +8,11 @@ import socket
 
 import pytest
 from livekit import rtc
+from livekit.agents import stt as lk_stt
 
 from agents_runtime.voice import models
 from agents_runtime.voice.offline_stt import PocketsphinxSTT, to_pcm16
-from agents_runtime.voice.offline_tts import PiperTTS
+from agents_runtime.voice.offline_tts import PiperTTS, clauses
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ async def speak(tts: PiperTTS, text: str) -> list[rtc.AudioFrame]:
 
 
 async def test_piper_speaks_and_pocketsphinx_hears_it(offline_only):
-    tts, stt = PiperTTS(), PocketsphinxSTT()
+    tts, stt = PiperTTS(), PocketsphinxSTT(models.silero_vad())
     frames = await speak(tts, "I would like to know your refund policy.")
     assert frames and {f.sample_rate for f in frames} == {22050}
     seconds = sum(f.samples_per_channel for f in frames) / 22050
@@ -68,6 +69,54 @@ async def test_speech_is_spoken_sentence_by_sentence(offline_only):
     assert two > one
     faster = sum(f.samples_per_channel for f in await speak(PiperTTS(speed=1.5), "Thank you."))
     assert faster < one
+
+
+async def test_the_stream_recognises_each_utterance_as_it_is_spoken(offline_only):
+    """The streaming recogniser marks utterances with its VAD and decodes
+    while they are spoken: two questions with a pause between them come back
+    as two final transcripts, each after its own end of speech, at any rate
+    the audio arrives in (here 48 kHz, as from a LiveKit room)."""
+    tts = PiperTTS()
+    first = to_pcm16(await speak(tts, "What is your refund policy?"), 48000)
+    second = to_pcm16(await speak(tts, "I want to talk to a person."), 48000)
+    pause = bytes(2 * 48000)  # a second of silence
+    stream = PocketsphinxSTT(models.silero_vad()).stream()
+    audio = pause + first + pause + second + pause
+    step = 2 * 480  # 10 ms frames
+    for start in range(0, len(audio), step):
+        piece = audio[start : start + step]
+        stream.push_frame(rtc.AudioFrame(piece, 48000, 1, len(piece) // 2))
+    stream.end_input()
+    kinds, finals = [], []
+    async for event in stream:
+        kinds.append(event.type)
+        if event.type == lk_stt.SpeechEventType.FINAL_TRANSCRIPT:
+            finals.append(event.alternatives[0].text)
+            assert event.speech_end_time is not None
+    start, end, final = (
+        lk_stt.SpeechEventType.START_OF_SPEECH,
+        lk_stt.SpeechEventType.END_OF_SPEECH,
+        lk_stt.SpeechEventType.FINAL_TRANSCRIPT,
+    )
+    assert kinds == [start, end, final, start, end, final], kinds
+    assert "refund" in finals[0].split() and "policy" in finals[0].split(), finals
+    assert "person" in finals[1].split() or "talk" in finals[1].split(), finals
+    # Every decoder went back to the pool.
+    pool = models.decoders()
+    with pool.decoder() as one, pool.decoder() as two:
+        assert one is not two
+
+
+def test_sentences_are_synthesised_a_clause_at_a_time():
+    """The first audio waits for the first clause only; a clause is not cut
+    shorter than a few words, and nothing is lost or reordered."""
+    said = list("hɪɹ ɪz wʌt aʊɚ nɑːlɪdʒ beɪs sɛz: aʊɚ ɹiːfʌnd pɑːlɪsi: ɪts ɡʊd, jɛs.")
+    pieces = clauses(said)
+    assert [p for piece in pieces for p in piece] == said
+    assert "".join(pieces[0]) == "hɪɹ ɪz wʌt aʊɚ nɑːlɪdʒ beɪs sɛz:"
+    assert all(len(piece) >= 12 for piece in pieces[:-1])
+    assert "".join(pieces[-1]).strip() == "ɪts ɡʊd, jɛs."  # "its good," is too short to stand alone
+    assert clauses([]) == []
 
 
 def test_stereo_and_other_rates_become_mono_16k():

@@ -149,6 +149,8 @@ class VoiceCall:
             "vad": vad,
             "turn_handling": {
                 "turn_detection": "vad" if vad is not None else None,
+                # The VAD's silence ends the turn; livekit waits no longer on top of it.
+                "endpointing": {"min_delay": models.END_OF_TURN_SILENCE},
                 # The reply waits for this turn's passages: a preemptive one would be thrown away.
                 "preemptive_generation": {"enabled": False},
                 "interruption": {"mode": "vad"},

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import queue
 import threading
 from collections.abc import Iterator
 
@@ -27,30 +26,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 STT_SAMPLE_RATE = 16_000  # pocketsphinx's en-US model
+# A caller's turn ends after this much silence (silero's default is 0.55 s):
+# the longest pause inside a spoken sentence in bench/voice's recorded turns,
+# with a margin (docs/voice.md, "Endpointing").
+END_OF_TURN_SILENCE = 0.35
 
 
 class DecoderPool:
-    """pocketsphinx decoders, one per concurrent recognition. A decoder is not
-    thread-safe and takes ~0.3 s to load, so they are made on demand, up to
-    `size`, and reused; a recognition waits for a free one beyond that."""
+    """pocketsphinx decoders, one per utterance being recognised. A decoder
+    is not thread-safe, takes ~0.35 s to load and holds ~90 MB, so decoders
+    are made on demand and reused: a process holds as many as callers ever
+    spoke at once in it (at most its voice sessions)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._idle: queue.LifoQueue = queue.LifoQueue()
-        self._made = 0
+    def __init__(self) -> None:
+        self._idle: list = []
         self._lock = threading.Lock()
+
+    def take(self):
+        """An idle decoder, or a new one. Blocking."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _new_decoder()
+
+    def give(self, decoder) -> None:
+        with self._lock:
+            self._idle.append(decoder)
 
     @contextlib.contextmanager
     def decoder(self) -> Iterator:
-        with self._lock:
-            make = self._idle.empty() and self._made < self.size
-            if make:
-                self._made += 1
-        decoder = _new_decoder() if make else self._idle.get()
+        decoder = self.take()
         try:
             yield decoder
         finally:
-            self._idle.put(decoder)
+            self.give(decoder)
 
     def transcribe(self, pcm16: bytes) -> tuple[str, float]:
         """16 kHz mono 16-bit PCM → (text, confidence in [0, 1]). Blocking."""
@@ -58,12 +67,17 @@ class DecoderPool:
             decoder.start_utt()
             decoder.process_raw(pcm16, False, True)
             decoder.end_utt()
-            hyp = decoder.hyp()
-            if hyp is None or not hyp.hypstr.strip():
-                return "", 0.0
-            # prob is a log probability; exp() of it is the posterior, usable as a confidence.
-            confidence = min(1.0, max(0.0, decoder.get_logmath().exp(hyp.prob)))
-            return hyp.hypstr.strip(), confidence
+            return hypothesis(decoder)
+
+
+def hypothesis(decoder) -> tuple[str, float]:
+    """The finished utterance's words and a confidence in [0, 1]."""
+    hyp = decoder.hyp()
+    if hyp is None or not hyp.hypstr.strip():
+        return "", 0.0
+    # prob is a log probability; exp() of it is the posterior, usable as a confidence.
+    confidence = min(1.0, max(0.0, decoder.get_logmath().exp(hyp.prob)))
+    return hyp.hypstr.strip(), confidence
 
 
 def _new_decoder():
@@ -74,7 +88,7 @@ def _new_decoder():
 
 @functools.cache
 def decoders() -> DecoderPool:
-    return DecoderPool(size=max(2, os.cpu_count() or 2))
+    return DecoderPool()
 
 
 @functools.cache
@@ -89,7 +103,7 @@ def piper_voice():
 def silero_vad():
     from livekit.plugins import silero
 
-    return silero.VAD.load()
+    return silero.VAD.load(min_silence_duration=END_OF_TURN_SILENCE)
 
 
 class SpeechUnavailable(RuntimeError):

@@ -14,6 +14,7 @@ from typing import Any
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
 
+from agents_runtime.voice import models
 from hub.config import Settings
 
 
@@ -52,7 +53,7 @@ def build_stt(speech: Speech, settings: Settings) -> lk_stt.STT:
         return openai.STT(language=speech.language, **_endpoint(settings))
     from agents_runtime.voice.offline_stt import PocketsphinxSTT
 
-    return PocketsphinxSTT()
+    return PocketsphinxSTT(models.silero_vad())
 
 
 def build_tts(speech: Speech, settings: Settings) -> lk_tts.TTS:
