@@ -212,6 +212,22 @@ class Process:
             await self.proc.wait()
 
 
+async def wait_healthy(web: Process, within: float = 60) -> None:
+    """Until the web process answers /healthz with 200 (it fails if the process exits)."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(f"{web.url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            if web.proc.returncode is not None:
+                raise RuntimeError(f"{web.name} exited: see {web.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{web.name} is not healthy: see {web.log}")
+            await asyncio.sleep(0.1)
+
+
 @dataclass
 class Cluster:
     webs: int = 2
@@ -306,26 +322,12 @@ class Cluster:
                 )
             )
         await asyncio.gather(*(p.start() for p in [*self.web, *self.worker]))
-        await asyncio.gather(*(self.wait_healthy(p) for p in self.web))
-
-    async def wait_healthy(self, web: Process, within: float = 60) -> None:
-        deadline = time.monotonic() + within
-        async with aiohttp.ClientSession() as session:
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with session.get(f"{web.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                if web.proc.returncode is not None:
-                    raise RuntimeError(f"{web.name} exited: see {web.log}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{web.name} is not healthy: see {web.log}")
-                await asyncio.sleep(0.1)
+        await asyncio.gather(*(wait_healthy(p) for p in self.web))
 
     async def restart(self, process: Process) -> None:
         await process.start()
         if process in self.web:
-            await self.wait_healthy(process)
+            await wait_healthy(process)
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in [*self.web, *self.worker]))

@@ -28,7 +28,7 @@ def offline_only():
         return real(self, address)
 
     socket.socket.connect = guarded
-    models.prewarm()  # loads silero, Piper and a decoder: once for the module
+    models.load_speech()  # silero, Piper and a decoder: once for the module
     yield
     socket.socket.connect = real
 

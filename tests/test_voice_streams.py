@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 async def hub(base_settings):
-    models.prewarm()  # silero, Piper and pocketsphinx: once for the module
+    models.load_speech()  # silero, Piper and pocketsphinx: once for the module
     client = await start_client(
         base_settings.with_overrides(
             voice_sessions_per_company=1, voice_idle_seconds=5, twilio_auth_token=TWILIO_TOKEN

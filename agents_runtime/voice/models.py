@@ -9,15 +9,17 @@ thread before it serves (`python -m hub serve`; `python -m agents_runtime`
 with LiveKit; any app with the voice sockets, as it starts): livekit-agents
 registers a plugin when its module is first imported and refuses to on any
 other thread, so an import left for the first call (made in a worker thread)
-failed every call. A model that cannot
-load stops the process with one clear line instead.
+failed every call. A model that cannot load stops the process with one
+clear line instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -110,24 +112,24 @@ class SpeechUnavailable(RuntimeError):
     """A speech plugin or model cannot load: the process must not start."""
 
 
-def load_speech() -> None:
-    """Register the speech plugins and load the offline models, on the main
-    thread, at start-up (see the module docstring)."""
-    if threading.current_thread() is not threading.main_thread():
-        raise SpeechUnavailable("the speech plugins must be loaded on the main thread")
-    try:
-        # Imported for their registration; later imports, on any thread, find them loaded.
-        from livekit.plugins import openai, silero  # noqa: F401
+# livekit-agents plugins the voice code uses (agents_runtime.voice.speech).
+PLUGINS = ("livekit.plugins.silero", "livekit.plugins.openai")
 
-        prewarm()
+
+def load_speech() -> None:
+    """Register the speech plugins and load the offline models, at start-up
+    (see the module docstring). Again, from any thread, it costs nothing."""
+    try:
+        if not all(name in sys.modules for name in PLUGINS):
+            if threading.current_thread() is not threading.main_thread():
+                raise SpeechUnavailable("the speech plugins must be loaded on the main thread")
+            for name in PLUGINS:
+                importlib.import_module(name)
+        silero_vad()
+        piper_voice()
+        with decoders().decoder():
+            pass
+    except SpeechUnavailable:
+        raise
     except Exception as exc:
         raise SpeechUnavailable(f"{type(exc).__name__}: {exc}") from exc
-
-
-def prewarm() -> None:
-    """Load everything now (a worker process before its first call), not
-    during the first caller's first sentence."""
-    silero_vad()
-    piper_voice()
-    with decoders().decoder():
-        pass

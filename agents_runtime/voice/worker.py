@@ -46,7 +46,7 @@ def build_server(settings: Settings) -> AgentServer:
 
 
 def prewarm(proc: JobProcess) -> None:
-    models.prewarm()
+    models.load_speech()
 
 
 async def on_request(settings: Settings, request: JobRequest) -> None:
