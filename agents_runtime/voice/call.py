@@ -195,7 +195,7 @@ class VoiceCall:
             client,
             agent,
             conversation,
-            stt=speech.build_stt(chosen, settings),
+            stt=speech.build_stt(chosen, settings, phone=conversation["channel"] == "phone"),
             tts=speech.build_tts(chosen, settings),
             vad=models.silero_vad(),
             on_end=on_end,

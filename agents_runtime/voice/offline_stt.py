@@ -1,5 +1,7 @@
-"""Speech to text offline: pocketsphinx as a livekit-agents STT that
-recognises while the caller speaks.
+"""Speech to text offline, as livekit-agents STTs: pocketsphinx, which
+recognises while the caller speaks, for wideband callers (browsers, WebRTC),
+and Whisper tiny.en for phone callers, whose 8 kHz audio pocketsphinx's
+wideband model mostly mishears (bench/wer.py).
 
 A batch recogniser behind livekit's StreamAdapter decodes an utterance only
 once the VAD has declared it over, so the caller waits for the whole decode
@@ -88,6 +90,7 @@ class _IncrementalStream(stt.RecognizeStream):
 
     async def _recognise(self, vad_stream: vad.VADStream) -> None:
         utterance: _Utterance | None = None
+        cmn: str | None = None  # this caller's cepstral mean, kept between utterances
         try:
             async for event in vad_stream:
                 if event.type == vad.VADEventType.START_OF_SPEECH:
@@ -95,7 +98,7 @@ class _IncrementalStream(stt.RecognizeStream):
                     if utterance is not None:  # a flush cut the last one short
                         await utterance.abandon()
                     # The VAD's buffer: its padding before the speech, and the speech so far.
-                    utterance = _Utterance(self._pool)
+                    utterance = _Utterance(self._pool, cmn)
                     await utterance.feed(event.frames, force=True)
                 elif event.type == vad.VADEventType.INFERENCE_DONE and utterance is not None:
                     await utterance.feed(event.frames)  # this window's audio, in order
@@ -104,7 +107,7 @@ class _IncrementalStream(stt.RecognizeStream):
                     self._event_ch.send_nowait(
                         stt.SpeechEvent(stt.SpeechEventType.END_OF_SPEECH, speech_end_time=ended)
                     )
-                    text, confidence = await utterance.finish()
+                    text, confidence, cmn = await utterance.finish()
                     utterance = None
                     if text:
                         self._event_ch.send_nowait(_final(text, confidence, speech_end_time=ended))
@@ -117,8 +120,9 @@ class _Utterance:
     """One stretch of speech on one decoder, taken from the pool when the
     speech starts and given back when it ends."""
 
-    def __init__(self, pool: models.DecoderPool) -> None:
+    def __init__(self, pool: models.DecoderPool, cmn: str | None) -> None:
         self._pool = pool
+        self._cmn = cmn
         self._decoder = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -132,7 +136,8 @@ class _Utterance:
         if force or self._pending_bytes >= 2 * models.STT_SAMPLE_RATE * FEED_SECONDS:
             await asyncio.to_thread(self._decode_pending)
 
-    async def finish(self) -> tuple[str, float]:
+    async def finish(self) -> tuple[str, float, str]:
+        """The words, a confidence, and the caller's adapted cepstral mean."""
         return await asyncio.to_thread(self._end)
 
     async def abandon(self) -> None:
@@ -146,21 +151,22 @@ class _Utterance:
 
     def _decode(self) -> None:
         if self._decoder is None:
-            self._decoder = self._pool.take()
+            self._decoder = self._pool.take(self._cmn)
             self._decoder.start_utt()
         pcm, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
         if pcm:
             self._decoder.process_raw(pcm, False, False)
 
-    def _end(self) -> tuple[str, float]:
+    def _end(self) -> tuple[str, float, str]:
         with self._lock:
             self._decode()
             decoder, self._decoder = self._decoder, None
             try:
                 decoder.end_utt()
-                return models.hypothesis(decoder)
+                text, confidence = models.hypothesis(decoder)
             finally:
-                self._pool.give(decoder)
+                cmn = self._pool.give(decoder)
+            return text, confidence, cmn
 
     def _release(self) -> None:
         with self._lock:
@@ -168,6 +174,35 @@ class _Utterance:
                 decoder, self._decoder = self._decoder, None
                 decoder.end_utt()
                 self._pool.give(decoder)
+
+
+class WhisperSTT(stt.STT):
+    """Whisper recognises whole utterances: the session wraps it with its VAD
+    (livekit's StreamAdapter), and the caller waits for the decoding at the
+    end of each (~0.3–0.5 s on a core) — the price of hearing a phone line."""
+
+    def __init__(self) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        models.whisper()
+
+    @property
+    def model(self) -> str:
+        return "whisper-tiny.en"
+
+    @property
+    def provider(self) -> str:
+        return "faster-whisper"
+
+    async def _recognize_impl(
+        self,
+        buffer: utils.AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions,
+    ) -> stt.SpeechEvent:
+        pcm = to_pcm16(buffer, models.STT_SAMPLE_RATE)
+        text, confidence = await asyncio.to_thread(models.whisper_transcribe, pcm)
+        return _final(text, confidence)
 
 
 def _final(text: str, confidence: float, speech_end_time: float | None = None) -> stt.SpeechEvent:

@@ -1,6 +1,7 @@
 """Which speech pieces a call uses, from the agent's `voice_settings` and the
 environment: OpenAI's STT and TTS when a key is configured (unless the agent
-asks for offline speech), else the offline ones; silero VAD either way.
+asks for offline speech), else the offline ones (pocketsphinx, or Whisper
+tiny.en for phone calls; Piper); silero VAD either way.
 
 voice_settings: {"stt": "auto"|"openai"|"offline", "tts": "auto"|"openai"|"offline",
 "voice": OpenAI voice name (default "alloy"), "language": "en", "speed": 0.5-2.0}
@@ -46,14 +47,15 @@ def choose(voice_settings: dict[str, Any], settings: Settings) -> Speech:
     )
 
 
-def build_stt(speech: Speech, settings: Settings) -> lk_stt.STT:
+def build_stt(speech: Speech, settings: Settings, *, phone: bool = False) -> lk_stt.STT:
+    """`phone`: the caller is on a telephone line (narrowband audio)."""
     if speech.stt == "openai":
         from livekit.plugins import openai
 
         return openai.STT(language=speech.language, **_endpoint(settings))
-    from agents_runtime.voice.offline_stt import PocketsphinxSTT
+    from agents_runtime.voice.offline_stt import PocketsphinxSTT, WhisperSTT
 
-    return PocketsphinxSTT(models.silero_vad())
+    return WhisperSTT() if phone else PocketsphinxSTT(models.silero_vad())
 
 
 def build_tts(speech: Speech, settings: Settings) -> lk_tts.TTS:
