@@ -65,6 +65,7 @@ def build_app(settings: Settings) -> web.Application:
         tasks = [
             asyncio.create_task(lifecycle.run_periodically(services)),
             asyncio.create_task(gdpr.run_retention(services)),
+            asyncio.create_task(services.metrics.watch_event_loop()),
         ]
         yield
         for task in tasks:

@@ -3,6 +3,8 @@ process (tests, benchmarks) never share or clash."""
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -43,6 +45,22 @@ class Metrics:
             "Stored user messages whose agent turn could not be queued (recovered later)",
             registry=self.registry,
         )
+
+        self.loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop ran a timer (every 0.1 s): time every socket waited",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    async def watch_event_loop(self, every: float = 0.1) -> None:
+        """Forever: how late a sleep of `every` wakes up. Anything that holds
+        the loop (or the GIL) delays every call's audio by as much."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(every)
+            self.loop_lag.observe(max(0.0, loop.time() - started - every))
 
     def watch_event_bus(self, bus) -> None:
         gauge = Gauge(

@@ -198,7 +198,11 @@ def test_a_process_that_cannot_load_its_speech_models_refuses_to_start(tmp_path)
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise ImportError('the voice model is missing')\n")
     env = {"PYTHONPATH": str(tmp_path / "site"), "SYNTERA_DATA_DIR": str(tmp_path / "var")}
-    livekit = {"LIVEKIT_URL": "ws://127.0.0.1:1", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s" * 32}
+    livekit = {
+        "LIVEKIT_URL": "ws://127.0.0.1:1",
+        "LIVEKIT_API_KEY": "k",
+        "LIVEKIT_API_SECRET": "s" * 32,
+    }
     for argv, extra in [(["-m", "hub", "serve"], {}), (["-m", "agents_runtime"], livekit)]:
         result = subprocess.run(
             [sys.executable, *argv],

@@ -15,6 +15,8 @@ clear line instead.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import importlib
@@ -22,28 +24,50 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+
+from agents_runtime.voice.sphinx_process import SAMPLE_RATE, RemoteDecoder
+
+T = TypeVar("T")
 
 # No model is ever fetched at run time (see the module docstring).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-STT_SAMPLE_RATE = 16_000  # pocketsphinx's en-US model
+STT_SAMPLE_RATE = SAMPLE_RATE  # pocketsphinx's en-US model
 # A caller's turn ends after this much silence (silero's default is 0.55 s):
 # the longest pause inside a spoken sentence in bench/voice's recorded turns,
 # with a margin (docs/voice.md, "Endpointing").
 END_OF_TURN_SILENCE = 0.35
-WHISPER_BEAM = 5  # beam search: greedy decoding ( 1) misses more words (bench/wer.py)
+# pocketsphinx decoders made at start-up: two callers may speak at the same
+# moment without waiting for one to load (each holds ~90 MB).
+DECODERS_AT_START = 2
+# Whisper's beam: greedy decoding (1) missed 32 % of the phone words of
+# bench/wer.py against 23 %, for ~20 % less time.
+WHISPER_BEAM = 5
+
+
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="speech")
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking speech computation (pocketsphinx, Whisper, Piper) in the
+    speech threads. Not the loop's default executor: silero's VAD runs each
+    32 ms window there, and behind a clause of Piper or a Whisper decoding
+    in a small pool a caller's end of speech was noticed late."""
+    return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, fn, *args)
 
 
 class DecoderPool:
-    """pocketsphinx decoders, one per utterance being recognised. A decoder
-    is not thread-safe, takes ~0.35 s to load and holds ~90 MB, so decoders
-    are made on demand and reused: a process holds as many as callers ever
-    spoke at once in it (at most its voice sessions).
+    """pocketsphinx decoders, one per utterance being recognised, each in a
+    process of its own (sphinx_process.py says why). A decoder serves one
+    utterance at a time, takes ~0.5 s to start and holds ~100 MB, so
+    decoders are made on demand and reused: a process holds as many as
+    callers ever spoke at once in it (at most its voice sessions).
 
     A decoder adapts its cepstral mean (CMN) to the voice and line it hears,
     and would carry one caller's into the next caller's utterance (bench/wer
@@ -56,15 +80,26 @@ class DecoderPool:
         self._lock = threading.Lock()
         self.initial_cmn: str | None = None
 
+    def prepare(self, count: int) -> None:
+        """Make decoders up to `count` now (blocking): at start-up rather than
+        while the first callers wait."""
+        with self._lock:
+            missing = count - len(self._idle)
+        for _ in range(max(0, missing)):
+            self.give(self._make())
+
     def take(self, cmn: str | None = None):
         """An idle decoder, or a new one, set to `cmn` (a caller's, from
         `give`) or to the model's initial mean. Blocking."""
         with self._lock:
             decoder = self._idle.pop() if self._idle else None
-        if decoder is None:
-            decoder = _new_decoder()
-            self.initial_cmn = self.initial_cmn or decoder.get_cmn(False)
+        decoder = decoder or self._make()
         decoder.set_cmn(cmn or self.initial_cmn)
+        return decoder
+
+    def _make(self):
+        decoder = RemoteDecoder()
+        self.initial_cmn = self.initial_cmn or decoder.get_cmn(False)
         return decoder
 
     def give(self, decoder) -> str:
@@ -89,23 +124,7 @@ class DecoderPool:
             decoder.start_utt()
             decoder.process_raw(pcm16, False, True)
             decoder.end_utt()
-            return hypothesis(decoder)
-
-
-def hypothesis(decoder) -> tuple[str, float]:
-    """The finished utterance's words and a confidence in [0, 1]."""
-    hyp = decoder.hyp()
-    if hyp is None or not hyp.hypstr.strip():
-        return "", 0.0
-    # prob is a log probability; exp() of it is the posterior, usable as a confidence.
-    confidence = min(1.0, max(0.0, decoder.get_logmath().exp(hyp.prob)))
-    return hyp.hypstr.strip(), confidence
-
-
-def _new_decoder():
-    from pocketsphinx import Decoder
-
-    return Decoder(samprate=STT_SAMPLE_RATE, loglevel="FATAL")
+            return decoder.hypothesis()
 
 
 @functools.cache
@@ -203,8 +222,7 @@ def load_speech() -> None:
         silero_vad()
         piper_voice()
         whisper()
-        with decoders().decoder():
-            pass
+        decoders().prepare(DECODERS_AT_START)
     except SpeechUnavailable:
         raise
     except Exception as exc:

@@ -52,7 +52,7 @@ class PocketsphinxSTT(stt.STT):
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         pcm = to_pcm16(buffer, models.STT_SAMPLE_RATE)
-        text, confidence = await asyncio.to_thread(self._pool.transcribe, pcm)
+        text, confidence = await models.off_loop(self._pool.transcribe, pcm)
         return _final(text, confidence)
 
     def stream(
@@ -134,14 +134,14 @@ class _Utterance:
             self._pending.append(bytes(frame.data))
             self._pending_bytes += len(frame.data)
         if force or self._pending_bytes >= 2 * models.STT_SAMPLE_RATE * FEED_SECONDS:
-            await asyncio.to_thread(self._decode_pending)
+            await models.off_loop(self._decode_pending)
 
     async def finish(self) -> tuple[str, float, str]:
         """The words, a confidence, and the caller's adapted cepstral mean."""
-        return await asyncio.to_thread(self._end)
+        return await models.off_loop(self._end)
 
     async def abandon(self) -> None:
-        await asyncio.to_thread(self._release)
+        await models.off_loop(self._release)
 
     # -- in the decoding thread (one call at a time per utterance) --------------
 
@@ -163,7 +163,7 @@ class _Utterance:
             decoder, self._decoder = self._decoder, None
             try:
                 decoder.end_utt()
-                text, confidence = models.hypothesis(decoder)
+                text, confidence = decoder.hypothesis()
             finally:
                 cmn = self._pool.give(decoder)
             return text, confidence, cmn
@@ -201,7 +201,7 @@ class WhisperSTT(stt.STT):
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         pcm = to_pcm16(buffer, models.STT_SAMPLE_RATE)
-        text, confidence = await asyncio.to_thread(models.whisper_transcribe, pcm)
+        text, confidence = await models.off_loop(models.whisper_transcribe, pcm)
         return _final(text, confidence)
 
 

@@ -8,7 +8,6 @@ sentence by sentence through its StreamAdapter."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import numpy as np
@@ -76,10 +75,10 @@ class _PiperStream(tts.ChunkedStream):
             num_channels=1,
             mime_type="audio/pcm",
         )
-        sentences = await asyncio.to_thread(piper.phonemize, self.input_text)
+        sentences = await models.off_loop(piper.phonemize, self.input_text)
         for sentence in sentences:
             for phonemes in clauses(sentence):
-                output_emitter.push(await asyncio.to_thread(piper.speak, phonemes))
+                output_emitter.push(await models.off_loop(piper.speak, phonemes))
         output_emitter.flush()
 
 
