@@ -178,6 +178,7 @@ class Process:
     log: Path
     port: int | None = None
     proc: asyncio.subprocess.Process | None = None
+    cwd: Path = ROOT  # `python -m` runs the code of the checkout it starts in
 
     @property
     def url(self) -> str:
@@ -186,7 +187,7 @@ class Process:
     async def start(self) -> None:
         log = self.log.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=log
+            *self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=log
         )
         log.close()
 
@@ -239,6 +240,8 @@ class Cluster:
     turn_recovery_seconds: int = 60
     extra_env: dict[str, str] = field(default_factory=dict)
     answer: str = ANSWER
+    # The checkout the processes run (another one shows how an older commit behaves).
+    source: Path = ROOT
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="syntera-cluster-"))
@@ -297,7 +300,7 @@ class Cluster:
         await self.redis.start()
         commands = procfile()
         release = await asyncio.create_subprocess_exec(
-            *commands["release"], cwd=ROOT, env=self.env(), stdout=asyncio.subprocess.DEVNULL
+            *commands["release"], cwd=self.source, env=self.env(), stdout=asyncio.subprocess.DEVNULL
         )
         if await release.wait() != 0:
             raise RuntimeError("release (migrations) failed")
@@ -310,6 +313,7 @@ class Cluster:
                     self.env(PORT=str(port), SYNTERA_DATA_DIR=str(self.root / f"web{i + 1}")),
                     self.root / f"web{i + 1}.log",
                     port,
+                    cwd=self.source,
                 )
             )
         for i in range(self.workers):
@@ -319,6 +323,7 @@ class Cluster:
                     commands["worker"],
                     self.env(SYNTERA_DATA_DIR=str(self.root / f"worker{i + 1}")),
                     self.root / f"worker{i + 1}.log",
+                    cwd=self.source,
                 )
             )
         await asyncio.gather(*(p.start() for p in [*self.web, *self.worker]))

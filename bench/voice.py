@@ -48,9 +48,9 @@ from agents_runtime.llm import ChatRequest, OfflineResponder, Passage
 from agents_runtime.voice import models
 from agents_runtime.voice.offline_tts import PiperTTS
 from bench import wer
-from bench.cluster import Process, children_of, cpu_seconds, procfile, wait_healthy
-from tests.helpers import free_port
-from tests.voice_line import Line
+from bench.cluster import children_of, cpu_seconds
+from tests.shipped import Served
+from tests.voice_line import Line, espeak
 
 KNOWLEDGE = (
     "Refunds: customers may return any product within thirty days for a full refund.\n\n"
@@ -87,22 +87,13 @@ def summary(seconds: list[float]) -> dict:
 async def serve():
     """`python -m hub serve` with nothing configured, in a data dir of its own."""
     root = Path(tempfile.mkdtemp(prefix="syntera-bench-voice-"))
-    os.chmod(root, 0o755)  # as root, pgserver runs PostgreSQL as its own user
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_URL", "REDIS_URL", "OPENAI_", "LIVEKIT_", "JWT_"))
-    }
-    port = free_port()
-    env.update(SYNTERA_DATA_DIR=str(root / "var"), PORT=str(port), SYNTERA_DEMO="0")
-    env.update(LOG_LEVEL="WARNING")
-    web = Process("web", procfile()["web"], env, root / "web.log", port)
-    await web.start()
+    web = Served(root, SYNTERA_DEMO="0", LOG_LEVEL="WARNING")
+    web.start()
     try:
-        await wait_healthy(web, within=120)
+        await web.wait_healthy()
         yield web
     finally:
-        await web.stop(within=30)
+        await asyncio.to_thread(web.stop)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -141,7 +132,7 @@ async def tenant(http: aiohttp.ClientSession, base: str) -> tuple[dict, dict, di
 def spoken(text: str, voice: str) -> bytes:
     """espeak-ng says `text` (16 kHz PCM), without the silence it adds around
     it: the caller's end of speech is its last spoken sample."""
-    pcm = wer.espeak(text, voice, RATE)
+    pcm = espeak(text, RATE, voice=voice, speed=wer.SPEED)
     loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype=np.int16)) > SILENT)
     return pcm[2 * loud[0] : 2 * (loud[-1] + 1)]
 
@@ -196,7 +187,7 @@ async def one_call(
 
 
 async def level(
-    http, base: str, web: Process, agent, key, questions, calls: int, turns: int
+    http, base: str, web: Served, agent, key, questions, calls: int, turns: int
 ) -> dict:
     per_call = -(-turns // calls)
     lag0 = await loop_lag(http, base)
@@ -216,7 +207,7 @@ async def level(
     }
 
 
-def web_cpu(web: Process) -> float:
+def web_cpu(web: Served) -> float:
     """CPU seconds of the web process and its children (the pocketsphinx decoders)."""
     return sum(cpu_seconds(pid) for pid in [web.proc.pid, *children_of(web.proc.pid)])
 

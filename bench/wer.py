@@ -37,20 +37,18 @@ over all reference words, and the ratio phone / wideband (the goal: at most
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
 import statistics
-import subprocess
 import time
-import wave
 from collections.abc import Callable
 
 from livekit import rtc
 
 from agents_runtime.voice import models
-from agents_runtime.voice.offline_stt import FEED_SECONDS, to_pcm16
+from agents_runtime.voice.offline_stt import FEED_SECONDS
 from hub.voice import twilio
+from tests.voice_line import espeak, resample
 
 PHRASES = [
     "What is your refund policy?",
@@ -75,6 +73,7 @@ PHRASES = [
     "Thank you, that is all for today.",
 ]
 
+SPEED = 175  # words a minute: espeak-ng's own default
 VOICES = ["en-us", "en-us+klatt"]  # espeak-ng voices (`espeak-ng --voices=en`), `+variant` allowed
 WIDE, PHONE = models.STT_SAMPLE_RATE, 8_000
 # Seconds of silence the VAD hands the STT around speech: silero's prefix padding
@@ -85,22 +84,6 @@ GOAL = 1.5  # phone WER at most this many times wideband WER
 
 
 # -- the callers ------------------------------------------------------------------
-
-
-def espeak(text: str, voice: str, rate: int) -> bytes:
-    """espeak-ng says `text`: 16-bit mono PCM at `rate`."""
-    wav = subprocess.run(
-        ["espeak-ng", "--stdout", "-v", voice, text], capture_output=True, check=True
-    ).stdout
-    with wave.open(io.BytesIO(wav)) as w:  # streamed: the header's length is a placeholder
-        source, data = w.getframerate(), w.readframes(w.getnframes())
-    data = data[: len(data) // 2 * 2]
-    return resample(data, source, rate)
-
-
-def resample(pcm16: bytes, source: int, rate: int) -> bytes:
-    frame = rtc.AudioFrame(pcm16, source, 1, len(pcm16) // 2)
-    return to_pcm16([frame], rate)
 
 
 def silence(seconds: float, rate: int) -> bytes:
@@ -279,7 +262,7 @@ def measure(voices: list[str] | None = None) -> dict:
     for voice in voices:
         callers = {name: make() for name, make in RECOGNISERS.items()}  # a new caller
         for text in PHRASES:
-            speech = espeak(text, voice, WIDE)
+            speech = espeak(text, WIDE, voice=voice, speed=SPEED)
             audio = {
                 "wideband": wideband(speech),
                 "phone": upsample_as_stream_input(phone_line(speech)),

@@ -47,7 +47,9 @@ class Settings:
     # process the socket reaches, so each process caps its own; each company
     # has a cap across processes; a socket that sends no audio this long ends.
     voice_sessions_per_company: int = 10
-    voice_sessions_per_process: int = 8
+    # 2: on 2 cores the offline pipeline keeps p90 ≤ 1.2 s to first audio at
+    # 2 calls, not at 4 (docs/voice.md, "Scaled mode").
+    voice_sessions_per_process: int = 2
     voice_idle_seconds: int = 30
     # Twilio: requests to /voice/twilio/incoming must carry a valid
     # X-Twilio-Signature made with it; unset, that webhook answers 503.
@@ -193,7 +195,7 @@ class Settings:
             livekit_api_key=livekit["LIVEKIT_API_KEY"],
             livekit_api_secret=livekit["LIVEKIT_API_SECRET"],
             voice_sessions_per_company=integer("VOICE_SESSIONS_PER_COMPANY", 10, 1, 100_000),
-            voice_sessions_per_process=integer("VOICE_SESSIONS_PER_PROCESS", 8, 1, 10_000),
+            voice_sessions_per_process=integer("VOICE_SESSIONS_PER_PROCESS", 2, 1, 10_000),
             voice_idle_seconds=integer("VOICE_IDLE_SECONDS", 30, 1, 3600),
             twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
             public_url=url("PUBLIC_URL", ("http", "https")),

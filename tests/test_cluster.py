@@ -5,17 +5,25 @@ message stored exactly once and answered exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import sys
+
 import pytest
 
 from bench import faults, load
 from bench.cluster import Cluster
+from tests.shipped import Api, marked, source_root, tracebacks, wait_for
+from tests.voice_line import Line, espeak, silence, transcribe
 
 SESSIONS = 6
 
 
 @pytest.fixture(scope="module")
 async def cluster():
-    async with Cluster(job_lease_seconds=3, turn_recovery_seconds=2) as running:
+    async with Cluster(
+        job_lease_seconds=3, turn_recovery_seconds=2, source=source_root()
+    ) as running:
         yield running
 
 
@@ -35,6 +43,59 @@ async def test_load_on_two_web_and_two_worker_processes(cluster):
     assert result["seq_gaps"] == 0 and not result["errors"], explain(result)
     for operation in ("ws:ack", "ws:first_token", "ws:reply_done", "rest:list_conversations"):
         assert result["latency"][operation]["count"] > 0, operation
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_a_voice_call_on_a_web_process(cluster):
+    """Scaled mode as the Procfile runs it: a voice call over the WebSocket
+    lands on a `web` process, which runs the session itself (docs/voice.md);
+    the caller (espeak-ng) is answered aloud by the cluster's model, and the
+    call is stored. Before the faults below, so every process is as it started."""
+    web = cluster.web[-1]
+    api = Api(web.url)
+    try:
+        staff = await api.signup()
+        # The cluster has a model key, which would make speech OpenAI's: offline here.
+        agent = await api.create_agent(
+            staff, name="Voice", voice_settings={"stt": "offline", "tts": "offline"}
+        )
+        key = await api.publishable_key(staff, agent["id"])
+        started = await api.start_conversation(key, agent["id"], channel="voice")
+        ws = await api.ws(f"/public/voice/ws?token={started['token']}")
+        ready = await ws.receive_json(timeout=60)
+        assert ready == {"type": "ready", "conversation_id": started["id"]}, ready
+        line = Line(ws, 16_000)
+        try:
+            line.say(silence(0.5, 16_000) + espeak("Can I get a refund?", 16_000))
+            stored = await api.reply_stored(staff, started["id"], line)
+            user, reply = stored[0], next(m for m in stored if m["reply_to"])
+            assert user["sender_type"] == "user" and user["content"].strip(), stored
+            assert reply["sender_type"] == "agent" and reply["reply_to"] == user["id"]
+            assert reply["content"] == cluster.answer, reply  # all of it was played
+            await wait_for(lambda: marked(line, transcript=True), within=30)
+            assert {t["role"] for t in line.of_type("transcript")} == {"user", "agent"}
+            await line.send_json({"type": "stop"})
+            await asyncio.wait_for(line.closed.wait(), 30)
+            assert line.close_code == 1000
+        finally:
+            await line.close()
+        ended = await api.ended(staff, started["id"])
+        assert ended["metadata"]["call_end_reason"] == "hung_up", ended
+    except BaseException:
+        print(
+            f"--- {web.name} ---\n{web.log.read_text(errors='replace')[-20_000:]}", file=sys.stderr
+        )
+        raise
+    finally:
+        await api.close()
+    # Spoken: the audio says the answer's words (heard once the line is closed).
+    said = set(re.findall(r"[a-z]+", transcribe(bytes(line.audio), 16_000)))
+    assert len(said & set(re.findall(r"[a-z]+", cluster.answer.lower()))) >= 3, said
+    # Every process started cleanly and is still up: `python -m agents_runtime`
+    # (the worker) too, which answers the chat turns in this mode.
+    for process in [*cluster.web, *cluster.worker]:
+        log = process.log.read_text(errors="replace")
+        assert process.proc.returncode is None and not tracebacks(log), (process.name, log)
 
 
 @pytest.mark.parametrize("fault", list(faults.FAULTS))

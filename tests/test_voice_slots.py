@@ -84,7 +84,7 @@ async def test_a_dead_process_lease_expires(redis_client):
 
 def test_voice_settings_from_the_environment():
     defaults = Settings.from_env({})
-    assert (defaults.voice_sessions_per_company, defaults.voice_sessions_per_process) == (10, 8)
+    assert (defaults.voice_sessions_per_company, defaults.voice_sessions_per_process) == (10, 2)
     assert defaults.voice_idle_seconds == 30 and defaults.twilio_auth_token is None
     custom = Settings.from_env(
         {

@@ -1,14 +1,18 @@
 """The far end of a voice socket in the tests and the benchmark: it speaks
-real (Piper-synthesised) audio in real time, echoes the agent's marks, and
-keeps the agent's speech, its JSON frames and how the socket closed."""
+real (Piper- or espeak-ng-synthesised) audio in real time, echoes the
+agent's marks, and keeps the agent's speech, its JSON frames and how the
+socket closed."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import io
 import json
+import subprocess
 import time
+import wave
 
 import numpy as np
 from aiohttp import ClientWebSocketResponse, WSMsgType
@@ -28,6 +32,60 @@ async def synthesize(text: str, sample_rate: int, speed: float = 1.0) -> bytes:
         async for audio in stream:
             frames.append(audio.frame)
     return to_pcm16(frames, sample_rate)
+
+
+# A voice the hub's pocketsphinx hears well enough, checked on the questions
+# the tests ask as the first utterance of a fresh decoder, with the speech
+# starting at each offset a VAD window can have: "Can I get a refund?" is heard
+# with "refund" in it at 150-170 words a minute in this voice (and en-us+f2),
+# but at 130-140, or in en-us, en-us+f3, en-us+f4 or en-us+m1, "refund" often
+# comes out as "to lead on" or "to meet on".
+ESPEAK_VOICE, ESPEAK_SPEED = "en-us+f5", 160
+
+
+def espeak(
+    text: str, sample_rate: int, voice: str = ESPEAK_VOICE, speed: int = ESPEAK_SPEED
+) -> bytes:
+    """espeak-ng speaks `text`: 16-bit mono PCM at `sample_rate`. The callers
+    of the voice tests that run the hub as shipped speak with it, not with
+    Piper (the agent's own voice), so the recogniser is not heard only on
+    the voice it answers with."""
+    wav = subprocess.run(
+        ["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), text],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    # Written to a pipe, the header's sizes are placeholders: read what is there.
+    with wave.open(io.BytesIO(wav)) as f:
+        assert (f.getnchannels(), f.getsampwidth()) == (1, 2), "espeak-ng writes mono PCM16"
+        rate, pcm = f.getframerate(), f.readframes(f.getnframes())
+    return resample(pcm, rate, sample_rate)
+
+
+def resample(pcm16: bytes, rate: int, to: int) -> bytes:
+    """Band-limited resampling of a whole clip (its spectrum cut or padded),
+    the same samples every time. livekit's rtc.AudioResampler gives slightly
+    different samples on each call, and a caller whose words pocketsphinx
+    hears only just would be heard differently from run to run."""
+    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float64)
+    n = int(round(len(samples) * to / rate))
+    spectrum = np.fft.rfft(samples)
+    bins = n // 2 + 1
+    spectrum = (
+        spectrum[:bins] if len(spectrum) >= bins else np.pad(spectrum, (0, bins - len(spectrum)))
+    )
+    out = np.fft.irfft(spectrum, n) * (n / len(samples))
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16).tobytes()
+
+
+def write_wav(path, pcm16: bytes, sample_rate: int) -> None:
+    """Mono 16-bit PCM as a WAV file (Chromium's fake microphone plays one)."""
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(pcm16)
 
 
 def silence(seconds: float, sample_rate: int) -> bytes:

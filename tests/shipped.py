@@ -1,0 +1,363 @@
+"""The hub as shipped, driven from outside: a `python -m hub serve` started
+as the README's quick start does, and the clients a customer, a visitor, a
+phone carrier or a member of staff would be — HTTP, WebSocket and Socket.IO
+against a URL. Nothing here imports the hub's app: what runs is the process.
+
+SYNTERA_SHIPPED_ROOT names another checkout of the project to start the
+process from (`python -m hub` puts its working directory first on sys.path),
+so that these tests can be shown to fail against an older commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import ClientWebSocketResponse
+
+from hub.config import Settings
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def configuration_names() -> set[str]:
+    """Every variable hub/config.py reads: Settings.from_env, given an empty
+    environment that notes each name it is asked for. The process gets only
+    those a test gives it."""
+    asked: set[str] = set()
+
+    class Noting(dict):
+        def get(self, name, default=None):
+            asked.add(name)
+            return default
+
+    Settings.from_env(Noting())
+    return asked
+
+
+POLICY = (
+    "Our refund policy: customers may return any product within thirty days "
+    "of delivery for a full refund.\n"
+)
+
+
+def source_root() -> Path:
+    """Where the processes are started from: this checkout, or SYNTERA_SHIPPED_ROOT."""
+    return Path(os.environ.get("SYNTERA_SHIPPED_ROOT") or ROOT)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    configuration = configuration_names()
+    env = {k: v for k, v in os.environ.items() if k not in configuration}
+    env.update(extra)
+    return env
+
+
+class Served:
+    """`python -m hub serve` in a subprocess, its output in a log file."""
+
+    def __init__(self, directory: Path, **env: str) -> None:
+        # As root, pgserver runs PostgreSQL as its own unprivileged user, which
+        # must be able to reach the data directory inside this one.
+        directory.chmod(0o755)
+        self.port = free_port()
+        self.data_dir = directory / "var"
+        self.log_path = directory / "serve.log"
+        self.env = clean_env(SYNTERA_DATA_DIR=str(self.data_dir), PORT=str(self.port), **env)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "serve"],
+                cwd=source_root(),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def wait_healthy(self, within: float = 180) -> dict:
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as session:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with session.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return await response.json()
+                assert self.proc.poll() is None, f"serve exited:\n{self.log()}"
+                assert time.monotonic() < deadline, f"serve is not healthy:\n{self.log()}"
+                await asyncio.sleep(0.3)
+
+    def stop(self) -> int | None:
+        """SIGTERM, as a process manager stops it (the embedded PostgreSQL
+        goes with it); SIGKILL if it hangs."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self, since: int = 0, lines: int = 300) -> str:
+        """The process's output from byte `since`, its last `lines` lines,
+        without the access log's successful requests."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        kept = [line for line in text.splitlines() if not _succeeded(line)]
+        return "\n".join(kept[-lines:])
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+
+def _succeeded(line: str) -> bool:
+    if not line.startswith('{"event":"request"'):
+        return False
+    try:
+        return json.loads(line)["status"] < 400
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def tracebacks(log: str) -> list[str]:
+    """The Python tracebacks in a process's log (plain or inside JSON lines)."""
+    return [line for line in log.splitlines() if "Traceback (most recent call last)" in line]
+
+
+# -- REST ---------------------------------------------------------------------------
+
+
+@dataclass
+class Staff:
+    token: str
+    company_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Api:
+    """JSON over HTTP to a running hub."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+        self.session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def request(
+        self, method: str, path: str, *, expect: int | tuple[int, ...] = 200, **kwargs
+    ) -> Any:
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            text = await response.text()
+            expected = (expect,) if isinstance(expect, int) else expect
+            assert response.status in expected, (method, path, response.status, text)
+            if response.content_type == "application/json":
+                return json.loads(text)
+            return text
+
+    async def signup(self, company: str = "Acme") -> Staff:
+        body = await self.request(
+            "POST",
+            "/api/auth/signup",
+            json={
+                "email": f"owner-{uuid.uuid4().hex[:10]}@example.com",
+                "password": "correct horse battery",
+                "company_name": company,
+            },
+            expect=201,
+        )
+        return Staff(body["access_token"], body["company"]["id"])
+
+    async def login(self, email: str, password: str) -> Staff:
+        body = await self.request(
+            "POST", "/api/auth/login", json={"email": email, "password": password}
+        )
+        return Staff(body["access_token"], body["company"]["id"])
+
+    async def create_agent(self, staff: Staff, **fields) -> dict:
+        return await self.request(
+            "POST", "/api/agents", json=fields, headers=staff.headers, expect=201
+        )
+
+    async def add_document(
+        self, staff: Staff, agent_id: str, text: str, filename: str, within: float = 120
+    ) -> dict:
+        """Upload a knowledge document and wait until it is processed."""
+        form = aiohttp.FormData()
+        form.add_field("file", text.encode(), filename=filename)
+        form.add_field("agent_id", agent_id)
+        uploaded = await self.request(
+            "POST", "/api/knowledge-base/upload", data=form, headers=staff.headers, expect=201
+        )
+
+        async def done():
+            document = await self.request(
+                "GET", f"/api/knowledge-base/{uploaded['id']}", headers=staff.headers
+            )
+            return document if document["status"] in ("processed", "failed") else None
+
+        document = await wait_for(done, within=within, every=0.3)
+        assert document["status"] == "processed", document
+        return document
+
+    async def publishable_key(self, staff: Staff, agent_id: str, origins=("*",)) -> str:
+        key = await self.request(
+            "POST",
+            f"/api/agents/{agent_id}/keys",
+            json={"allowed_origins": list(origins)},
+            headers=staff.headers,
+            expect=201,
+        )
+        return key["key"]
+
+    async def start_conversation(
+        self, key: str, agent_id: str, channel: str = "chat", origin: str | None = None
+    ) -> dict:
+        headers = {"Authorization": f"Bearer {key}"}
+        if origin:
+            headers["Origin"] = origin
+        return await self.request(
+            "POST",
+            "/public/conversations",
+            json={"agent_id": agent_id, "channel": channel},
+            headers=headers,
+            expect=201,
+        )
+
+    async def conversation(self, staff: Staff, conversation_id: str) -> dict:
+        return await self.request(
+            "GET", f"/api/conversations/{conversation_id}", headers=staff.headers
+        )
+
+    async def conversations(self, staff: Staff, **query: str) -> list[dict]:
+        body = await self.request(
+            "GET", "/api/conversations", params={"limit": "50", **query}, headers=staff.headers
+        )
+        return body["conversations"]
+
+    async def messages(self, staff: Staff, conversation_id: str) -> list[dict]:
+        body = await self.request(
+            "GET",
+            f"/api/conversations/{conversation_id}/messages",
+            params={"limit": "200"},
+            headers=staff.headers,
+        )
+        return body["messages"]
+
+    async def reply_stored(
+        self, staff: Staff, conversation_id: str, line=None, within: float = 120
+    ) -> list[dict]:
+        """Wait for an agent message answering the caller; all the conversation's
+        messages then. With the call's `line` (tests/voice_line.Line), a call
+        that ends first fails at once, with how it ended."""
+
+        async def replied():
+            if line is not None and line.closed.is_set():
+                raise AssertionError(
+                    f"the call ended: {line.close_code} {line.close_reason} {line.frames}"
+                )
+            stored = await self.messages(staff, conversation_id)
+            return stored if any(m["reply_to"] for m in stored) else None
+
+        return await wait_for(replied, within=within)
+
+    async def ended(self, staff: Staff, conversation_id: str, within: float = 30) -> dict:
+        async def status():
+            found = await self.conversation(staff, conversation_id)
+            return found if found["status"] == "ended" else None
+
+        return await wait_for(status, within=within)
+
+    async def ws(self, path: str, **kwargs) -> ClientWebSocketResponse:
+        url = path if "://" in path else self.base.replace("http", "ws", 1) + path
+        return await self.session.ws_connect(url, **kwargs)
+
+
+async def wait_for(predicate, within: float = 60.0, every: float = 0.25):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert loop.time() < deadline, f"timed out after {within} s"
+        await asyncio.sleep(every)
+
+
+async def marked(line, transcript: bool = False) -> bool:
+    """A call's line (tests/voice_line.Line): the agent's speech ended with a
+    mark, which the line echoed, and (browser transport) its transcript came."""
+    roles = {t.get("role") for t in line.of_type("transcript")}
+    return bool(line.marks) and (not transcript or "agent" in roles)
+
+
+# -- Socket.IO ---------------------------------------------------------------------
+
+
+class SocketClient:
+    """python-socketio's client on one namespace, recording every event."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list] = defaultdict(list)
+        self.sio.on("*", self._record, namespace=namespace)
+
+    async def _record(self, event, data=None):
+        self.events[event].append(data)
+
+    async def connect(self, base: str, token: str, origin: str | None = None) -> None:
+        await self.sio.connect(
+            base,
+            namespaces=[self.namespace],
+            auth={"token": token},
+            transports=["websocket"],
+            headers={"Origin": origin} if origin else {},
+            wait_timeout=30,
+        )
+
+    async def call(self, event: str, data=None):
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=60)
+
+    async def wait_for(self, event: str, predicate=lambda d: True, within: float = 60.0):
+        async def found():
+            return next((item for item in self.events[event] if predicate(item)), None)
+
+        try:
+            return await wait_for(found, within=within, every=0.05)
+        except AssertionError:
+            raise AssertionError(f"no {event} within {within} s; got {dict(self.events)}") from None
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.eio.disconnect(abort=True)
