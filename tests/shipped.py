@@ -17,17 +17,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import socketio
 from aiohttp import ClientWebSocketResponse
 
 from hub.config import Settings
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -303,61 +301,8 @@ class Api:
         return await self.session.ws_connect(url, **kwargs)
 
 
-async def wait_for(predicate, within: float = 60.0, every: float = 0.25):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert loop.time() < deadline, f"timed out after {within} s"
-        await asyncio.sleep(every)
-
-
 async def marked(line, transcript: bool = False) -> bool:
     """A call's line (tests/voice_line.Line): the agent's speech ended with a
     mark, which the line echoed, and (browser transport) its transcript came."""
     roles = {t.get("role") for t in line.of_type("transcript")}
     return bool(line.marks) and (not transcript or "agent" in roles)
-
-
-# -- Socket.IO ---------------------------------------------------------------------
-
-
-class SocketClient:
-    """python-socketio's client on one namespace, recording every event."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: dict[str, list] = defaultdict(list)
-        self.sio.on("*", self._record, namespace=namespace)
-
-    async def _record(self, event, data=None):
-        self.events[event].append(data)
-
-    async def connect(self, base: str, token: str, origin: str | None = None) -> None:
-        await self.sio.connect(
-            base,
-            namespaces=[self.namespace],
-            auth={"token": token},
-            transports=["websocket"],
-            headers={"Origin": origin} if origin else {},
-            wait_timeout=30,
-        )
-
-    async def call(self, event: str, data=None):
-        return await self.sio.call(event, data, namespace=self.namespace, timeout=60)
-
-    async def wait_for(self, event: str, predicate=lambda d: True, within: float = 60.0):
-        async def found():
-            return next((item for item in self.events[event] if predicate(item)), None)
-
-        try:
-            return await wait_for(found, within=within, every=0.05)
-        except AssertionError:
-            raise AssertionError(f"no {event} within {within} s; got {dict(self.events)}") from None
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.sio.eio.disconnect(abort=True)

@@ -31,17 +31,23 @@ from playwright.async_api import async_playwright, expect
 
 from hub.voice import twilio  # the signature and μ-law helpers: Twilio's side of the call
 from tests.conftest import CHROMIUM_FLAGS
+from tests.helpers import SocketClient, wait_for
 from tests.shipped import (
     POLICY,
     Api,
     Served,
-    SocketClient,
     Staff,
     marked,
     tracebacks,
-    wait_for,
 )
-from tests.voice_line import Line, espeak, silence, transcribe, write_wav
+from tests.voice_line import (
+    Line,
+    espeak,
+    silence,
+    start_twilio_stream,
+    transcribe,
+    write_wav,
+)
 
 TWILIO_TOKEN = "twilio-auth-token-as-shipped"
 # What the caller asks, in tests/voice_line.py's espeak-ng voice: heard with
@@ -202,22 +208,7 @@ async def test_twilio_phone_call(served, api, tenant):
 
     ws = await api.ws(stream_url)
     stream_sid = "MZ" + uuid.uuid4().hex
-    await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    await ws.send_json(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": stream_sid,
-            "start": {
-                "accountSid": params["AccountSid"],
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "customParameters": {"token": token},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        }
-    )
+    await start_twilio_stream(ws, call_sid, token, stream_sid, params["AccountSid"])
     line = Line(ws, 8000, stream_sid=stream_sid)
     try:
         line.say(silence(0.5, 8000) + espeak(QUESTION, 8000))

@@ -13,7 +13,8 @@ import pytest
 
 from bench import faults, load
 from bench.cluster import Cluster
-from tests.shipped import Api, marked, source_root, tracebacks, wait_for
+from tests.helpers import wait_for
+from tests.shipped import Api, marked, source_root, tracebacks
 from tests.voice_line import Line, espeak, silence, transcribe
 
 SESSIONS = 6

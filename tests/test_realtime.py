@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 
 import aiohttp
 import pytest
@@ -14,49 +13,9 @@ import socketio
 
 from hub.services import SERVICES
 from tests.fake_openai import Reply
-from tests.helpers import signup
+from tests.helpers import SocketClient, signup
 
 ORIGIN = "https://shop.example.com"
-
-
-class Client:
-    """A Socket.IO client that records every event it receives."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: dict[str, list] = defaultdict(list)
-        self.sio.on("*", self._record, namespace=namespace)
-
-    async def _record(self, event, data=None):
-        self.events[event].append(data)
-
-    async def connect(self, hub, token, transports=("websocket",), origin=ORIGIN):
-        await self.sio.connect(
-            str(hub.make_url("/")),
-            namespaces=[self.namespace],
-            auth={"token": token},
-            transports=list(transports),
-            headers={"Origin": origin},
-            wait_timeout=5,
-        )
-
-    async def call(self, event, data=None):
-        return await self.sio.call(event, data, namespace=self.namespace, timeout=10)
-
-    async def wait_for(self, event, predicate=lambda d: True, within=10.0):
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            for item in self.events[event]:
-                if predicate(item):
-                    return item
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {event} within {within}s; got {dict(self.events)}")
-
-    async def close(self):
-        # python-socketio's client waits out a pending long-poll (about 20 s) on a
-        # polite disconnect; dropping the transport is as good for a test.
-        await self.sio.eio.disconnect(abort=True)
 
 
 @pytest.fixture
@@ -94,10 +53,10 @@ async def visitor_setup(hub, account=None, tools=()):
 
 @pytest.fixture
 async def clients():
-    made: list[Client] = []
+    made: list[SocketClient] = []
 
-    def make(namespace="/widget") -> Client:
-        client = Client(namespace)
+    def make(namespace="/widget") -> SocketClient:
+        client = SocketClient(namespace, origin=ORIGIN)
         made.append(client)
         return client
 

@@ -19,9 +19,9 @@ from agents_runtime.voice import models, speech
 from hub.services import SERVICES
 from hub.voice import twilio
 from tests.conftest import start_client
-from tests.helpers import assert_error, signup
+from tests.helpers import assert_error, signup, wait_for
 from tests.test_knowledge import processed
-from tests.voice_line import Line, silence, synthesize, transcribe
+from tests.voice_line import Line, silence, start_twilio_stream, synthesize, transcribe
 
 POLICY = (
     "Our refund policy: customers may return any product within thirty days "
@@ -116,17 +116,6 @@ async def conversation(hub, account, conversation_id) -> dict:
     ).json()
 
 
-async def wait_for(predicate, within: float = 45.0, every: float = 0.2):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(every)
-
-
 def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
@@ -199,21 +188,7 @@ def stream_of(twiml: str) -> tuple[str, str]:
 
 async def open_stream(hub, call_sid: str, token: str, stream_sid: str = "MZ1"):
     ws = await hub.ws_connect("/voice/twilio/stream")
-    await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    await ws.send_json(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": stream_sid,
-            "start": {
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "customParameters": {"token": token},
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            },
-        }
-    )
+    await start_twilio_stream(ws, call_sid, token, stream_sid)
     return ws
 
 

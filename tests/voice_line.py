@@ -101,6 +101,29 @@ def transcribe(pcm16: bytes, sample_rate: int) -> str:
     return models.decoders().transcribe(pcm16)[0]
 
 
+async def start_twilio_stream(
+    ws: ClientWebSocketResponse, call_sid: str, token: str, stream_sid: str, account: str = "AC1"
+) -> None:
+    """What Twilio sends first on a media stream: `connected`, then `start`
+    with the call, the TwiML's parameters and the audio format."""
+    await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    await ws.send_json(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "accountSid": account,
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "tracks": ["inbound"],
+                "customParameters": {"token": token},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+    )
+
+
 class Line:
     def __init__(
         self, ws: ClientWebSocketResponse, sample_rate: int, stream_sid: str | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from livekit import rtc
@@ -30,19 +31,15 @@ LANGUAGE = LanguageCode("en-US")
 FEED_SECONDS = 0.1
 
 
-class PocketsphinxSTT(stt.STT):
-    def __init__(self, vad: vad.VAD) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
-        self._vad = vad
-        self._pool = models.decoders()
+class _OfflineSTT(stt.STT):
+    """What the offline recognisers share: a whole utterance (16 kHz mono
+    PCM) → its words, recognised in the speech threads by `transcribe`."""
 
-    @property
-    def model(self) -> str:
-        return "pocketsphinx-en-us"
-
-    @property
-    def provider(self) -> str:
-        return "pocketsphinx"
+    def __init__(self, transcribe: Callable[[bytes], tuple[str, float]], *, streaming: bool):
+        super().__init__(
+            capabilities=stt.STTCapabilities(streaming=streaming, interim_results=False)
+        )
+        self._transcribe = transcribe
 
     async def _recognize_impl(
         self,
@@ -52,8 +49,23 @@ class PocketsphinxSTT(stt.STT):
         conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         pcm = to_pcm16(buffer, models.STT_SAMPLE_RATE)
-        text, confidence = await models.off_loop(self._pool.transcribe, pcm)
+        text, confidence = await models.off_loop(self._transcribe, pcm)
         return _final(text, confidence)
+
+
+class PocketsphinxSTT(_OfflineSTT):
+    def __init__(self, vad: vad.VAD) -> None:
+        pool = models.decoders()
+        super().__init__(pool.transcribe, streaming=True)
+        self._pool, self._vad = pool, vad
+
+    @property
+    def model(self) -> str:
+        return "pocketsphinx-en-us"
+
+    @property
+    def provider(self) -> str:
+        return "pocketsphinx"
 
     def stream(
         self,
@@ -176,13 +188,13 @@ class _Utterance:
                 self._pool.give(decoder)
 
 
-class WhisperSTT(stt.STT):
+class WhisperSTT(_OfflineSTT):
     """Whisper recognises whole utterances: the session wraps it with its VAD
     (livekit's StreamAdapter), and the caller waits for the decoding at the
     end of each (~0.3–0.5 s on a core) — the price of hearing a phone line."""
 
     def __init__(self) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        super().__init__(models.whisper_transcribe, streaming=False)
         models.whisper()
 
     @property
@@ -193,22 +205,11 @@ class WhisperSTT(stt.STT):
     def provider(self) -> str:
         return "faster-whisper"
 
-    async def _recognize_impl(
-        self,
-        buffer: utils.AudioBuffer,
-        *,
-        language: NotGivenOr[str] = NOT_GIVEN,
-        conn_options: APIConnectOptions,
-    ) -> stt.SpeechEvent:
-        pcm = to_pcm16(buffer, models.STT_SAMPLE_RATE)
-        text, confidence = await models.off_loop(models.whisper_transcribe, pcm)
-        return _final(text, confidence)
-
 
 def _final(text: str, confidence: float, speech_end_time: float | None = None) -> stt.SpeechEvent:
     return stt.SpeechEvent(
         type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-        request_id=utils.shortuuid("pocketsphinx_"),
+        request_id=utils.shortuuid("offline_"),
         alternatives=[stt.SpeechData(language=LANGUAGE, text=text, confidence=confidence)],
         speech_end_time=speech_end_time,
     )
