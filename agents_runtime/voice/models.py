@@ -44,7 +44,7 @@ STT_SAMPLE_RATE = SAMPLE_RATE  # pocketsphinx's en-US model
 # with a margin (docs/voice.md, "Endpointing").
 END_OF_TURN_SILENCE = 0.35
 # pocketsphinx decoders made at start-up: two callers may speak at the same
-# moment without waiting for one to load (each holds ~90 MB).
+# moment without waiting for one to start (each holds ~100 MB).
 DECODERS_AT_START = 2
 # Whisper's beam: greedy decoding (1) missed 32 % of the phone words of
 # bench/wer.py against 23 %, for ~20 % less time.
@@ -70,9 +70,9 @@ class DecoderPool:
     callers ever spoke at once in it (at most its voice sessions).
 
     A decoder adapts its cepstral mean (CMN) to the voice and line it hears,
-    and would carry one caller's into the next caller's utterance (bench/wer
-    measured 33 % → 56 % of words missed when phone and browser callers
-    shared decoders). So a decoder is taken with its caller's own mean — the
+    and would carry one caller's into the next caller's utterance (words
+    missed at 16 kHz went from 33 % to 56 % on bench/wer's phrases when the
+    same decoders had heard phone audio). So a decoder is taken with its caller's own mean — the
     model's initial one for a new caller — and gives the adapted mean back."""
 
     def __init__(self) -> None:
