@@ -47,8 +47,8 @@ class Settings:
     # process the socket reaches, so each process caps its own; each company
     # has a cap across processes; a socket that sends no audio this long ends.
     voice_sessions_per_company: int = 10
-    # 2: on 2 cores the offline pipeline keeps p90 ≤ 1.2 s to first audio at
-    # 2 calls, not at 4 (docs/voice.md, "Scaled mode").
+    # 2: on 2 cores the offline pipeline kept p90 ≤ 1.2 s to first audio at
+    # 2 calls in every run, at 4 in one of two (docs/voice.md, "Scaled mode").
     voice_sessions_per_process: int = 2
     voice_idle_seconds: int = 30
     # Twilio: requests to /voice/twilio/incoming must carry a valid
