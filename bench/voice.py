@@ -50,7 +50,7 @@ from agents_runtime.voice.offline_tts import PiperTTS
 from bench import wer
 from bench.cluster import children_of, cpu_seconds
 from tests.shipped import Served
-from tests.voice_line import Line, espeak
+from tests.voice_line import Line, espeak, silence
 
 KNOWLEDGE = (
     "Refunds: customers may return any product within thirty days for a full refund.\n\n"
@@ -261,7 +261,7 @@ async def endpointing_wait(question: bytes) -> float:
     from livekit.agents import vad
 
     stream = models.silero_vad().stream()
-    audio = wer.silence(0.3, RATE) + question + wer.silence(1.0, RATE)
+    audio = silence(0.3, RATE) + question + silence(1.0, RATE)
     step = 2 * int(0.02 * RATE)
     for start in range(0, len(audio), step):
         piece = audio[start : start + step]
@@ -281,7 +281,7 @@ async def endpointing_wait(question: bytes) -> float:
 def final_pass(question: bytes) -> float:
     """Seconds pocketsphinx needs at the end of speech when it has decoded the
     question as it was spoken (what the streaming STT leaves for the end)."""
-    audio = wer.silence(0.5, RATE) + question + wer.silence(models.END_OF_TURN_SILENCE, RATE)
+    audio = silence(0.5, RATE) + question + silence(models.END_OF_TURN_SILENCE, RATE)
     with models.decoders().decoder() as decoder:
         decoder.start_utt()
         decoder.process_raw(audio, False, False)

@@ -48,7 +48,7 @@ from livekit import rtc
 from agents_runtime.voice import models
 from agents_runtime.voice.offline_stt import FEED_SECONDS
 from hub.voice import twilio
-from tests.voice_line import espeak, resample
+from tests.voice_line import espeak, resample, silence
 
 PHRASES = [
     "What is your refund policy?",
@@ -84,10 +84,6 @@ GOAL = 1.5  # phone WER at most this many times wideband WER
 
 
 # -- the callers ------------------------------------------------------------------
-
-
-def silence(seconds: float, rate: int) -> bytes:
-    return bytes(2 * int(seconds * rate))
 
 
 def wideband(speech16k: bytes) -> bytes:
