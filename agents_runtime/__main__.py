@@ -83,12 +83,9 @@ def main() -> int:
         return 2
     settings.configure_logging()
     if voice_configured(settings):
-        from agents_runtime.voice.models import SpeechUnavailable, load_speech
+        from agents_runtime.voice.models import loaded_at_start
 
-        try:
-            load_speech()  # LiveKit's calls run in this worker
-        except SpeechUnavailable as exc:
-            print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
+        if not loaded_at_start():  # LiveKit's calls run in this worker
             return 1
     asyncio.run(run(settings))
     return 0

@@ -17,13 +17,10 @@ from hub.config import ConfigError, Settings
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from agents_runtime.voice.models import SpeechUnavailable, load_speech
+    from agents_runtime.voice.models import loaded_at_start
     from hub.app import build_app
 
-    try:
-        load_speech()  # voice sessions run in this process
-    except SpeechUnavailable as exc:
-        print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
+    if not loaded_at_start():  # voice sessions run in this process
         return 1
 
     def announce(_line: str) -> None:

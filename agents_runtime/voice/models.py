@@ -227,3 +227,14 @@ def load_speech() -> None:
         raise
     except Exception as exc:
         raise SpeechUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def loaded_at_start() -> bool:
+    """`load_speech()` as a process starts: False, with one line on stderr,
+    when the process must not start."""
+    try:
+        load_speech()
+    except SpeechUnavailable as exc:
+        print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
+        return False
+    return True
