@@ -213,15 +213,16 @@ class Process:
             await self.proc.wait()
 
 
-async def wait_healthy(web: Process, within: float = 60) -> None:
-    """Until the web process answers /healthz with 200 (it fails if the process exits)."""
+async def wait_healthy(web: Process, within: float = 60) -> dict:
+    """Until the web process answers /healthz with 200 (it fails if the
+    process exits); that answer."""
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while True:
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with session.get(f"{web.url}/healthz") as response:
                     if response.status == 200:
-                        return
+                        return await response.json()
             if web.proc.returncode is not None:
                 raise RuntimeError(f"{web.name} exited: see {web.log}")
             if time.monotonic() > deadline:

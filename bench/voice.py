@@ -95,12 +95,12 @@ async def serve():
         VOICE_SESSIONS_PER_PROCESS="100",
         VOICE_SESSIONS_PER_COMPANY="100",
     )
-    web.start()
+    await web.start()
     try:
         await web.wait_healthy()
         yield web
     finally:
-        await asyncio.to_thread(web.stop)
+        await web.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

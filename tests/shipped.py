@@ -10,12 +10,8 @@ so that these tests can be shown to fail against an older commit."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import ClientWebSocketResponse
 
+from bench.cluster import Process, procfile, wait_healthy
 from hub.config import Settings
 from tests.helpers import free_port, wait_for
 
@@ -64,56 +61,53 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class Served:
-    """`python -m hub serve` in a subprocess, its output in a log file."""
+    """`python -m hub serve`, the Procfile's `web`, in a subprocess, its
+    output in a log file."""
 
     def __init__(self, directory: Path, **env: str) -> None:
         # As root, pgserver runs PostgreSQL as its own unprivileged user, which
         # must be able to reach the data directory inside this one.
         directory.chmod(0o755)
-        self.port = free_port()
+        port = free_port()
         self.data_dir = directory / "var"
         self.log_path = directory / "serve.log"
-        self.env = clean_env(SYNTERA_DATA_DIR=str(self.data_dir), PORT=str(self.port), **env)
-        self.proc: subprocess.Popen | None = None
+        self.process = Process(
+            "web",
+            procfile()["web"],
+            clean_env(SYNTERA_DATA_DIR=str(self.data_dir), PORT=str(port), **env),
+            self.log_path,
+            port,
+            cwd=source_root(),
+        )
+
+    @property
+    def port(self) -> int:
+        return self.process.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.url
 
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve"],
-                cwd=source_root(),
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    @property
+    def proc(self) -> asyncio.subprocess.Process | None:
+        return self.process.proc
+
+    async def start(self) -> None:
+        await self.process.start()
 
     async def wait_healthy(self, within: float = 180) -> dict:
-        deadline = time.monotonic() + within
-        async with aiohttp.ClientSession() as session:
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with session.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return await response.json()
-                assert self.proc.poll() is None, f"serve exited:\n{self.log()}"
-                assert time.monotonic() < deadline, f"serve is not healthy:\n{self.log()}"
-                await asyncio.sleep(0.3)
+        """/healthz's answer once it is 200; fails with the log if serve exits or never is."""
+        try:
+            return await wait_healthy(self.process, within)
+        except (RuntimeError, TimeoutError) as exc:
+            raise AssertionError(f"{exc}:\n{self.log()}") from None
 
-    def stop(self) -> int | None:
+    async def stop(self) -> int | None:
         """SIGTERM, as a process manager stops it (the embedded PostgreSQL
         goes with it); SIGKILL if it hangs."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        await self.process.stop(within=60)
         return self.proc.returncode
 
     def log(self, since: int = 0, lines: int = 300) -> str:

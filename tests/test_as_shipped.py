@@ -69,13 +69,13 @@ async def served(request):
     directory = Path(tempfile.mkdtemp(prefix="syntera-shipped-"))
     process = Served(directory, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
     failed = request.session.testsfailed
-    process.start()
+    await process.start()
     try:
         health = await process.wait_healthy()
         assert health["database"] == "ok"
         yield process
     finally:
-        code = process.stop()
+        code = await process.stop()
         if request.session.testsfailed > failed:
             print(f"--- python -m hub serve (exit {code}) ---\n{process.log()}", file=sys.stderr)
         shutil.rmtree(directory, ignore_errors=True)
@@ -87,7 +87,7 @@ def serve_log_on_failure(served, request):
     since, failed = served.log_size(), request.session.testsfailed
     yield
     if request.session.testsfailed > failed:
-        state = "running" if served.proc.poll() is None else f"exited {served.proc.returncode}"
+        state = "running" if served.proc.returncode is None else f"exited {served.proc.returncode}"
         print(f"--- python -m hub serve ({state}) ---\n{served.log(since)}", file=sys.stderr)
 
 
