@@ -1,20 +1,39 @@
-"""REST: route declarations per resource, pydantic schemas, middleware, OpenAPI."""
+"""The transport layer: every way into the hub. REST resources, pages,
+operational endpoints, the Twilio webhook and the voice WebSockets are
+declared on one route table (`routes`, `routing`), which also writes the
+OpenAPI document; Socket.IO's namespaces are in `realtime`. What they share
+with each other lives below them, in `hub` (errors, rate limits, shapes)."""
+
+from collections.abc import Callable
 
 from aiohttp import web
 
-from http_api import ops
 from http_api.middleware import cors, errors, observe, stamp_headers
-from http_api.routes import api, public
+from http_api.realtime import Realtime
+from http_api.routes import api, voice_sockets
+from hub.config import Settings
+from hub.services import Services
 
 MIDDLEWARES = (cors, observe, errors)
 
 
-def install(app: web.Application) -> None:
+def install(
+    app: web.Application,
+    settings: Settings,
+    voice_calls: Callable[[Services], voice_sockets.VoiceCalls],
+) -> None:
+    """Every way in, on `app` (after the context that opens its services);
+    `voice_calls` builds what runs a voice call."""
     app.on_response_prepare.append(stamp_headers)
     api.install(app)
-    ops.install(app, api.routes)
-    # A file download, not a JSON route: the signed link is its permission.
-    app.router.add_get("/public/attachments/{id}/{sig}", public.public_attachment)
+    realtime = Realtime(app, settings)
+
+    async def realtime_ctx(app: web.Application):
+        realtime.start()
+        yield
+
+    app.cleanup_ctx.append(realtime_ctx)
+    voice_sockets.install(app, voice_calls)
 
 
 __all__ = ["MIDDLEWARES", "install"]

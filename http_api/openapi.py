@@ -48,6 +48,11 @@ def build_document(routes: list[Route], version: str) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(route.body, "validation")}},
             }
+        elif route.form:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+            }
         if route.auth == "user":
             operation["security"] = [{"bearerAuth": []}]
         elif route.auth == "key":
@@ -56,7 +61,7 @@ def build_document(routes: list[Route], version: str) -> dict[str, Any]:
                 if route.conversation_token
                 else {"publishableKey": []}
             ]
-        paths.setdefault(route.path, {})[route.method.lower()] = operation
+        paths.setdefault(route.template, {})[route.method.lower()] = operation
 
     return {
         "openapi": "3.1.0",
@@ -95,7 +100,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
             if name == "id" or name.endswith("_id")
             else {"type": "string"},
         }
-        for name in _PATH_PARAM.findall(route.path)
+        for name in _PATH_PARAM.findall(route.template)
     ]
     if route.query is not None:
         schema = route.query.model_json_schema()
@@ -110,14 +115,26 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
 def _responses(route: Route, ref) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": ref(ErrorBody)}}}
     responses: dict[str, Any] = {}
+    if route.websocket:
+        # Refusals after the upgrade are a JSON error frame and a close code
+        # (docs/voice.md), which OpenAPI has no words for.
+        return {
+            "101": {"description": "Switching Protocols: the WebSocket is open"},
+            "400": {"description": "Not a WebSocket upgrade", **error},
+        }
     if route.response is not None:
         responses[str(route.status)] = {
             "description": "Success",
             "content": {"application/json": {"schema": ref(route.response)}},
         }
+    elif route.produces != "application/json":
+        responses[str(route.status)] = {
+            "description": "Success",
+            "content": {route.produces: {"schema": {"type": "string"}}},
+        }
     else:
         responses[str(route.status)] = {"description": "Success"}
-    statuses = {429}
+    statuses = {429} if route.rate_limit != "none" else set()
     if route.auth == "user":
         statuses |= {401}
     if route.auth == "key":
@@ -128,7 +145,7 @@ def _responses(route: Route, ref) -> dict[str, Any]:
         statuses |= {400}
     if route.body is not None:
         statuses |= {415}
-    if _PATH_PARAM.search(route.path):
+    if _PATH_PARAM.search(route.template):
         statuses |= {404}
     statuses |= set(route.errors)
     for status in sorted(statuses):

@@ -1,13 +1,17 @@
-"""The route table: each REST route declared once with what it takes and gives.
+"""The route table: every HTTP route declared once with what it takes and gives.
 
 A declaration carries its auth, its request and response models and its
 status; the same declaration drives the aiohttp handler (authenticate, rate
 limit, parse, validate, call, serialise) and the OpenAPI document, so the
-document cannot drift from what the server does.
+document cannot drift from what the server does. REST resources, pages,
+operational endpoints, webhooks and WebSocket upgrades are all declared this
+way; only Socket.IO's own endpoint is mounted by python-socketio
+(http_api.realtime, docs/realtime.md).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -94,6 +98,7 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Any]]
+_REGEX_PARAM = re.compile(r"{(\w+):[^}]+}")
 
 
 @dataclass
@@ -109,13 +114,26 @@ class Route:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    # "ip": per client address only (a route with no key or user, e.g. an inbound webhook).
-    rate_limit: Literal["user", "auth_ip", "public", "ip"] = "user"
+    # "ip": per client address only (a route with no key or user, e.g. an inbound
+    # webhook); "none": not counted (health checks, pages, sockets that count
+    # their own connection attempts).
+    rate_limit: Literal["user", "auth_ip", "public", "ip", "none"] = "user"
     # Public conversation routes also need X-Conversation-Token for the path's {id}.
     conversation_token: bool = False
     # A POST that changes nothing (a search) stays out of the audit log.
     audited: bool = True
     errors: tuple[int, ...] = field(default_factory=tuple)
+    # What a success carries when the handler answers itself (a page, TwiML).
+    produces: str = "application/json"
+    # The body is a form (a webhook's), which the handler reads itself.
+    form: bool = False
+    # A WebSocket upgrade: the handler returns the upgraded socket.
+    websocket: bool = False
+
+    @property
+    def template(self) -> str:
+        """The path as OpenAPI writes it: aiohttp's `{name:regex}` is `{name}`."""
+        return _REGEX_PARAM.sub(r"{\1}", self.path)
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:
@@ -217,13 +235,7 @@ async def rate_limit(
             break
     request[QUOTA] = quota
     if not quota.allowed:
-        raise ApiError(
-            429,
-            "RATE_LIMITED",
-            "Too many requests",
-            {"limit": quota.limit, "reset_at": quota.reset_at},
-            headers={"Retry-After": str(quota.retry_after())},
-        )
+        raise quota.refusal()
 
 
 def _conversation_grant(request: web.Request, services: Services, call: Call) -> ConversationGrant:
@@ -251,7 +263,8 @@ def make_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRe
             key = await resolve_key(
                 services.db, request.headers.get("Authorization"), request.headers.get("Origin")
             )
-        await rate_limit(request, services, route.rate_limit, key)
+        if route.rate_limit != "none":
+            await rate_limit(request, services, route.rate_limit, key)
         if route.roles and principal is not None and not principal.can(*route.roles):
             raise ApiError.forbidden(f"This needs the role {' or '.join(route.roles)}")
         call = Call(request, services, principal, _path_params(request), key=key)

@@ -1,34 +1,21 @@
 """build_app(settings): composes the hub. The only module that imports the
-core, the REST layer and the runtime together."""
+core, the transport layer and the runtime together."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
 import http_api
 from agents_runtime import runtime
-from agents_runtime.voice import sockets as voice_sockets
+from agents_runtime.voice.streams import VoiceAgent
 from hub import gdpr, lifecycle
 from hub.config import Settings
-from hub.demo import Demo, ensure_demo
+from hub.demo import DEMO, ensure_demo
 from hub.jobs import InProcessQueue
-from hub.realtime import Realtime
 from hub.services import SERVICES, close_services, open_services
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-DEMO = web.AppKey("demo", Demo)
-# The dashboard runs only its own scripts and styles: even if stored text ever
-# reached the page as markup, a script in it would not run.
-DASHBOARD_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-    "form-action 'self'"
-)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -72,19 +59,6 @@ def build_app(settings: Settings) -> web.Application:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    realtime = Realtime(app, settings)
-
-    async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        realtime.start()
-        yield
-
-    app.cleanup_ctx.append(services_ctx)
-    app.cleanup_ctx.append(realtime_ctx)
-    app.cleanup_ctx.append(embedded_worker_ctx)
-    app.cleanup_ctx.append(upkeep_ctx)
-    http_api.install(app)
-    voice_sockets.install(app)  # voice over the hub's own sockets (no LiveKit needed)
-
     async def demo_ctx(app: web.Application) -> AsyncIterator[None]:
         if settings.demo_enabled:
             app[DEMO] = await ensure_demo(app[SERVICES])
@@ -96,37 +70,11 @@ def build_app(settings: Settings) -> web.Application:
             )
         yield
 
+    app.cleanup_ctx.append(services_ctx)
+    # Every way in (REST, pages, Socket.IO, the voice sockets); voice calls that
+    # land on this process run here, on the runtime's voice agent.
+    http_api.install(app, settings, VoiceAgent.open)
+    app.cleanup_ctx.append(embedded_worker_ctx)
+    app.cleanup_ctx.append(upkeep_ctx)
     app.cleanup_ctx.append(demo_ctx)
-
-    async def index(request: web.Request) -> web.Response:
-        demo = app.get(DEMO)
-        page = (STATIC_DIR / "index.html").read_text()
-        values = {
-            "{{DEMO_AGENT_ID}}": demo.agent_id if demo else "",
-            "{{DEMO_KEY}}": demo.key if demo else "",
-            "{{DEMO_LOGIN}}": (
-                f"{demo.email} (password in {settings.data_dir / 'demo.json'})"
-                if demo
-                else "the demo is off (SYNTERA_DEMO=0): sign up with POST /api/auth/signup"
-            ),
-        }
-        for placeholder, value in values.items():
-            page = page.replace(placeholder, html.escape(value))
-        return web.Response(text=page, content_type="text/html")
-
-    async def widget_js(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(STATIC_DIR / "widget.js")
-        response.headers["Cache-Control"] = "public, max-age=300"
-        response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
-        return response
-
-    async def dashboard(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(STATIC_DIR / "app" / "index.html")
-        response.headers["Content-Security-Policy"] = DASHBOARD_CSP
-        return response
-
-    app.router.add_get("/", index)
-    app.router.add_get("/app", dashboard)
-    app.router.add_get("/widget.js", widget_js)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

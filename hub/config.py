@@ -43,7 +43,7 @@ class Settings:
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = field(default=None, repr=False)
     # Voice without LiveKit (the WebSocket audio transport and phone media
-    # streams, agents_runtime/voice/streams.py): sessions run in the web
+    # streams, http_api/routes/voice_sockets.py): sessions run in the web
     # process the socket reaches, so each process caps its own; each company
     # has a cap across processes; a socket that sends no audio this long ends.
     voice_sessions_per_company: int = 10

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from uuid import UUID
 
+from aiohttp import web
+
 from hub.auth import hash_password
 from hub.services import Services
 from hub.store import agents, companies, keys, users
@@ -68,6 +70,10 @@ class Demo:
     key: str
     email: str
     password: str
+
+
+# Where the web app keeps the demo it made (the demo page reads it).
+DEMO = web.AppKey("demo", Demo)
 
 
 def _path(services: Services) -> Path:

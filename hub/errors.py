@@ -1,5 +1,6 @@
 """The one error type. Every failure a client sees is an ApiError rendered as
-`{"error", "code", "details"}` — by REST, and later by Socket.IO acks."""
+`{"error", "code", "details"}` — by REST, in Socket.IO acks and error events,
+and on the voice sockets before they close."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ class ApiError(Exception):
     @classmethod
     def conflict(cls, message: str, **details: Any) -> ApiError:
         return cls(409, "CONFLICT", message, details)
+
+    @classmethod
+    def rate_limited(
+        cls, message: str = "Too many requests", retry_after: int | None = None, **details: Any
+    ) -> ApiError:
+        """429, on REST and on sockets alike; `retry_after` in seconds."""
+        if retry_after is not None:
+            details["retry_after"] = retry_after
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return cls(429, "RATE_LIMITED", message, details, headers)
 
     @classmethod
     def unavailable(cls, message: str, code: str = "SERVICE_UNAVAILABLE") -> ApiError:

@@ -1,5 +1,7 @@
 """Fixed-window request counters: in-process, or in Redis when REDIS_URL is set
-so that every process behind the load balancer shares one count."""
+so that every process behind the load balancer shares one count; and the
+budgets every way in shares (the 429 of an exhausted quota, socket connection
+attempts per address)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from hub.addresses import client_address
+from hub.errors import ApiError
+
+if TYPE_CHECKING:
+    from hub.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,12 @@ class Quota:
 
     def retry_after(self, now: float | None = None) -> int:
         return max(1, self.reset_at - int(now if now is not None else time.time()))
+
+    def refusal(self, message: str = "Too many requests") -> ApiError:
+        """The 429 of this exhausted quota."""
+        return ApiError.rate_limited(
+            message, self.retry_after(), limit=self.limit, reset_at=self.reset_at
+        )
 
 
 def _quota(count: int, limit: int, reset_at: int) -> Quota:
@@ -76,3 +91,17 @@ class RedisRateLimiter:
             log.warning('{"event":"rate_limit_unavailable","error":"%s"}', exc)
             return Quota(limit, limit, start + window, True)
         return _quota(int(count), limit, start + window)
+
+
+async def count_socket_connect(
+    services: Services, peer: str | None, forwarded_for: str | None
+) -> None:
+    """A socket connection attempt (Socket.IO or voice) against its address's
+    budget (SOCKET_CONNECTS_PER_MINUTE), before any token is read."""
+    settings = services.settings
+    address = client_address(peer, forwarded_for, settings.trusted_proxies)
+    quota = await services.limiter.hit(
+        f"ip:{address}:socket", settings.socket_connects_per_minute, 60
+    )
+    if not quota.allowed:
+        raise quota.refusal("Too many connection attempts; wait a moment")

@@ -49,7 +49,11 @@ def signature(secret: str, attachment_id: UUID) -> str:
 
 
 def valid_signature(secret: str, attachment_id: UUID, given: str) -> bool:
-    return hmac.compare_digest(signature(secret, attachment_id), given)
+    # As bytes: a link may carry any characters, and compare_digest refuses
+    # non-ASCII strings.
+    return hmac.compare_digest(
+        signature(secret, attachment_id).encode(), given.encode("utf-8", "replace")
+    )
 
 
 def document_type(data: bytes, filename: str | None) -> str | None:

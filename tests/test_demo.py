@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hub.app import DEMO
-from hub.demo import DEMO_EMAIL, local_origins
+from hub.demo import DEMO, DEMO_EMAIL, local_origins
 
 
 async def test_demo_is_made_once_and_works(make_client, tmp_path):

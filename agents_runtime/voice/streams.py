@@ -1,113 +1,79 @@
-"""A voice session on a socket, and the browser's voice WebSocket
-(`/public/voice/ws`). Phone media streams (agents_runtime.voice.phone) run
-their sessions here too: the same voice agent (`VoiceCall`) as LiveKit calls.
-
-The session runs in the web process the socket reached (docs/voice.md says
-why): each process caps how many it runs, each company how many it has
-(hub.voice.slots), and a socket that stops sending audio is closed.
-
-Refusals are a JSON text frame `{"type": "error", "error", "code",
-"details"}` and then a close whose code and reason say the same. A refused
-or broken stream leaves the conversation as it was, or ended with what was
-actually said and heard.
+"""The voice agent on an accepted socket: a browser's voice WebSocket or a
+Twilio media stream, both run by the same voice agent (`VoiceCall`) as
+LiveKit calls. The transport (http_api.routes.voice_sockets) upgrades,
+authenticates, caps and finds the conversation; `VoiceAgent` runs the call
+until either side ends it, and closes the socket with the reason (a broken
+stream leaves the conversation ended with what was actually said and heard).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from aiohttp import WSMsgType, web
 from livekit.agents.voice import events as lk_events
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
+from agents_runtime import runtime
 from agents_runtime.llm import LLM
+from agents_runtime.voice import models
 from agents_runtime.voice.call import VoiceCall
 from agents_runtime.voice.spoken import spoken
 from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput
 from agents_runtime.voice.wires import (
-    MAX_TEXT_FRAME,
     BrowserWire,
     StreamClosed,
     TwilioWire,
     hung_up,
     read_browser_frame,
+    read_twilio_frame,
 )
-from hub.errors import ApiError
-from hub.events import Event
-from hub.realtime.namespace import count_connect_attempt
-from hub.services import SERVICES, Services
-from hub.store import agents, conversations
-from hub.visitors import ConversationGrant, invalid_key, verify_visitor
-from hub.voice.slots import VoiceSlots
+from hub.services import Services
+from hub.voice import twilio
 
 log = logging.getLogger(__name__)
 
 BROWSER_RATE = 16_000
 
 
-@dataclass
-class VoiceStreams:
-    """What the process's voice sockets share: the session caps, one LLM
-    client (its connection pool serves every session), and the browser
-    sockets by publishable key, so that a revoked key cuts its calls."""
+class VoiceAgent:
+    """What a process's voice sockets hand their accepted calls to. One LLM
+    client: its connection pool serves every session."""
 
-    slots: VoiceSlots
-    llm: LLM
-    by_key: dict[UUID, set[web.WebSocketResponse]] = field(default_factory=lambda: defaultdict(set))
+    def __init__(self, services: Services, llm: LLM) -> None:
+        self.services, self.llm = services, llm
 
-    async def on_event(self, event: Event) -> None:
-        if event.type != "key.revoked":
-            return
-        for ws in list(self.by_key.pop(UUID(event.data["key_id"]), ())):
-            await refuse(ws, invalid_key("This key has been revoked"))
+    @classmethod
+    def open(cls, services: Services) -> VoiceAgent:
+        # On the loop's (main) thread, before the first call: a no-op once
+        # `serve` has loaded them; an app built another way loads them here.
+        models.load_speech()
+        return cls(services, runtime.build_llm(services.settings))
 
-
-STREAMS = web.AppKey("voice_streams", VoiceStreams)
-
-
-_CLOSE_FOR_STATUS = {401: 4401, 403: 4403, 404: 4404, 409: 4409, 429: 4429, 500: 1011, 503: 1013}
-
-
-def voice_socket(
-    handler: Callable[[web.Request, web.WebSocketResponse], Awaitable[None]],
-) -> Callable[[web.Request], Awaitable[web.WebSocketResponse]]:
-    """A voice socket's route: the handler gets the upgraded socket. Once
-    upgraded an HTTP error can no longer be sent, so an ApiError, or anything
-    that fails unexpectedly (1011), closes the socket with its reason."""
-
-    @functools.wraps(handler)
-    async def route(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_TEXT_FRAME, heartbeat=20)
-        await ws.prepare(request)
-        try:
-            await handler(request, ws)
-        except ApiError as error:
-            await refuse(ws, error)
-        except Exception:
-            log.exception('{"event":"voice_socket_failed","path":"%s"}', request.path)
-            await refuse(ws, ApiError(500, "INTERNAL_ERROR", "The voice session failed"))
-        return ws
-
-    return route
-
-
-async def refuse(ws: web.WebSocketResponse, error: ApiError) -> web.WebSocketResponse:
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_json({"type": "error", **error.body()})
-        await ws.close(
-            code=_CLOSE_FOR_STATUS.get(error.status, 4400),
-            message=f"{error.code}: {error.message}"[:120].encode(),
+    async def browser_call(
+        self, ws: web.WebSocketResponse, agent: dict, conversation: dict
+    ) -> None:
+        wire = BrowserWire(ws)
+        await converse(
+            self._session(ws, wire, BROWSER_RATE, read_browser_frame), agent, conversation
         )
-    return ws
+
+    async def phone_call(
+        self, ws: web.WebSocketResponse, stream_sid: str, agent: dict, conversation: dict
+    ) -> None:
+        wire = TwilioWire(ws, stream_sid)
+        await converse(
+            self._session(ws, wire, twilio.SAMPLE_RATE, read_twilio_frame), agent, conversation
+        )
+
+    def _session(self, ws, wire, sample_rate, read_frame) -> Session:
+        return Session(self.services, self.llm, ws, wire, sample_rate, read_frame)
 
 
 # -- one voice session -------------------------------------------------------------
@@ -234,46 +200,3 @@ def _relay_events(call: VoiceCall, wire: BrowserWire, tasks: set[asyncio.Task]) 
     voice.on("user_input_transcribed", on_transcript)
     voice.on("conversation_item_added", on_item)
     voice.on("agent_state_changed", on_state)
-
-
-# -- the browser transport ---------------------------------------------------------
-
-
-@voice_socket
-async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> None:
-    """`/public/voice/ws?token=<conversation token>`: a voice conversation's
-    audio (see docs/voice.md for the protocol)."""
-    services: Services = request.app[SERVICES]
-    await count_connect_attempt(services, request.remote, request.headers.get("X-Forwarded-For"))
-    grant = await verify_visitor(
-        services.db, services.settings, request.query.get("token"), request.headers.get("Origin")
-    )
-    agent, conversation = await _browser_conversation(services, grant)
-    streams = request.app[STREAMS]
-    session = Session(services, streams.llm, ws, BrowserWire(ws), BROWSER_RATE, read_browser_frame)
-    async with streams.slots.hold(grant.company_id, str(conversation["id"])) as refusal:
-        if refusal is not None:
-            raise ApiError(refusal.status, refusal.code, refusal.message)
-        streams.by_key[grant.key_id].add(ws)
-        try:
-            await converse(session, agent, conversation)
-        finally:
-            streams.by_key.get(grant.key_id, set()).discard(ws)
-
-
-async def _browser_conversation(services: Services, grant: ConversationGrant) -> tuple[dict, dict]:
-    async with services.db.tenant(grant.company_id) as conn:
-        conversation = await conversations.get(conn, grant.conversation_id)
-        agent = await agents.get(conn, grant.agent_id)
-    if conversation is None or conversation["agent_id"] != grant.agent_id:
-        raise ApiError.not_found("Conversation")
-    if agent is None or not agent["enabled"]:
-        raise ApiError.not_found("Agent")
-    if conversation["status"] != "active":
-        raise ApiError.conflict("The conversation has ended", status=conversation["status"])
-    if conversation["channel"] != "voice":
-        raise ApiError.conflict(
-            "Not a voice conversation: start one with channel voice",
-            channel=conversation["channel"],
-        )
-    return agent, conversation

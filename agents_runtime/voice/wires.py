@@ -17,7 +17,6 @@ from agents_runtime.voice.stream_io import StreamAudioInput, StreamAudioOutput, 
 from hub.voice import twilio
 
 MAX_AUDIO_FRAME = 32_000  # bytes: one second of 16 kHz 16-bit audio
-MAX_TEXT_FRAME = 64 * 1024  # Twilio's 20 ms media messages are ~300 bytes
 
 
 class StreamClosed(Exception):
@@ -154,8 +153,6 @@ def read_twilio_frame(msg: Any, audio: StreamAudioInput, output: StreamAudioOutp
 def json_object(msg: Any) -> dict[str, Any]:
     if msg.type != WSMsgType.TEXT:
         raise malformed("expected a text frame")
-    if len(msg.data) > MAX_TEXT_FRAME:
-        raise malformed("text frame too large")
     try:
         message = json.loads(msg.data)
     except ValueError:

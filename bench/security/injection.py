@@ -72,11 +72,9 @@ def _routes_with_bodies(document: dict) -> list[tuple[Route, dict]]:
     found = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            body = operation.get("requestBody")
-            if body and (method, path) in by_key:
-                found.append(
-                    (by_key[(method, path)], body["content"]["application/json"]["schema"])
-                )
+            json_body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if json_body and (method, path) in by_key:
+                found.append((by_key[(method, path)], json_body["schema"]))
     return found
 
 

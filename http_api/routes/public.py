@@ -17,7 +17,7 @@ from http_api.schemas import NewMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
 from hub.errors import ApiError
 from hub.inputs import MAX_SEQ, Integer, JsonObject
-from hub.realtime.shapes import visible_to_visitor, visitor_view
+from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import agents, attachments, conversations, messages, ratings
 from hub.uploads import safe_name, signature, sniff, valid_signature
 from hub.visitors import ConversationGrant, mint_conversation_token
@@ -253,18 +253,19 @@ async def _read_file(request: web.Request, limit: int) -> tuple[str, bytes]:
     raise ApiError.validation({"file": "a file field is required"})
 
 
-async def public_attachment(request: web.Request) -> web.Response:
-    """Serve an uploaded file to whoever holds its signed link."""
-    from hub.services import SERVICES
-
-    services = request.app[SERVICES]
-    try:
-        attachment_id = UUID(request.match_info["id"])
-    except ValueError:
-        raise ApiError.not_found("Attachment") from None
-    if not valid_signature(services.settings.jwt_secret, attachment_id, request.match_info["sig"]):
+@api.get(
+    "/public/attachments/{id}/{sig}",
+    tags=("public",),
+    auth="none",
+    rate_limit="none",  # the signed link is its permission
+    produces="application/octet-stream",
+)
+async def public_attachment(call: Call) -> web.Response:
+    """An uploaded file, to whoever holds its signed link."""
+    attachment_id = call.params["id"]
+    if not valid_signature(call.services.settings.jwt_secret, attachment_id, call.params["sig"]):
         raise ApiError.not_found("Attachment")
-    async with services.db.system() as conn:
+    async with call.services.db.system() as conn:
         stored = await attachments.get(conn, attachment_id)
     if stored is None:
         raise ApiError.not_found("Attachment")

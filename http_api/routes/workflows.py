@@ -293,13 +293,7 @@ async def inbound_webhook(call: Call) -> dict:
         f"webhook:{workflow['id']}", services.settings.public_key_rate_limit_per_hour, 3600
     )
     if not quota.allowed:
-        raise ApiError(
-            429,
-            "RATE_LIMITED",
-            "Too many deliveries to this workflow",
-            {"limit": quota.limit, "reset_at": quota.reset_at},
-            headers={"Retry-After": str(quota.retry_after())},
-        )
+        raise quota.refusal("Too many deliveries to this workflow")
     try:
         body = jsoncodec.loads(raw) if raw.strip() else {}
     except ValueError:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from http_api.realtime.dashboard import company_room, user_room
+from http_api.realtime.widget import key_room, room
 from hub.events import Event
-from hub.realtime.dashboard import company_room, user_room
-from hub.realtime.shapes import staff_view, visible_to_visitor, visitor_view
-from hub.realtime.widget import key_room, room
+from hub.shapes import staff_view, visible_to_visitor, visitor_view
 from hub.store import notifications
 from hub.visitors import invalid_key
 
 if TYPE_CHECKING:
-    from hub.realtime.server import Realtime
+    from http_api.realtime.server import Realtime
 
 WIDGET, DASHBOARD = "/widget", "/dashboard"
 

@@ -1,6 +1,6 @@
 """What both namespaces share: event names with colons, standard errors in
-acks, and the flood limits: connection attempts per address, events per
-connection."""
+acks, and the flood limits: connection attempts per address
+(hub.ratelimit, shared with the voice sockets), events per connection."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from hub import jsoncodec
 from hub.addresses import client_address
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
+from hub.ratelimit import count_socket_connect
 
 if TYPE_CHECKING:
-    from hub.realtime.server import Realtime
-    from hub.services import Services
+    from http_api.realtime.server import Realtime
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +68,6 @@ class FloodGuard:
         return True
 
 
-def rate_limited(message: str, **details: Any) -> ApiError:
-    return ApiError(429, "RATE_LIMITED", message, details)
-
-
-async def count_connect_attempt(
-    services: Services, peer: str | None, forwarded_for: str | None
-) -> None:
-    """A socket connection attempt (Socket.IO or voice) against its address's
-    budget (SOCKET_CONNECTS_PER_MINUTE), before any token is read."""
-    settings = services.settings
-    address = client_address(peer, forwarded_for, settings.trusted_proxies)
-    quota = await services.limiter.hit(
-        f"ip:{address}:socket", settings.socket_connects_per_minute, 60
-    )
-    if not quota.allowed:
-        raise rate_limited(
-            "Too many connection attempts; wait a moment", retry_after=quota.retry_after()
-        )
-
-
 # Every event counts against a connection's budget of this many times the
 # message limit: typing, resume and made-up names as much as messages.
 EVENTS_PER_MESSAGE = 3
@@ -126,7 +106,9 @@ class Namespace(socketio.AsyncNamespace):
         events: FloodGuard = (await self.get_session(sid))["events"]
         if not events.allow():
             return error_ack(
-                rate_limited("Too many events; wait a moment", limit_per_minute=events.limit)
+                ApiError.rate_limited(
+                    "Too many events; wait a moment", limit_per_minute=events.limit
+                )
             )
         if method is None:
             return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
@@ -167,7 +149,7 @@ class Namespace(socketio.AsyncNamespace):
 
     async def _count_attempt(self, environ: dict) -> None:
         try:
-            await count_connect_attempt(
+            await count_socket_connect(
                 self.services, self.peer(environ), environ.get("HTTP_X_FORWARDED_FOR")
             )
         except ApiError as error:

@@ -8,12 +8,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.conversations import post_user_message
 from hub.errors import ApiError
 from hub.events import Event
 from hub.inputs import MAX_SEQ, NewMessage
-from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
-from hub.realtime.shapes import visible_to_visitor, visitor_view
+from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, messages
 from hub.visitors import ConversationGrant, verify_visitor
 
@@ -86,11 +86,8 @@ class WidgetNamespace(Namespace):
     async def send(self, sid: str, payload: Any) -> dict[str, Any]:
         grant, flood = await self._grant(sid)
         if not flood.allow():
-            raise ApiError(
-                429,
-                "RATE_LIMITED",
-                "Too many messages; wait a moment",
-                {"limit_per_minute": flood.limit},
+            raise ApiError.rate_limited(
+                "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
         body: VisitorMessage = parse(VisitorMessage, payload)
         body.check_sizes(self.services.settings.max_attachment_bytes)

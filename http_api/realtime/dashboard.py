@@ -9,12 +9,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
 from hub.errors import ApiError
-from hub.realtime.namespace import FloodGuard, Namespace, parse, refuse
-from hub.realtime.shapes import conversation_view, staff_view
+from hub.shapes import conversation_view, staff_view
 from hub.store import audit
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,9 @@ class DashboardNamespace(Namespace):
     async def send(self, sid: str, payload: Any) -> dict[str, Any]:
         principal, flood = await self._principal(sid)
         if not flood.allow():
-            raise ApiError(429, "RATE_LIMITED", "Too many messages; wait a moment")
+            raise ApiError.rate_limited(
+                "Too many messages; wait a moment", limit_per_minute=flood.limit
+            )
         body: StaffMessage = parse(StaffMessage, payload)
         db = self.services.db
         async with db.tenant(principal.company_id) as conn:

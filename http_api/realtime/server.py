@@ -7,11 +7,11 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from http_api.realtime.bridge import Bridge
+from http_api.realtime.dashboard import DashboardNamespace
+from http_api.realtime.widget import WidgetNamespace
 from hub import jsoncodec
 from hub.config import Settings
-from hub.realtime.bridge import Bridge
-from hub.realtime.dashboard import DashboardNamespace
-from hub.realtime.widget import WidgetNamespace
 from hub.services import SERVICES, Services
 
 

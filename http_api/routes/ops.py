@@ -1,0 +1,84 @@
+"""Operational endpoints: health, metrics, the OpenAPI document and its page."""
+
+from __future__ import annotations
+
+import functools
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from http_api.openapi import build_document
+from http_api.routes import api
+from http_api.routing import Call, json_response
+
+DOCS_PAGE = Path(__file__).with_name("docs.html")
+OPS = {"tags": ("ops",), "auth": "none", "rate_limit": "none"}
+
+
+class Health(BaseModel):
+    """`ok`, or `degraded` (503) with the failing dependency's reason."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str
+    database: str
+    redis: str
+
+
+def _version() -> str:
+    try:
+        return version("syntera-hub")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@api.get("/healthz", response=Health, **OPS)
+async def healthz(call: Call) -> web.Response:
+    """Whether this process can serve: its database and Redis (503 when not)."""
+    services = call.services
+    checks: dict[str, str] = {}
+    try:
+        await services.db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure is "down"; the reason helps the operator
+        checks["database"] = f"down: {type(exc).__name__}"
+    if services.redis is None:
+        checks["redis"] = "not_configured"
+    else:
+        try:
+            await services.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"down: {type(exc).__name__}"
+    healthy = all(v in ("ok", "not_configured") for v in checks.values())
+    return json_response(
+        {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+    )
+
+
+@api.get("/metrics", produces="text/plain", **OPS)
+async def metrics(call: Call) -> web.Response:
+    """Prometheus metrics of this process."""
+    metrics = call.services.metrics
+    response = web.Response(body=metrics.render())
+    response.headers["Content-Type"] = metrics.content_type
+    return response
+
+
+@functools.cache
+def _document() -> bytes:
+    # Built once, on first use, when every route module has declared its routes.
+    return json_response(build_document(api.routes, _version())).body
+
+
+@api.get("/api/openapi.json", **OPS)
+async def openapi(call: Call) -> web.Response:
+    """This document."""
+    return web.Response(body=_document(), content_type="application/json")
+
+
+@api.get("/api/docs", produces="text/html", **OPS)
+async def docs(call: Call) -> web.FileResponse:
+    """The API reference page, rendered from this document."""
+    return web.FileResponse(DOCS_PAGE)

@@ -1,0 +1,75 @@
+"""The pages a person opens: the demo page at `/`, the dashboard at `/app`,
+the widget's script, and the files under `/static/` (a missing one is a JSON
+404 like any other)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from aiohttp import web
+
+from http_api.routes import api
+from http_api.routing import Call
+from hub.demo import DEMO
+from hub.errors import ApiError
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+# The dashboard runs only its own scripts and styles: even if stored text ever
+# reached the page as markup, a script in it would not run.
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+PAGE = {"tags": ("pages",), "auth": "none", "rate_limit": "none"}
+
+
+@api.get("/", produces="text/html", **PAGE)
+async def index(call: Call) -> web.Response:
+    """The demo page: a chat with the demo agent, and how to log in."""
+    demo = call.request.app.get(DEMO)
+    data_dir = call.services.settings.data_dir
+    page = (STATIC_DIR / "index.html").read_text()
+    values = {
+        "{{DEMO_AGENT_ID}}": demo.agent_id if demo else "",
+        "{{DEMO_KEY}}": demo.key if demo else "",
+        "{{DEMO_LOGIN}}": (
+            f"{demo.email} (password in {data_dir / 'demo.json'})"
+            if demo
+            else "the demo is off (SYNTERA_DEMO=0): sign up with POST /api/auth/signup"
+        ),
+    }
+    for placeholder, value in values.items():
+        page = page.replace(placeholder, html.escape(value))
+    return web.Response(text=page, content_type="text/html")
+
+
+@api.get("/app", produces="text/html", **PAGE)
+async def dashboard(call: Call) -> web.FileResponse:
+    """The staff dashboard (a single page that calls the REST API)."""
+    response = web.FileResponse(STATIC_DIR / "app" / "index.html")
+    response.headers["Content-Security-Policy"] = DASHBOARD_CSP
+    return response
+
+
+@api.get("/widget.js", produces="text/javascript", **PAGE)
+async def widget_js(call: Call) -> web.FileResponse:
+    """The chat widget's script, embedded by other sites (docs/widget.md)."""
+    response = web.FileResponse(STATIC_DIR / "widget.js")
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"  # RFC 9239
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
+    return response
+
+
+@api.get("/static/{path:.+}", produces="application/octet-stream", **PAGE)
+async def static_file(call: Call) -> web.FileResponse:
+    """A file of the widget, the demo page or the dashboard."""
+    try:
+        path = (STATIC_DIR / call.params["path"]).resolve()
+    except (OSError, ValueError):  # a NUL, a name the OS refuses
+        raise ApiError.not_found("File") from None
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        raise ApiError.not_found("File")
+    return web.FileResponse(path)
