@@ -86,7 +86,9 @@ class Prober:
         params = [p for p, _ in path_kinds(route.path)]
         fields = id_fields(route)
         if route.auth == "none" and not params:
-            self.result.note(f"{route.method} {route.path}: names no tenant data (sign-up, pages, health)")
+            self.result.note(
+                f"{route.method} {route.path}: names no tenant data (sign-up, pages, health)"
+            )
             return
         # The control: the attacker's own ids must work, or the probe proves nothing.
         control = await self.requests.working(route)
