@@ -9,6 +9,7 @@ from aiohttp import web
 
 from http_api.openapi import build_document
 from http_api.routing import json_response
+from hub.gdpr import RETENTION_LOOP
 from hub.services import SERVICES, Services
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
@@ -37,9 +38,14 @@ async def healthz(request: web.Request) -> web.Response:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
-    healthy = all(v in ("ok", "not_configured") for v in checks.values())
+    serving = all(v in ("ok", "not_configured") for v in checks.values())
+    # A failing background loop is reported (status "degraded") but keeps the
+    # answer 200: this process serves requests as well as before, and taking it
+    # out of rotation would not mend retention (docs/deploy.md).
+    checks["retention"] = services.loops.state(RETENTION_LOOP).summary()
+    healthy = serving and not checks["retention"].startswith("failing")
     return json_response(
-        {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+        {"status": "ok" if healthy else "degraded", **checks}, 200 if serving else 503
     )
 
 

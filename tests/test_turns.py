@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from agents_runtime import runtime
 from agents_runtime.llm import OpenAIChat
-from agents_runtime.turns import FAILURE_NOTICE, TurnSettings
-from hub.conversations import post_user_message, turn_job
+from agents_runtime.turns import TurnSettings
+from hub.conversations import FAILURE_NOTICE, post_user_message, turn_job
 from hub.jobs import QueuePolicy, RedisStreamQueue
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
@@ -535,8 +535,7 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         web.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         message = await say(web, company_id, conversation_id, "Still stored?", client_id="c1")
         assert message["content"] == "Still stored?"
-        assert web.metrics.turn_enqueue_failures._value.get() == 1
-        assert b"turn_enqueue_failures_total 1.0" in web.metrics.render()
+        assert b'job_enqueue_failures_total{kind="turn"} 1.0' in web.metrics.render()
         await web.jobs.client.aclose()
         web.jobs.client = reachable
 
