@@ -554,6 +554,41 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         await client.aclose()
 
 
+async def test_a_turn_recovered_twice_and_still_unanswered_is_recorded_as_failed(
+    base_settings, redis_url, fake
+):
+    """Its job is queued (Redis) but whatever takes it dies before answering,
+    each time: recovery stops queueing it and records why, where staff see it."""
+    from hub import lifecycle
+
+    settings = redis_settings(base_settings, redis_url, fake, "poison")
+    web = await open_services(settings)  # no worker consumes this queue
+    try:
+        company_id, conversation_id = await company_with_conversation(web, "Poison Co")
+        question = await say(web, company_id, conversation_id, "Anyone?")
+        found = [await lifecycle.recover_turns(web) for _ in range(4)]
+        async with web.db.tenant(company_id) as conn:
+            rows = await conn.fetch(
+                "SELECT sender_type, content, metadata, reply_to FROM messages"
+                " WHERE conversation_id = $1 ORDER BY seq",
+                conversation_id,
+            )
+        stream = web.jobs.stream
+        queued = await web.jobs.client.xlen(stream)
+    finally:
+        await close_services(web)
+        client = aioredis.from_url(redis_url)
+        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.aclose()
+    assert found[:3] == [1, 1, 1] and found[3] == 0  # answered by the notice: nothing left
+    assert queued == 3  # sent once, then queued again twice: never a fourth time
+    user, notice = rows
+    assert (notice["sender_type"], notice["content"]) == ("system", FAILURE_NOTICE)
+    assert notice["reply_to"] == question["id"]
+    assert notice["metadata"]["failed_turn"] is True
+    assert notice["metadata"]["error"].startswith("the turn was queued 3 times and never answered")
+
+
 async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, redis_url):
     from hub import lifecycle
 

@@ -269,9 +269,9 @@ class Engine:
     async def _execute(
         self, company_id: UUID, workflow: dict, execution: dict, runner: str
     ) -> None:
-        run = _Run(self, company_id, workflow, execution, runner, simulate=False)
         cause = CAUSE.set(Cause(str(execution["id"]), str(workflow["id"]), execution["depth"]))
         try:
+            run = _Run(self, company_id, workflow, execution, runner, simulate=False)
             if workflow["enabled"]:
                 await run.walk()
             else:
@@ -384,7 +384,7 @@ class Engine:
                 await self._fail_event(
                     row["company_id"],
                     row["id"],
-                    f"its trigger event was queued {row['attempts'] + 1} times and never"
+                    f"its trigger event was queued again {row['attempts']} times and never"
                     " handled (whatever took it stopped before starting the workflow)",
                 )
 
