@@ -27,18 +27,13 @@ from agents_runtime.prompt import build_messages
 from agents_runtime.retrieval import Retriever
 from agents_runtime.summary import Summarizer
 from hub import pricing
-from hub.conversations import append_message
+from hub.conversations import append_message, record_failed_turn
 from hub.events import Event
 from hub.jobs import Job
-from hub.notifications import notify
 from hub.services import Services
 from hub.store import agents, conversations, messages
 
 log = logging.getLogger(__name__)
-
-FAILURE_NOTICE = (
-    "Sorry, I couldn't answer just now. A member of our team has been told and will follow up."
-)
 
 
 @dataclass
@@ -303,32 +298,15 @@ class TurnRunner:
         )
 
     async def dead_letter(self, job: Job, error: BaseException) -> None:
-        """The turn failed for good: the visitor gets a clear notice and staff are told."""
+        """The turn failed for good: recorded where the visitor and staff see it."""
         company_id = UUID(job.company_id)
         conversation_id = UUID(job.payload["conversation_id"])
-        message_id = UUID(job.payload["message_id"])
-        db = self.services.db
-        cause = str(error) or type(error).__name__
-        async with db.tenant(company_id) as conn:
-            _, created = await append_message(
-                db,
-                conn,
-                company_id=company_id,
-                conversation_id=conversation_id,
-                sender_type="system",
-                content=FAILURE_NOTICE,
-                metadata={"error": cause, "failed_turn": True},
-                reply_to=message_id,
-            )
-            if created:
-                await notify(
-                    db,
-                    conn,
-                    company_id=company_id,
-                    type="turn_failed",
-                    title="The AI could not answer a customer",
-                    body=cause[:500],
-                    data={"conversation_id": str(conversation_id)},
-                )
+        await record_failed_turn(
+            self.services.db,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            message_id=UUID(job.payload["message_id"]),
+            cause=str(error) or type(error).__name__,
+        )
         with contextlib.suppress(Exception):
             await self._typing(company_id, conversation_id, False)

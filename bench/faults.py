@@ -104,7 +104,7 @@ async def restart_redis(cluster: Cluster, sessions: int) -> dict[str, Any]:
     async def failures() -> float:
         return sum(
             [await metric(url, "event_publish_failures_total") for url in urls]
-            + [await metric(url, "turn_enqueue_failures_total") for url in urls]
+            + [await metric(url, "job_enqueue_failures_total") for url in urls]
         )
 
     before = await failures()

@@ -13,7 +13,7 @@ import asyncpg
 from hub.db import Database
 from hub.errors import ApiError
 from hub.events import Event
-from hub.jobs import Job
+from hub.jobs import Job, enqueue_committed
 from hub.notifications import notify
 from hub.store import conversations, messages
 
@@ -115,20 +115,53 @@ async def post_user_message(
     )
     if created:
         job = turn_job(company_id, conversation_id, message)
-        services.db.after_commit(conn, lambda: _enqueue_turn(services, job))
+        # Lost, it is found again by `hub.lifecycle.recover_turns`.
+        services.db.after_commit(
+            conn,
+            lambda: enqueue_committed(services.jobs, job, services.metrics.job_enqueue_failures),
+        )
     return message, created
 
 
-async def _enqueue_turn(services: Services, job: Job) -> None:
-    """Queue a stored message's turn. The message is committed and acknowledged
-    whatever happens here, and a retried send (same client_id) queues nothing:
-    a failure is counted and logged, and the turn is found again by
-    `hub.lifecycle.recover_turns`."""
-    try:
-        await services.jobs.enqueue(job)
-    except Exception:  # Redis down, the queue stopping: never fail the stored message
-        services.metrics.turn_enqueue_failures.inc()
-        log.exception('{"event":"turn_enqueue_failed","conversation_id":"%s"}', job.key)
+FAILURE_NOTICE = (
+    "Sorry, I couldn't answer just now. A member of our team has been told and will follow up."
+)
+
+
+async def record_failed_turn(
+    db: Database,
+    *,
+    company_id: UUID,
+    conversation_id: UUID,
+    message_id: UUID,
+    cause: str,
+) -> bool:
+    """A turn given up on: the visitor gets a clear notice, which answers their
+    message (so nothing queues its turn again), the reason is kept in the
+    notice's `metadata.error` for the dashboard, and staff are told. False
+    when the message was answered already."""
+    async with db.tenant(company_id) as conn:
+        _, created = await append_message(
+            db,
+            conn,
+            company_id=company_id,
+            conversation_id=conversation_id,
+            sender_type="system",
+            content=FAILURE_NOTICE,
+            metadata={"error": cause, "failed_turn": True},
+            reply_to=message_id,
+        )
+        if created:
+            await notify(
+                db,
+                conn,
+                company_id=company_id,
+                type="turn_failed",
+                title="The AI could not answer a customer",
+                body=cause[:500],
+                data={"conversation_id": str(conversation_id)},
+            )
+    return created
 
 
 async def start_conversation(

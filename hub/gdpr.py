@@ -3,8 +3,6 @@ export, and the retention period enforced in the background."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -70,8 +68,10 @@ async def enforce_retention(services: Services, now: datetime | None = None) -> 
     return deleted
 
 
+RETENTION_LOOP = "retention"  # its name in /metrics and /healthz
+
+
 async def run_retention(services: Services, every: float = 3600.0) -> None:
-    while True:
-        with contextlib.suppress(Exception):
-            await enforce_retention(services)
-        await asyncio.sleep(every)
+    await services.loops.run(
+        RETENTION_LOOP, every, lambda: enforce_retention(services), at_start=True
+    )

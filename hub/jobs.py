@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from redis.exceptions import RedisError, ResponseError
 
 from hub import jsoncodec
@@ -72,6 +73,21 @@ class JobQueue(Protocol):
     async def enqueue(self, job: Job) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+async def enqueue_committed(jobs: JobQueue, job: Job, failures: Counter) -> bool:
+    """Queue the job of a record that has already committed. The record is the
+    acknowledgement and something finds it again if its job is lost (turns:
+    `hub.lifecycle.recover_turns`; workflow events: the outbox; workflow runs:
+    their lease), so a failure here is logged with its traceback and counted
+    (`job_enqueue_failures_total{kind}`), never raised into the request."""
+    try:
+        await jobs.enqueue(job)
+        return True
+    except Exception:  # Redis unreachable, the queue stopping
+        failures.labels(job.kind).inc()
+        log.exception('{"event":"job_enqueue_failed","kind":"%s","key":"%s"}', job.kind, job.key)
+        return False
 
 
 class _Runner:

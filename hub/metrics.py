@@ -40,9 +40,16 @@ class Metrics:
             ["channel"],
             registry=self.registry,
         )
-        self.turn_enqueue_failures = Counter(
-            "turn_enqueue_failures_total",
-            "Stored user messages whose agent turn could not be queued (recovered later)",
+        self.job_enqueue_failures = Counter(
+            "job_enqueue_failures_total",
+            "Jobs of committed records that could not be queued (recovered later), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.background_failures = Counter(
+            "background_failures_total",
+            "Runs of a background loop that failed (logged with their traceback), by loop",
+            ["loop"],
             registry=self.registry,
         )
 

@@ -16,6 +16,7 @@ from hub.db.migrate import migrate
 from hub.events import EventBus, RedisEventBus
 from hub.jobs import InProcessQueue, JobQueue, QueuePolicy, RedisStreamQueue
 from hub.knowledge import KnowledgeService
+from hub.loops import Loops
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies
@@ -35,6 +36,7 @@ class Services:
     metrics: Metrics
     events: EventBus
     jobs: JobQueue
+    loops: Loops  # the process's background loops and how they fare (hub.loops)
     redis: aioredis.Redis | None = None
     knowledge: KnowledgeService | None = None  # set by the runtime (agents_runtime.knowledge)
     workflows: WorkflowService | None = None  # set by the runtime (agents_runtime.workflows)
@@ -96,7 +98,8 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
         if redis is not None
         else InProcessQueue(policy)
     )
-    db.event_hooks.append(keep_trigger_events(jobs))  # events that start workflows: an outbox
+    # Events that start workflows: an outbox.
+    db.event_hooks.append(keep_trigger_events(jobs, metrics.job_enqueue_failures))
     return Services(
         settings=settings,
         db=db,
@@ -105,6 +108,7 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
         metrics=metrics,
         events=events,
         jobs=jobs,
+        loops=Loops(metrics.background_failures),
         redis=redis,
     )
 

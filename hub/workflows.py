@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,15 +25,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from asyncpg import Connection
+from prometheus_client import Counter
 
 from hub.events import Event
-from hub.jobs import Job, JobQueue
+from hub.jobs import Job, JobQueue, enqueue_committed
 from hub.store import workflows as store
 
 if TYPE_CHECKING:
     from hub.db import Database
-
-log = logging.getLogger(__name__)
 
 WORKFLOW_EVENT = "workflow.event"  # job: match a domain event to workflows and run them
 WORKFLOW_RUN = "workflow.run"  # job: run (or resume) one execution
@@ -83,7 +81,9 @@ def event_job(company_id: UUID | str, subject: str, outbox_id: int) -> Job:
     )
 
 
-def keep_trigger_events(jobs: JobQueue) -> Callable[[Database, Connection, Event], None]:
+def keep_trigger_events(
+    jobs: JobQueue, enqueue_failures: Counter
+) -> Callable[[Database, Connection, Event], None]:
     """The database's event hook: an event that can start one of the company's
     workflows goes into the outbox in the change's own transaction, and its job
     is queued once that commits. The engine takes it from the outbox."""
@@ -110,22 +110,12 @@ def keep_trigger_events(jobs: JobQueue) -> Callable[[Database, Connection, Event
             )
             if outbox_id is not None:
                 job = event_job(event.company_id, subject, outbox_id)
-                db.after_commit(conn, lambda: _enqueue(jobs, job))
+                # Lost, the engine's timer queues it again from the outbox.
+                db.after_commit(conn, lambda: enqueue_committed(jobs, job, enqueue_failures))
 
         db.before_commit(conn, record)
 
     return hook
-
-
-async def _enqueue(jobs: JobQueue, job: Job) -> None:
-    # The change has committed, the event is in the outbox: if the queue is
-    # unreachable now, the engine's timer queues it again later.
-    try:
-        await jobs.enqueue(job)
-    except Exception:
-        log.warning(
-            '{"event":"workflow_event_enqueue_failed","outbox_id":%s}', job.payload["outbox_id"]
-        )
 
 
 def run_job(company_id: UUID | str, execution_id: UUID | str, token: str) -> Job:

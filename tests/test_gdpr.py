@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hub import gdpr
 from hub.auth import mint_token
 from hub.conversations import append_message, hand_off
+from hub.db import connect
 from hub.gdpr import enforce_retention
 from hub.services import SERVICES
 from hub.store import conversations, knowledge
@@ -252,3 +256,44 @@ async def test_company_export_is_for_owners(client, account, base_settings):
     response = await client.get("/api/gdpr/export", headers={"Authorization": f"Bearer {admin}"})
     assert response.status == 403
     assert_error(await response.json(), "FORBIDDEN")
+
+
+async def test_a_failing_retention_is_logged_counted_and_shown_in_healthz(
+    make_client, base_settings, caplog
+):
+    hub = await make_client()
+    services = hub.app[SERVICES]
+    state = services.loops.state(gdpr.RETENTION_LOOP)
+    for _ in range(500):  # its own first run, at start-up
+        if state.last_success_at is not None:
+            break
+        await asyncio.sleep(0.01)
+    # The same process's retention, on a database connection pool that has closed.
+    broken = await connect(base_settings)
+    await broken.pool.close()
+    failing = dataclasses.replace(services, db=broken)
+    loop = asyncio.create_task(gdpr.run_retention(failing, every=0.02))
+    try:
+        for _ in range(500):
+            if services.metrics.background_failures.labels("retention")._value.get() >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    # Logged with its traceback, and the loop went on after it.
+    failures = [r for r in caplog.records if '"loop":"retention"' in r.getMessage()]
+    assert len(failures) >= 2 and all(r.exc_info for r in failures)
+    metrics = await (await hub.get("/metrics")).text()
+    assert 'background_failures_total{loop="retention"}' in metrics
+    # Still serving, so still in rotation (200), but not silent about it.
+    health = await hub.get("/healthz")
+    assert health.status == 200
+    body = await health.json()
+    assert body["status"] == "degraded" and body["database"] == "ok"
+    assert body["retention"].startswith("failing: ")
+
+    # The next run that works clears it.
+    await services.loops.attempt(gdpr.RETENTION_LOOP, lambda: gdpr.enforce_retention(services))
+    body = await (await hub.get("/healthz")).json()
+    assert (body["status"], body["retention"]) == ("ok", "ok")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from hub import lifecycle
 from hub.conversations import append_message
+from hub.db import connect
 from hub.services import SERVICES
 from hub.store import conversations
 from tests.helpers import signup
@@ -69,3 +71,30 @@ async def test_unanswered_messages_are_recovered_after_a_restart(client):
             conversation["id"],
         )
     assert [k["sender_type"] for k in kinds] == ["user", "agent"]
+
+
+async def test_a_failing_idle_check_is_logged_counted_and_the_loop_goes_on(
+    client, base_settings, caplog
+):
+    services = client.app[SERVICES]
+    broken = await connect(base_settings)
+    await broken.pool.close()  # the database connection is gone
+    failures = services.metrics.background_failures.labels("idle_conversations")
+    before = failures._value.get()
+    loop = asyncio.create_task(
+        lifecycle.run_periodically(dataclasses.replace(services, db=broken), every=0.02)
+    )
+    try:
+        for _ in range(500):
+            if failures._value.get() >= before + 2:  # failed, and went on to fail again
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert failures._value.get() >= before + 2
+    logged = [r for r in caplog.records if '"loop":"idle_conversations"' in r.getMessage()]
+    assert len(logged) >= 2 and all(r.exc_info for r in logged)
+    assert 'background_failures_total{loop="idle_conversations"}' in (
+        await (await client.get("/metrics")).text()
+    )

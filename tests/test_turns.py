@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from agents_runtime import runtime
 from agents_runtime.llm import OpenAIChat
-from agents_runtime.turns import FAILURE_NOTICE, TurnSettings
-from hub.conversations import post_user_message, turn_job
+from agents_runtime.turns import TurnSettings
+from hub.conversations import FAILURE_NOTICE, post_user_message, turn_job
 from hub.jobs import QueuePolicy, RedisStreamQueue
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
@@ -535,8 +535,7 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         web.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         message = await say(web, company_id, conversation_id, "Still stored?", client_id="c1")
         assert message["content"] == "Still stored?"
-        assert web.metrics.turn_enqueue_failures._value.get() == 1
-        assert b"turn_enqueue_failures_total 1.0" in web.metrics.render()
+        assert b'job_enqueue_failures_total{kind="turn"} 1.0' in web.metrics.render()
         await web.jobs.client.aclose()
         web.jobs.client = reachable
 
@@ -553,6 +552,41 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         client = aioredis.from_url(redis_url)
         await client.delete(f"{settings.redis_prefix}:jobs")
         await client.aclose()
+
+
+async def test_a_turn_recovered_twice_and_still_unanswered_is_recorded_as_failed(
+    base_settings, redis_url, fake
+):
+    """Its job is queued (Redis) but whatever takes it dies before answering,
+    each time: recovery stops queueing it and records why, where staff see it."""
+    from hub import lifecycle
+
+    settings = redis_settings(base_settings, redis_url, fake, "poison")
+    web = await open_services(settings)  # no worker consumes this queue
+    try:
+        company_id, conversation_id = await company_with_conversation(web, "Poison Co")
+        question = await say(web, company_id, conversation_id, "Anyone?")
+        found = [await lifecycle.recover_turns(web) for _ in range(4)]
+        async with web.db.tenant(company_id) as conn:
+            rows = await conn.fetch(
+                "SELECT sender_type, content, metadata, reply_to FROM messages"
+                " WHERE conversation_id = $1 ORDER BY seq",
+                conversation_id,
+            )
+        stream = web.jobs.stream
+        queued = await web.jobs.client.xlen(stream)
+    finally:
+        await close_services(web)
+        client = aioredis.from_url(redis_url)
+        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.aclose()
+    assert found[:3] == [1, 1, 1] and found[3] == 0  # answered by the notice: nothing left
+    assert queued == 3  # sent once, then queued again twice: never a fourth time
+    user, notice = rows
+    assert (notice["sender_type"], notice["content"]) == ("system", FAILURE_NOTICE)
+    assert notice["reply_to"] == question["id"]
+    assert notice["metadata"]["failed_turn"] is True
+    assert notice["metadata"]["error"].startswith("the turn was queued 3 times and never answered")
 
 
 async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, redis_url):

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -864,3 +865,107 @@ async def test_a_workflow_that_fires_itself_stops_at_the_depth_limit(hub):
         await hub.get(f"/api/crm/contacts/{contact['id']}", headers=account.headers)
     ).json()
     assert final["company_name"] == "A" + "+" * 6
+
+
+# --- failures that repeat end, recorded ------------------------------------------
+
+
+async def test_a_webhook_delivery_committed_while_the_queue_is_down_is_accepted(
+    fake, make_client, redis_url, caplog
+):
+    hub = await make_client(redis_url=redis_url)
+    account = await signup(hub)
+    workflow = await save(hub, account, "webhook", node("v", "set_variable", name="a", value=1))
+    services = hub.app[SERVICES]
+    reachable = services.jobs.client
+    services.jobs.client = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        response = await webhook_trigger(hub, workflow, {"order": "B-2"}, key="down-1")
+        assert response.status < 300, await response.text()
+        execution_id = (await response.json())["execution_id"]
+    finally:
+        await services.jobs.client.aclose()
+        services.jobs.client = reachable
+    failed = [r for r in caplog.records if '"job_enqueue_failed"' in r.getMessage()]
+    assert failed and failed[0].exc_info is not None  # with its traceback
+    metrics = await (await hub.get("/metrics")).text()
+    assert 'job_enqueue_failures_total{kind="workflow.run"} 1.0' in metrics
+    # The delivery is durable: the run waits, leased, for the timer to take it over.
+    [run] = await executions(hub, account, workflow["id"])
+    assert run["id"] == execution_id and run["status"] == "running"
+
+
+async def test_a_run_that_crashes_its_runner_every_time_ends_failed(hub, caplog):
+    account = await signup(hub)
+    workflow = await save(hub, account, "webhook", node("v", "set_variable", name="a", value=1))
+    stored = await (
+        await hub.get(f"/api/workflows/{workflow['id']}", headers=account.headers)
+    ).json()
+    services = hub.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    # A graph kept by an older version, with a node type this one no longer has:
+    # the engine itself fails on it, outside any node, on every runner.
+    retired = {"id": "old", "type": "retired_node_type", "data": {}}
+    async with services.db.tenant(company_id) as conn:
+        await workflow_store.create_execution(
+            conn,
+            company_id=company_id,
+            workflow={
+                **stored,
+                "id": uuid.UUID(stored["id"]),
+                "nodes": [*stored["nodes"], retired],
+                "edges": [*stored["edges"], {"id": "e-old", "source": "v", "target": "old"}],
+            },
+            triggered_by="webhook",
+            trigger_data={},
+            dedupe_key="poison",
+            depth=0,
+            token="gone-runner",
+            lease_seconds=-1,
+        )
+    [run] = await finished(hub, account, workflow["id"])
+    assert run["status"] == "failed", run
+    assert run["error"].startswith("given up: its run stopped 3 times without finishing")
+    assert "retired_node_type" in run["error"]  # the last crash says why
+    crashes = [r for r in caplog.records if '"workflow_execution_crashed"' in r.getMessage()]
+    assert len(crashes) == 2 and all(r.exc_info for r in crashes)
+    await asyncio.sleep(0.3)  # many ticks: nothing takes it up again
+    [still] = await executions(hub, account, workflow["id"])
+    assert still["status"] == "failed" and still["finished_at"] == run["finished_at"]
+
+
+async def test_an_event_never_handled_ends_as_a_failed_execution(hub, caplog):
+    account = await signup(hub)
+    agent, headers = await site(hub, account)
+    workflow = await save(
+        hub, account, "conversation_started", node("v", "set_variable", name="a", value=1)
+    )
+    services = hub.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    engine = services.workflows
+    await engine.stop_timers()  # tick by hand
+    engine.settings.outbox_retry_seconds = 0
+    await services.jobs.stop()  # whatever takes the event's job never handles it
+    async with services.db.tenant(company_id) as conn:
+        conversation = await conversations.create(
+            conn, company_id=company_id, agent_id=uuid.UUID(agent["id"])
+        )
+    outbox_id = await keep(services, company_id, conversation, "never-1")
+    async with services.db.system() as conn:
+        await conn.execute(
+            "UPDATE workflow_events SET retry_at = now() - interval '1 second' WHERE id = $1",
+            outbox_id,
+        )
+    for _ in range(4):
+        await engine.tick()
+    [run] = await executions(hub, account, workflow["id"])
+    assert run["status"] == "failed" and run["trace"] == []
+    assert run["error"].startswith("its trigger event was queued again 3 times and never handled")
+    async with services.db.system() as conn:
+        left = await conn.fetchval("SELECT count(*) FROM workflow_events WHERE id = $1", outbox_id)
+    assert left == 0
+    # Each queueing failed (the queue had stopped): logged with its traceback, counted.
+    failed = [r for r in caplog.records if '"job_enqueue_failed"' in r.getMessage()]
+    assert len(failed) == 3 and all(r.exc_info for r in failed)
+    metrics = (await (await hub.get("/metrics")).text()).splitlines()
+    assert 'job_enqueue_failures_total{kind="workflow.event"} 3.0' in metrics

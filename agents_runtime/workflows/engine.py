@@ -49,7 +49,7 @@ from agents_runtime.workflows.nodes import ACTIONS, NodeError, Step
 from agents_runtime.workflows.triggers import accepts, load_context
 from agents_runtime.workflows.webhook import WebhookSender
 from hub import jsoncodec
-from hub.jobs import Job
+from hub.jobs import Job, enqueue_committed
 from hub.services import Services
 from hub.store import messages
 from hub.store import workflows as store
@@ -65,6 +65,10 @@ from hub.workflows import (
 )
 
 log = logging.getLogger(__name__)
+
+# Nothing is retried for ever (docs/workflows.md, "Failures that repeat"):
+MAX_TAKEOVERS = 2  # an execution whose runner stopped once more after this many takeovers fails
+MAX_EVENT_ATTEMPTS = 3  # an outbox event queued again this often and still there fails
 
 MAX_TRACE_VALUE = 16 * 1024  # bytes of JSON a trace entry keeps of a node's input or output
 
@@ -113,9 +117,13 @@ class Engine:
         self.llm = llm
         self.services.jobs.handle(WORKFLOW_EVENT, self.on_event)
         self.services.jobs.handle(WORKFLOW_RUN, self.on_run)
+        self.services.jobs.on_dead_letter(WORKFLOW_EVENT, self._event_dead)
 
     def start_timers(self) -> None:
-        self._timers = asyncio.create_task(self._tick_forever(), name="workflow-timers")
+        self._timers = asyncio.create_task(
+            self.services.loops.run("workflow_timers", self.settings.poll_seconds, self.tick),
+            name="workflow-timers",
+        )
 
     async def stop_timers(self) -> None:
         if self._timers is not None:
@@ -240,13 +248,20 @@ class Engine:
                 runner,
                 self.settings.lease_seconds,
             )
-            if execution is None:
-                return
-            workflow = await store.get(conn, execution["workflow_id"])
-            if not execution["state"].get("context"):  # started by a webhook or a schedule
-                execution["state"] = fresh_state(
-                    await load_context(conn, execution["triggered_by"], execution["trigger_data"])
-                )
+        if execution is None:
+            return
+        try:
+            async with self.services.db.tenant(company_id) as conn:
+                workflow = await store.get(conn, execution["workflow_id"])
+                if not execution["state"].get("context"):  # started by a webhook or a schedule
+                    execution["state"] = fresh_state(
+                        await load_context(
+                            conn, execution["triggered_by"], execution["trigger_data"]
+                        )
+                    )
+        except Exception as exc:
+            await self._crashed(company_id, execution["id"], runner, exc)
+            return
         await self._execute(company_id, workflow, execution, runner)
 
     # --- running --------------------------------------------------------------
@@ -254,17 +269,35 @@ class Engine:
     async def _execute(
         self, company_id: UUID, workflow: dict, execution: dict, runner: str
     ) -> None:
-        run = _Run(self, company_id, workflow, execution, runner, simulate=False)
         cause = CAUSE.set(Cause(str(execution["id"]), str(workflow["id"]), execution["depth"]))
         try:
+            run = _Run(self, company_id, workflow, execution, runner, simulate=False)
             if workflow["enabled"]:
                 await run.walk()
             else:
                 await run.finish("cancelled", error="the workflow was disabled")
         except _Lost:
             log.info('{"event":"workflow_execution_lost","id":"%s"}', execution["id"])
+        except Exception as exc:
+            await self._crashed(company_id, execution["id"], runner, exc)
         finally:
             CAUSE.reset(cause)
+
+    async def _crashed(
+        self, company_id: UUID, execution_id: UUID, runner: str, error: Exception
+    ) -> None:
+        """A run failed outside any node (a node's own failure is in its trace).
+        Not raised to the queue: retrying the job would bypass the count of
+        takeovers, which is what bounds the tries (MAX_TAKEOVERS)."""
+        log.exception(
+            '{"event":"workflow_execution_crashed","id":"%s"}', execution_id, exc_info=error
+        )
+        reason = f"{type(error).__name__}: {error}"[:500]
+        try:
+            async with self.services.db.tenant(company_id) as conn:
+                await store.note_crash(conn, execution_id, runner, reason)
+        except Exception:  # the lease expires by itself, and the takeover is counted all the same
+            log.exception('{"event":"workflow_crash_unrecorded","id":"%s"}', execution_id)
 
     async def test(
         self, company_id: UUID, workflow: dict[str, Any], test_data: dict[str, Any]
@@ -308,30 +341,79 @@ class Engine:
 
     # --- timers ---------------------------------------------------------------
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.poll_seconds)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception('{"event":"workflow_timers_failed"}')
-
     async def tick(self) -> int:
-        """Queue what is due; returns how many jobs were queued."""
+        """Queue what is due; returns how many jobs were queued. Each kind of
+        timer has its own transaction and loop name: one that fails (logged
+        and counted by `hub.loops`) does not hold up the others."""
         token = uuid.uuid4().hex
-        lease = self.settings.lease_seconds
         jobs: list[Job] = []
+        loops = self.services.loops
+        for name, part in (
+            ("workflow_delays", self._wake_due),
+            ("workflow_stalled", self._take_stalled),
+            ("workflow_outbox", self._retry_events),
+            ("workflow_schedules", self._start_schedules),
+        ):
+            await loops.attempt(name, lambda part=part: part(token, jobs))
+        for job in jobs:
+            await enqueue_committed(
+                self.services.jobs, job, self.services.metrics.job_enqueue_failures
+            )
+        return len(jobs)
+
+    async def _wake_due(self, token: str, jobs: list[Job]) -> None:
         async with self.services.db.system() as conn:
-            for row in await store.wake_due(conn, token, lease):
-                jobs.append(run_job(row["company_id"], row["id"], token))
-            for row in await store.take_stalled(conn, token, lease):
-                jobs.append(run_job(row["company_id"], row["id"], token))
-            for row in await store.events_to_retry(conn, self.settings.outbox_retry_seconds):
+            due = await store.wake_due(conn, token, self.settings.lease_seconds)
+        jobs.extend(run_job(row["company_id"], row["id"], token) for row in due)
+
+    async def _take_stalled(self, token: str, jobs: list[Job]) -> None:
+        async with self.services.db.system() as conn:
+            failed = await store.fail_stalled(conn, MAX_TAKEOVERS)
+            stalled = await store.take_stalled(conn, token, self.settings.lease_seconds)
+        for row in failed:
+            log.warning('{"event":"workflow_execution_given_up","id":"%s"}', row["id"])
+        jobs.extend(run_job(row["company_id"], row["id"], token) for row in stalled)
+
+    async def _retry_events(self, token: str, jobs: list[Job]) -> None:
+        async with self.services.db.system() as conn:
+            events = await store.events_to_retry(conn, self.settings.outbox_retry_seconds)
+        for row in events:
+            if row["attempts"] < MAX_EVENT_ATTEMPTS:
                 jobs.append(event_job(row["company_id"], row["subject"], row["id"]))
+            else:
+                await self._fail_event(
+                    row["company_id"],
+                    row["id"],
+                    f"its trigger event was queued again {row['attempts']} times and never"
+                    " handled (whatever took it stopped before starting the workflow)",
+                )
+
+    async def _start_schedules(self, token: str, jobs: list[Job]) -> None:
+        started: list[Job] = []
+        async with self.services.db.system() as conn:
             for workflow in await store.due_schedules(conn):
-                schedule = Schedule.model_validate(workflow["trigger_config"])
-                await store.set_next_run(conn, workflow["id"], schedule.next_after(_now()))
                 scheduled_for = workflow["next_run_at"].isoformat()
+                try:
+                    schedule = Schedule.model_validate(workflow["trigger_config"])
+                except ValueError as exc:
+                    # Saved before today's validation: it cannot say when it runs
+                    # next, so it stops, with a failed execution that says why.
+                    await store.set_next_run(conn, workflow["id"], None)
+                    await store.create_execution(
+                        conn,
+                        company_id=workflow["company_id"],
+                        workflow=workflow,
+                        triggered_by="schedule",
+                        trigger_data={"scheduled_for": scheduled_for},
+                        dedupe_key=f"schedule:{scheduled_for}",
+                        depth=0,
+                        token=None,
+                        lease_seconds=0,
+                        status="failed",
+                        error=f"the schedule is not valid, so it stopped: {exc}"[:500],
+                    )
+                    continue
+                await store.set_next_run(conn, workflow["id"], schedule.next_after(_now()))
                 execution, created = await store.create_execution(
                     conn,
                     company_id=workflow["company_id"],
@@ -341,13 +423,41 @@ class Engine:
                     dedupe_key=f"schedule:{scheduled_for}",
                     depth=0,
                     token=token,
-                    lease_seconds=lease,
+                    lease_seconds=self.settings.lease_seconds,
                 )
                 if created:
-                    jobs.append(run_job(workflow["company_id"], execution["id"], token))
-        for job in jobs:
-            await self.services.jobs.enqueue(job)
-        return len(jobs)
+                    started.append(run_job(workflow["company_id"], execution["id"], token))
+        jobs.extend(started)
+
+    async def _event_dead(self, job: Job, error: BaseException) -> None:
+        """The queue gave up on an event's job (it failed on every attempt)."""
+        cause = f"its trigger event could not be handled: {type(error).__name__}: {error}"
+        await self._fail_event(job.company_id, job.payload["outbox_id"], cause[:500])
+
+    async def _fail_event(self, company_id: UUID | str, outbox_id: int, cause: str) -> None:
+        """Take a poisonous event out of the outbox, leaving a `failed`
+        execution that says why on each workflow it was for."""
+        log.warning('{"event":"workflow_event_given_up","outbox_id":%s}', outbox_id)
+        async with self.services.db.tenant(UUID(str(company_id))) as conn:
+            event = await store.take_event(conn, outbox_id)
+            if event is None:  # taken meanwhile
+                return
+            for workflow in await store.enabled_for(
+                conn, event["company_id"], event["trigger_type"]
+            ):
+                await store.create_execution(
+                    conn,
+                    company_id=event["company_id"],
+                    workflow=workflow,
+                    triggered_by=event["trigger_type"],
+                    trigger_data=event["data"],
+                    dedupe_key=f"event:{event['event_id']}",
+                    depth=event["depth"],
+                    token=None,
+                    lease_seconds=0,
+                    status="failed",
+                    error=cause,
+                )
 
 
 def _bounded(value: Any) -> Any:

@@ -12,18 +12,21 @@ from pydantic import BaseModel, ConfigDict
 from http_api.openapi import build_document
 from http_api.routes import api
 from http_api.routing import Call, json_response
+from hub.gdpr import RETENTION_LOOP
 
 DOCS_PAGE = Path(__file__).with_name("docs.html")
 OPS = {"tags": ("ops",), "auth": "none", "rate_limit": "none"}
 
 
 class Health(BaseModel):
-    """`ok`, or `degraded` (503) with the failing dependency's reason."""
+    """`ok`, or `degraded` with the failing part's reason: 503 when the
+    database or Redis is down, 200 when only a background loop fails."""
 
     model_config = ConfigDict(extra="allow")
     status: str
     database: str
     redis: str
+    retention: str
 
 
 def _version() -> str:
@@ -35,7 +38,8 @@ def _version() -> str:
 
 @api.get("/healthz", response=Health, **OPS)
 async def healthz(call: Call) -> web.Response:
-    """Whether this process can serve: its database and Redis (503 when not)."""
+    """Whether this process can serve (its database and Redis; 503 when not),
+    and whether GDPR retention runs."""
     services = call.services
     checks: dict[str, str] = {}
     try:
@@ -51,9 +55,14 @@ async def healthz(call: Call) -> web.Response:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
-    healthy = all(v in ("ok", "not_configured") for v in checks.values())
+    serving = all(v in ("ok", "not_configured") for v in checks.values())
+    # A failing background loop is reported (status "degraded") but keeps the
+    # answer 200: this process serves requests as well as before, and taking it
+    # out of rotation would not mend retention (docs/deploy.md).
+    checks["retention"] = services.loops.state(RETENTION_LOOP).summary()
+    healthy = serving and not checks["retention"].startswith("failing")
     return json_response(
-        {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+        {"status": "ok" if healthy else "degraded", **checks}, 200 if serving else 503
     )
 
 

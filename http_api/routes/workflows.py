@@ -19,6 +19,7 @@ from http_api.schemas import QueryModel, RequestModel, omittable
 from hub import jsoncodec
 from hub.errors import ApiError
 from hub.inputs import JsonObject, find_nul
+from hub.jobs import enqueue_committed
 from hub.store import workflows as store
 from hub.workflow_graph import MAX_EDGES, MAX_NODES, Schedule, TriggerType, validate
 from hub.workflows import MAX_DEPTH, run_job, valid_signature
@@ -326,6 +327,8 @@ async def inbound_webhook(call: Call) -> dict:
         )
         if created:
             job = run_job(company_id, execution["id"], token)
-            services.db.after_commit(conn, lambda: services.jobs.enqueue(job))
+            # Lost, the run is taken over by the engine's timer once its lease expires.
+            failures = services.metrics.job_enqueue_failures
+            services.db.after_commit(conn, lambda: enqueue_committed(services.jobs, job, failures))
     call.request[RESOURCE_ID] = str(execution["id"])
     return {"execution_id": execution["id"], "duplicate": not created}

@@ -205,13 +205,16 @@ async def awaiting_reply(
     conn: asyncpg.Connection, since: datetime, until: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Across tenants (system transaction): per conversation the newest user
-    message stored between `since` and `until` that the AI should answer and has not."""
+    message stored between `since` and `until` that the AI should answer and has
+    not, with how often its turn was queued again already."""
     rows = await conn.fetch(
-        """SELECT DISTINCT ON (m.conversation_id) m.company_id, m.conversation_id, m.id, m.seq
+        """SELECT DISTINCT ON (m.conversation_id) m.company_id, m.conversation_id, m.id, m.seq,
+                  m.turn_recoveries
            FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                JOIN agents a ON a.id = c.agent_id
            WHERE m.sender_type = 'user' AND m.created_at > $1
              AND ($2::timestamptz IS NULL OR m.created_at <= $2)
-             AND c.status = 'active' AND NOT c.ai_paused AND c.agent_id IS NOT NULL
+             AND c.status = 'active' AND NOT c.ai_paused AND a.enabled
              AND NOT EXISTS (SELECT 1 FROM messages r
                              WHERE r.conversation_id = m.conversation_id AND r.reply_to = m.id)
            ORDER BY m.conversation_id, m.seq DESC""",
@@ -219,3 +222,11 @@ async def awaiting_reply(
         until,
     )
     return [dict(r) for r in rows]
+
+
+async def count_recoveries(conn: asyncpg.Connection, message_ids: list[UUID]) -> None:
+    """Note that the turns of these user messages are being queued again."""
+    await conn.execute(
+        "UPDATE messages SET turn_recoveries = turn_recoveries + 1 WHERE id = ANY($1::uuid[])",
+        message_ids,
+    )

@@ -328,12 +328,14 @@ async def take_event(conn: asyncpg.Connection, outbox_id: int) -> dict[str, Any]
 
 async def events_to_retry(conn: asyncpg.Connection, every_seconds: float) -> list[dict]:
     """Outbox events still there after their job should have taken them: queued
-    again, and not before `every_seconds` once more."""
+    again (counted in `attempts`, as it was before this one), and not before
+    `every_seconds` once more."""
     rows = await conn.fetch(
-        """UPDATE workflow_events SET retry_at = now() + make_interval(secs => $1)
+        """UPDATE workflow_events SET retry_at = now() + make_interval(secs => $1),
+                                      attempts = attempts + 1
            WHERE id IN (SELECT id FROM workflow_events WHERE retry_at <= now()
                         ORDER BY retry_at LIMIT 100 FOR UPDATE SKIP LOCKED)
-           RETURNING id, company_id, subject""",
+           RETURNING id, company_id, subject, attempts - 1 AS attempts""",
         every_seconds,
     )
     return [dict(r) for r in rows]
@@ -357,10 +359,11 @@ async def wake_due(conn: asyncpg.Connection, token: str, lease_seconds: float) -
 
 async def take_stalled(conn: asyncpg.Connection, token: str, lease_seconds: float) -> list[dict]:
     """Running executions whose runner went away (the lease expired): leased
-    to `token` so that one job resumes each."""
+    to `token` so that one job resumes each, and the takeover counted."""
     rows = await conn.fetch(
         """UPDATE workflow_executions
-           SET lease_token = $1, lease_until = now() + make_interval(secs => $2)
+           SET lease_token = $1, lease_until = now() + make_interval(secs => $2),
+               takeovers = takeovers + 1
            WHERE id IN (SELECT id FROM workflow_executions
                         WHERE status = 'running' AND resume_at IS NULL
                           AND lease_until < now() AND NOT test
@@ -370,6 +373,41 @@ async def take_stalled(conn: asyncpg.Connection, token: str, lease_seconds: floa
         lease_seconds,
     )
     return [dict(r) for r in rows]
+
+
+async def fail_stalled(conn: asyncpg.Connection, max_takeovers: int) -> list[dict]:
+    """Running executions whose runner went away once more after
+    `max_takeovers` takeovers: they end `failed`, saying so (after the last
+    crash's error, when a runner lived to record one)."""
+    rows = await conn.fetch(
+        """UPDATE workflow_executions
+           SET status = 'failed', finished_at = now(), lease_token = NULL, lease_until = NULL,
+               error = format('given up: its run stopped %s times without finishing', takeovers + 1)
+                       || coalesce(' (last: ' || error || ')', '')
+           WHERE id IN (SELECT id FROM workflow_executions
+                        WHERE status = 'running' AND resume_at IS NULL
+                          AND lease_until < now() AND NOT test AND takeovers >= $1
+                        LIMIT 100 FOR UPDATE SKIP LOCKED)
+           RETURNING id, company_id, workflow_id, error""",
+        max_takeovers,
+    )
+    return [dict(r) for r in rows]
+
+
+async def note_crash(conn: asyncpg.Connection, execution_id: UUID, token: str, error: str) -> bool:
+    """A runner that failed outside any node (the engine itself, or the
+    database) records why and lets its lease go, for the timer to take over
+    (and count) at its next tick; False when the execution is no longer ours."""
+    return bool(
+        await conn.fetchval(
+            """UPDATE workflow_executions SET error = $3, lease_until = now()
+               WHERE id = $1 AND lease_token = $2 AND status = 'running'
+               RETURNING true""",
+            execution_id,
+            token,
+            error,
+        )
+    )
 
 
 async def due_schedules(conn: asyncpg.Connection) -> list[dict[str, Any]]:
@@ -383,5 +421,5 @@ async def due_schedules(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def set_next_run(conn: asyncpg.Connection, workflow_id: UUID, at: datetime) -> None:
+async def set_next_run(conn: asyncpg.Connection, workflow_id: UUID, at: datetime | None) -> None:
     await conn.execute("UPDATE workflows SET next_run_at = $2 WHERE id = $1", workflow_id, at)

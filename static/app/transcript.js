@@ -29,6 +29,12 @@ function aiDetails(message) {
   return parts.length ? h("span", { class: "ai-meta" }, parts.join(" · ")) : null;
 }
 
+// A turn given up on: the visitor sees the notice, staff also see why.
+function failure(message) {
+  const error = message.sender_type === "system" && message.metadata?.failed_turn && message.metadata.error;
+  return error ? h("p", { class: "text error" }, `Why the AI did not answer: ${error}`) : null;
+}
+
 function attachments(message) {
   const files = (message.attachments || []).filter((file) => SAFE_LINK.test(file.url || ""));
   if (!files.length) return null;
@@ -64,6 +70,7 @@ export function createTranscript({ label = "Transcript", voice = false } = {}) {
       message.created_at ? time(message.created_at) : null,
       streaming ? h("span", { class: "ai-meta" }, "writing…") : aiDetails(message)),
     h("p", { class: "text" }, tool ? `Tool ${message.metadata.tool}: ${message.content}` : message.content),
+    failure(message),
     attachments(message),
     sources(message));
   }
