@@ -14,6 +14,7 @@ from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
 from hub.errors import ApiError
 from hub.events import Event
+from hub.inputs import find_nul
 from hub.store import agents
 from hub.store import knowledge as store
 from hub.uploads import document_type
@@ -31,6 +32,8 @@ class Document(BaseModel):
     size: int
     status: str
     error: str | None
+    # How the text was read, when the reader should know (characters removed).
+    notice: str | None
     chunk_count: int
     created_at: datetime
     processed_at: datetime | None
@@ -95,13 +98,29 @@ async def _read_upload(request: web.Request, limit: int) -> dict[str, Any]:
                     )
                 chunks.append(piece)
             fields["file"] = b"".join(chunks)
-            fields["filename"] = (part.filename or "").rsplit("/", 1)[-1][:200] or None
+            fields["filename"] = (
+                _storable("filename", part.filename or "").rsplit("/", 1)[-1][:200] or None
+            )
         elif part.name in ("title", "description", "agent_id"):
-            value = (await part.read(decode=True)).decode("utf-8", errors="replace").strip()
+            raw = await part.read(decode=True)
+            value = _storable(part.name, raw.decode("utf-8", errors="replace")).strip()
             if len(value) > 2000:
                 raise ApiError.validation({part.name: "too long"})
             fields[part.name] = value or None
     return fields
+
+
+def _storable(name: str, value: str) -> str:
+    """A text field of the upload as PostgreSQL can store it, or a 400 naming
+    the field: no NUL, and nothing that is not UTF-8 (a file name's raw
+    header bytes reach us as surrogates)."""
+    if find_nul(value):
+        raise ApiError.validation({name: "NUL characters are not allowed"})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError.validation({name: "not valid UTF-8"}) from None
+    return value
 
 
 @api.post(
