@@ -544,6 +544,9 @@ GOOD_FILE = (b'name="file"; filename="fine.txt"', b"Harmless words about tents."
         ([(b"name=\"file\"; filename*=UTF-8''a%00b.txt", b"Harmless words.")], "filename"),
         # Raw bytes that are no UTF-8 in the part's header.
         ([(b'name="file"; filename="caf\xe9.txt"', b"Harmless words.")], "filename"),
+        # A raw NUL in a part's header, and an encoding no one knows: no form at all.
+        ([(b'name="file"; filename="a\x00b.txt"', b"Harmless words.")], "body"),
+        ([GOOD_FILE, (b'name="title"\r\nContent-Transfer-Encoding: x-bogus', b"T")], "body"),
     ],
 )
 async def test_hostile_upload_fields_are_refused_and_nothing_is_stored(

@@ -9,6 +9,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
@@ -83,30 +84,28 @@ class Deleted(BaseModel):
 
 
 async def _read_upload(request: web.Request, limit: int) -> dict[str, Any]:
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the upload as multipart/form-data")
     fields: dict[str, Any] = {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if part.name == "file":
-            chunks, size = [], 0
-            while piece := await part.read_chunk(256 * 1024):
-                size += len(piece)
-                if size > limit:
-                    raise ApiError(
-                        413, "PAYLOAD_TOO_LARGE", f"Documents are limited to {limit} bytes"
-                    )
-                chunks.append(piece)
-            fields["file"] = b"".join(chunks)
-            fields["filename"] = (
-                _storable("filename", part.filename or "").rsplit("/", 1)[-1][:200] or None
-            )
-        elif part.name in ("title", "description", "agent_id"):
-            raw = await part.read(decode=True)
-            value = _storable(part.name, raw.decode("utf-8", errors="replace")).strip()
-            if len(value) > 2000:
-                raise ApiError.validation({part.name: "too long"})
-            fields[part.name] = value or None
+    async with form(request, "upload") as reader:
+        while (part := await reader.next()) is not None:
+            if part.name == "file":
+                chunks, size = [], 0
+                while piece := await part.read_chunk(256 * 1024):
+                    size += len(piece)
+                    if size > limit:
+                        raise ApiError(
+                            413, "PAYLOAD_TOO_LARGE", f"Documents are limited to {limit} bytes"
+                        )
+                    chunks.append(piece)
+                fields["file"] = b"".join(chunks)
+                fields["filename"] = (
+                    _storable("filename", part.filename or "").rsplit("/", 1)[-1][:200] or None
+                )
+            elif part.name in ("title", "description", "agent_id"):
+                raw = await part.read(decode=True)
+                value = _storable(part.name, raw.decode("utf-8", errors="replace")).strip()
+                if len(value) > 2000:
+                    raise ApiError.validation({part.name: "too long"})
+                fields[part.name] = value or None
     return fields
 
 
