@@ -61,7 +61,9 @@ def chunk_corpus(documents, embedder, size: int, overlap: int, heading: bool, bo
     embedder = embedder if bounded else Unbounded(embedder)
     owners, pieces = [], []
     for d in documents:
-        sections = extract(f"# {d['title']}\n\n{d['text']}".encode(), "text/markdown", 10**7)
+        sections = extract(
+            f"# {d['title']}\n\n{d['text']}".encode(), "text/markdown", 10**7
+        ).sections
         for piece in chunk(sections, embedder, size, overlap, heading):
             owners.append(d["_id"])
             pieces.append(piece)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import io
@@ -56,6 +57,9 @@ def valid_signature(secret: str, attachment_id: UUID, given: str) -> bool:
     )
 
 
+TEXT_SNIFF_BYTES = 65536
+
+
 def document_type(data: bytes, filename: str | None) -> str | None:
     """A knowledge document's type from its content (and, for text, its name),
     or None when it is not one the knowledge base reads."""
@@ -70,8 +74,13 @@ def document_type(data: bytes, filename: str | None) -> str | None:
         except zipfile.BadZipFile:
             pass
         return None
+    # A prefix is enough to tell; cut mid-character, its last bytes wait for
+    # the rest (final=False) rather than read as an invalid byte.
+    prefix = data[:TEXT_SNIFF_BYTES]
     try:
-        text = data[:65536].decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8")().decode(
+            prefix, final=len(prefix) == len(data)
+        )
     except UnicodeDecodeError:
         return None
     if "\x00" in text:

@@ -168,6 +168,19 @@ async def test_dashboard_end_to_end(hub, shop, browser, fake):
     await expect(result.locator(".score")).to_have_text(re.compile(r"score \d\.\d{4}"))
     await expect(result.locator(".badge-pill")).to_have_text("hybrid")
     await shot(staff, "knowledge")
+    # A text holding a NUL past what its type is told from: read without it, and said.
+    await staff.get_by_label("File (PDF, DOCX, Markdown, HTML or text)").set_input_files(
+        {
+            "name": "hut.txt",
+            "mimeType": "text/plain",
+            "buffer": b"Warm soup at the hut. " * 3000 + b"Open\x00 all winter.",
+        }
+    )
+    await staff.get_by_label("Title").fill("Hut notes")
+    await staff.get_by_role("button", name="Upload").click()
+    row = staff.get_by_role("row").filter(has_text="Hut notes")
+    await expect(row.get_by_text("Processed")).to_be_visible(timeout=30_000)
+    await expect(row.locator(".notice")).to_contain_text("Removed 1 character")
 
     # ---- a visitor chats on the shop's site; the inbox shows it live ----
     await staff.get_by_role("link", name="Inbox").click()

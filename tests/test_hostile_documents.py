@@ -7,7 +7,8 @@ import pytest
 
 from agents_runtime.knowledge.extract import ExtractError, extract
 from bench.security import bombs
-from tests.documents import make_docx
+from hub.uploads import TEXT_SNIFF_BYTES, document_type
+from tests.documents import make_docx, make_pdf
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PDF = "application/pdf"
@@ -43,7 +44,7 @@ def test_text_beyond_the_budget_is_refused():
     with pytest.raises(ExtractError, match="characters"):
         extract(b"a" * (BUDGET + 1), "text/plain", BUDGET)
     # Three pages of one 100 KB stream are within the budget and read in full.
-    sections = extract(bombs.pdf_pages_sharing_content(3, 100 << 10), PDF, BUDGET)
+    sections = extract(bombs.pdf_pages_sharing_content(3, 100 << 10), PDF, BUDGET).sections
     assert [s.page for s in sections] == [1, 2, 3]
 
 
@@ -76,8 +77,37 @@ def test_docx_structure_survives_streaming():
             ("paragraph", "Thirty days."),
         ]
     )
-    sections = extract(data, DOCX, BUDGET)
+    sections = extract(data, DOCX, BUDGET).sections
     assert [(s.heading, s.text) for s in sections] == [
         ("Warranty", "Two years\ton parts.\nProduct | Price\nStove | EUR 59\n"),
         ("Returns", "Thirty days.\n"),
     ]
+
+
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        (b"Hot soup\x00 is served at the hut.", "text/plain"),
+        (b"# Hut\x00\n\nHot soup\x00 is served at the hut.", "text/markdown"),
+        (b"<h1>Hut</h1><p>Hot soup\x00 is served at the hut.</p>", "text/html"),
+        (make_pdf([["Hot soup\x00 is served at the hut."]]), PDF),
+    ],
+)
+def test_nul_is_removed_from_extracted_text_and_said(data, kind):
+    """PostgreSQL text cannot hold a NUL (DOCX cannot carry one: XML refuses it)."""
+    extracted = extract(data, kind, BUDGET)
+    assert "Hot soup is served at the hut." in extracted.sections[-1].text
+    assert not any("\x00" in (s.text + (s.heading or "")) for s in extracted.sections)
+    assert extracted.notice and "NUL" in extracted.notice
+    assert extract(b"Hot soup is served.", "text/plain", BUDGET).notice is None
+
+
+def test_text_type_is_told_from_a_prefix_cut_mid_character():
+    straddling = b"a" * (TEXT_SNIFF_BYTES - 1) + "é".encode() + b" and more"
+    assert document_type(straddling, "notes.txt") == "text/plain"
+    three_bytes = b"a" * (TEXT_SNIFF_BYTES - 2) + "€".encode() + b" and more"
+    assert document_type(three_bytes, "notes.txt") == "text/plain"
+    # A genuinely invalid byte is still no text, wherever it is in the prefix...
+    assert document_type(b"a" * 100 + b"\xff" + b"a" * 100, "notes.txt") is None
+    # ...and a file that ends mid-character is cut, not text.
+    assert document_type(b"a" * 100 + "é".encode()[:1], "notes.txt") is None

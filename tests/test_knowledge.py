@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 
+import asyncpg
 import pytest
 from aiohttp import FormData
 
 from hub.services import SERVICES
+from hub.uploads import TEXT_SNIFF_BYTES
 from tests.documents import encrypt_pdf, make_docx, make_pdf
 from tests.helpers import assert_error, signup
 
@@ -471,7 +474,8 @@ async def test_a_document_interrupted_by_a_shutdown_is_handed_back_at_once(clien
                                       status, attempts, lease_until)
                VALUES ($1, 'Busy', 'busy.txt', 'text/plain', 20, $2, 'processing', 1,
                        now() + interval '5 minutes')
-               RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts""",
+               RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts,
+                         last_error""",
             company_id,
             b"Interrupted mid-way.",
         )
@@ -510,3 +514,171 @@ async def test_another_companys_document_is_not_found(client, account):
     # Untouched for its owner: still there, still processed.
     mine = await (await client.get(path, headers=account.headers)).json()
     assert mine["status"] == "processed" and mine["chunk_count"] == 1
+
+
+# ---------- hostile edges ----------
+
+
+def _multipart(*parts: tuple[bytes, bytes]) -> tuple[bytes, dict[str, str]]:
+    """A multipart body written byte by byte, as a hostile client may write it
+    (aiohttp's FormData would escape what these tests need raw)."""
+    boundary = b"hostile-boundary"
+    body = b"".join(
+        b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n" % (boundary, disposition, value)
+        for disposition, value in parts
+    )
+    body += b"--%s--\r\n" % boundary
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+
+
+GOOD_FILE = (b'name="file"; filename="fine.txt"', b"Harmless words about tents.")
+
+
+@pytest.mark.parametrize(
+    "parts, field",
+    [
+        ([GOOD_FILE, (b'name="title"', b"Tent\x00guide")], "title"),
+        ([GOOD_FILE, (b'name="description"', b"All \x00 about tents")], "description"),
+        ([GOOD_FILE, (b'name="agent_id"', b"\x00")], "agent_id"),
+        # RFC 5987: the encoded name decodes to one holding a NUL.
+        ([(b"name=\"file\"; filename*=UTF-8''a%00b.txt", b"Harmless words.")], "filename"),
+        # Raw bytes that are no UTF-8 in the part's header.
+        ([(b'name="file"; filename="caf\xe9.txt"', b"Harmless words.")], "filename"),
+        # A raw NUL in a part's header, and an encoding no one knows: no form at all.
+        ([(b'name="file"; filename="a\x00b.txt"', b"Harmless words.")], "body"),
+        ([GOOD_FILE, (b'name="title"\r\nContent-Transfer-Encoding: x-bogus', b"T")], "body"),
+    ],
+)
+async def test_hostile_upload_fields_are_refused_and_nothing_is_stored(
+    client, account, caplog, parts, field
+):
+    body, headers = _multipart(*parts)
+    with caplog.at_level(logging.INFO):
+        response = await client.post(
+            "/api/knowledge-base/upload", data=body, headers={**account.headers, **headers}
+        )
+    assert response.status == 400, await response.text()
+    payload = await response.json()
+    assert_error(payload, "VALIDATION_ERROR")
+    assert field in payload["details"]["fields"], payload
+    listed = await (await client.get("/api/knowledge-base", headers=account.headers)).json()
+    assert listed["documents"] == []
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+async def test_a_character_cut_by_the_type_sniffing_is_no_reason_to_refuse(client, account):
+    # "é" is two bytes, the first the last of the 64 KB the type is told from.
+    head = b"Tents and stoves for every season. " * 2000
+    text = head[: TEXT_SNIFF_BYTES - 1] + "é".encode() + b" The glacier lantern shines for days."
+    assert len(text[:TEXT_SNIFF_BYTES].decode("utf-8", errors="ignore").encode()) < TEXT_SNIFF_BYTES
+    document = await add(client, account, text, "straddling.txt")
+    assert document["status"] == "processed", document
+    found = await search(client, account, "glacier lantern", mode="keyword", limit=1)
+    assert found and "glacier lantern" in found[0]["content"]
+    # A byte that is no UTF-8 at all, within what is sniffed, is still refused.
+    broken = head[:1000] + b"\xff" + head[:1000]
+    response = await upload(client, account, broken, "broken.txt")
+    assert response.status == 415
+    assert_error(await response.json(), "UNSUPPORTED_MEDIA_TYPE")
+
+
+async def test_nul_beyond_the_sniffed_prefix_is_stripped_and_said(client, account):
+    text = (
+        b"Sleeping bags keep you warm below freezing. " * 2000
+        + b"The summit hut\x00 serves hot soup."
+    )
+    assert text.index(b"\x00") > TEXT_SNIFF_BYTES
+    document = await add(client, account, text, "hut.txt")
+    assert document["status"] == "processed", document
+    assert document["error"] is None and "Removed 1 character" in document["notice"]
+    listed = await (await client.get("/api/knowledge-base", headers=account.headers)).json()
+    assert "NUL" in listed["documents"][0]["notice"]
+    found = await search(client, account, "summit hut soup", mode="keyword", limit=1)
+    assert "The summit hut serves hot soup." in found[0]["content"]
+    services = client.app[SERVICES]
+    async with services.db.tenant(uuid.UUID(account.company_id)) as conn:
+        stored = await conn.fetchval(
+            "SELECT string_agg(content, '') FROM chunks WHERE document_id = $1",
+            uuid.UUID(document["id"]),
+        )
+    assert "\x00" not in stored
+
+
+async def test_a_document_that_fails_the_same_way_twice_ends_failed(own_database, make_client):
+    # A failure at the edge of the world: PostgreSQL refuses this document's
+    # passages, every time (as it refused passages holding a NUL).
+    admin = await asyncpg.connect(own_database)
+    try:
+        await admin.execute(
+            """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                   IF NEW.content LIKE '%poison%' THEN
+                       RAISE EXCEPTION 'no room for poison';
+                   END IF;
+                   RETURN NEW;
+               END $$;
+               CREATE TRIGGER refuse_poison BEFORE INSERT ON chunks
+                   FOR EACH ROW EXECUTE FUNCTION refuse_poison();"""
+        )
+    finally:
+        await admin.close()
+    hub = await make_client(database_url=own_database)
+    owner = await signup(hub)
+    document = await add(hub, owner, b"This passage holds poison.", "poison.txt")
+    assert document["status"] == "failed", document
+    assert "no room for poison" in document["error"] and document["chunk_count"] == 0
+    async with hub.app[SERVICES].db.system() as conn:
+        attempts = await conn.fetchval(
+            "SELECT attempts FROM documents WHERE id = $1", uuid.UUID(document["id"])
+        )
+    assert attempts == 2  # the same failure twice; not a third time, not for ever
+    notes = await (await hub.get("/api/notifications", headers=owner.headers)).json()
+    failed = [n for n in notes["notifications"] if n["type"] == "document_failed"]
+    assert "no room for poison" in failed[0]["body"]
+    # The rest of the knowledge base goes on.
+    fine = await add(hub, owner, b"Tents sleep four people.", "tents.txt")
+    assert fine["status"] == "processed"
+
+
+async def test_a_document_whose_processor_always_dies_ends_failed(client, account):
+    from agents_runtime.knowledge.service import MAX_ATTEMPTS
+
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    async with services.db.tenant(company_id) as conn:
+        # As processors that died on it, one after another, would leave it.
+        document_id = await conn.fetchval(
+            """INSERT INTO documents (company_id, title, filename, content_type, size, file, status,
+                                      attempts, lease_until)
+               VALUES ($1, 'Killer', 'killer.txt', 'text/plain', 10, $2, 'processing', $3,
+                       now() - interval '1 minute') RETURNING id""",
+            company_id,
+            b"Deadly text",
+            MAX_ATTEMPTS,
+        )
+    services.knowledge.wake()
+    document = await processed(client, account, document_id)
+    assert document["status"] == "failed"
+    assert f"did not finish after {MAX_ATTEMPTS} attempts" in document["error"]
+
+
+async def test_the_first_document_after_searching_an_empty_base_logs_nothing(
+    client, account, caplog
+):
+    services = client.app[SERVICES]
+    company_id = uuid.UUID(account.company_id)
+    with caplog.at_level(logging.INFO):
+        assert await search(client, account, "anything at all", mode="hybrid") == []
+        empty = services.knowledge.cache.get(company_id)
+        await add(client, account, b"Compasses point north.", "compass.txt")
+        for _ in range(100):  # the change reaches the cached index through the event bus
+            if empty.index.ntotal == 1:
+                break
+            await asyncio.sleep(0.05)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    # The empty company's index had the embedder's dimension, and took the
+    # first vector in place.
+    assert empty.index.d == services.knowledge.embedder.dimension
+    assert services.knowledge.cache.get(company_id) is empty and empty.index.ntotal == 1
+    found = await search(client, account, "which way does a compass point", mode="vector")
+    assert found and "north" in found[0]["content"]

@@ -297,6 +297,18 @@ async def test_attachments(client, site):
     assert refused.status == 415
     assert_error(await refused.json(), "UNSUPPORTED_MEDIA_TYPE")
 
+    # A NUL in a part's header breaks the multipart format: 400, not a crash.
+    malformed = await client.post(
+        path,
+        data=b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00.png"'
+        b"\r\n\r\n" + png + b"\r\n--b--\r\n",
+        headers={**token_headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert malformed.status == 400
+    payload = await malformed.json()
+    assert_error(payload, "VALIDATION_ERROR")
+    assert "body" in payload["details"]["fields"]
+
 
 async def test_oversized_upload(make_client, account):
     hub = await make_client(max_upload_bytes=1000)

@@ -9,6 +9,11 @@ thousands of pages. So each read is held to a budget (the largest upload, in
 bytes): a document yields at most that many characters of text, a DOCX may
 unpack to at most 5 times it, and a PDF's pages may hold at most twice it in
 drawing instructions. Over budget, the document fails with the reason.
+
+Whatever the format, characters PostgreSQL text cannot hold (NUL; and an
+unpaired surrogate, which no UTF-8 can carry) are removed from what was
+read, and the document says so in its `notice`: one stray character is no
+reason to refuse a document, nor to fail storing its passages.
 """
 
 from __future__ import annotations
@@ -33,6 +38,22 @@ class Section:
     heading: str | None = None
 
 
+@dataclass
+class Extracted:
+    sections: list[Section]
+    # What the reader should know of how the text was read, or None.
+    notice: str | None = None
+
+
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> tuple[str, int]:
+    """The text without the characters PostgreSQL text cannot hold, and how
+    many there were."""
+    return UNSTORABLE.subn("", text)
+
+
 class Budget:
     """Characters of text still allowed, counted as they are taken."""
 
@@ -49,7 +70,7 @@ class Budget:
         return text
 
 
-def extract(data: bytes, kind: str, budget: int) -> list[Section]:
+def extract(data: bytes, kind: str, budget: int) -> Extracted:
     chars = Budget(budget)
     if kind == "application/pdf":
         sections = _pdf(data, chars)
@@ -64,10 +85,28 @@ def extract(data: bytes, kind: str, budget: int) -> list[Section]:
     if kind in ("text/html", "text/markdown", "text/plain"):
         for section in sections:
             chars.take(section.text)
+    removed = 0
+    for section in sections:
+        section.text, count = storable(section.text)
+        removed += count
+        if section.heading is not None:
+            section.heading, count = storable(section.heading)
+            section.heading = section.heading or None
+            removed += count
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise ExtractError("The file contains no text to learn from.")
-    return sections
+    return Extracted(sections, _removed_notice(removed))
+
+
+def _removed_notice(removed: int) -> str | None:
+    if not removed:
+        return None
+    characters = "1 character" if removed == 1 else f"{removed:,} characters"
+    return (
+        f"Removed {characters} that cannot be stored as text (NUL or unpaired "
+        "surrogates) from the extracted text."
+    )
 
 
 def _pdf(data: bytes, chars: Budget) -> list[Section]:

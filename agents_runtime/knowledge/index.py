@@ -108,9 +108,13 @@ def build(
     agents: dict[int, UUID | None],
     terms: dict[int, Counter[str]] | None = None,
 ) -> CompanyIndex:
-    """`terms`: every chunk's lexeme counts (those waiting for a new model's
+    """`vectors`: (n, dimension), n may be 0: an empty company's index takes
+    the embedder's dimension like any other, so that its first vectors fit.
+    `terms`: every chunk's lexeme counts (those waiting for a new model's
     vector too), for BM25."""
-    dimension = vectors.shape[1] if len(vectors) else 1
+    if vectors.ndim != 2 or not vectors.shape[1]:
+        raise ValueError(f"vectors must be (n, dimension), not {vectors.shape}")
+    dimension = vectors.shape[1]
     if len(vectors) > HNSW_ABOVE:
         inner = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efSearch = 128

@@ -24,7 +24,7 @@ from agents_runtime.knowledge.embeddings import (
     OpenAIEmbedder,
     chunk,
 )
-from agents_runtime.knowledge.extract import ExtractError, extract
+from agents_runtime.knowledge.extract import ExtractError, extract, storable
 from agents_runtime.knowledge.index import IndexCache, build, single_threaded
 from hub.config import Settings
 from hub.events import Event
@@ -36,6 +36,7 @@ from hub.uploads import document_type
 
 log = logging.getLogger(__name__)
 
+# Attempts at one document: a failure that repeats itself ends it sooner.
 MAX_ATTEMPTS = 3
 _EXCLUSION = re.compile(r"(?:^|\s)-\w")  # web-search syntax: -word leaves out what holds it
 EMBED_BATCH = 16  # small batches: each one is a short, bounded stretch of CPU work
@@ -319,45 +320,74 @@ class Knowledge:
         return True
 
     async def _process(self, document: dict) -> None:
+        """One attempt; never one too many. Any failure counts, storing the
+        passages included, and is remembered in PostgreSQL: whichever
+        process claims the document next knows what came before."""
         try:
-            await self._ingest(document)
+            if document["attempts"] > MAX_ATTEMPTS:
+                # Each earlier attempt's lease ran out: its processor stopped
+                # mid-way every time, perhaps because of this document.
+                last = document["last_error"]
+                reason = f"Processing did not finish after {MAX_ATTEMPTS} attempts" + (
+                    f" (the last failure: {last})." if last else " (each was interrupted)."
+                )
+                await self._finish(document, None, reason)
+            else:
+                await self._ingest(document)
         except asyncio.CancelledError:
             # Stopping: hand the document back now, not when its lease runs out.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._release(document))
             raise
+        except Exception as exc:
+            log.exception('{"event":"ingestion_failed","document_id":"%s"}', document["id"])
+            await self._attempt_failed(document, exc)
+
+    async def _attempt_failed(self, document: dict, exc: Exception) -> None:
+        """Tried again at once, unless it failed the same way as the last
+        attempt or this was the last one allowed: then it ends `failed`."""
+        reason, _ = storable(f"Processing failed: {type(exc).__name__}: {exc}"[:500])
+        if document["attempts"] >= MAX_ATTEMPTS or reason == document["last_error"]:
+            await self._finish(document, None, reason)
+            return
+        async with self.services.db.tenant(document["company_id"]) as conn:
+            await store.retry(conn, document["id"], reason)
+        self.wake()
 
     async def _release(self, document: dict) -> None:
         async with self.services.db.tenant(document["company_id"]) as conn:
             await store.release(conn, document["id"])
 
     async def _ingest(self, document: dict) -> None:
+        kind = document["content_type"] or document_type(document["file"], document["filename"])
+        budget = self.services.settings.knowledge_max_upload_bytes
         try:
-            kind = document["content_type"] or document_type(document["file"], document["filename"])
-            budget = self.services.settings.knowledge_max_upload_bytes
-            sections = await self._cpu(extract, document["file"], kind, budget)
-            pieces = await self._cpu(chunk, sections, self.embedder)
-            vectors = []
-            for start in range(0, len(pieces), EMBED_BATCH):
-                batch = [p.embedding_text() for p in pieces[start : start + EMBED_BATCH]]
-                vectors.extend(await self._cpu(self.embedder.embed, batch))
-        except ExtractError as exc:
+            extracted = await self._cpu(extract, document["file"], kind, budget)
+        except ExtractError as exc:  # the file's fault, and it will not change: no retry
             await self._finish(document, None, str(exc))
             return
-        except Exception as exc:
-            log.exception('{"event":"ingestion_failed","document_id":"%s"}', document["id"])
-            if document["attempts"] >= MAX_ATTEMPTS:
-                await self._finish(document, None, f"Processing failed: {type(exc).__name__}")
-            return  # otherwise the lease runs out and it is tried again
+        pieces = await self._cpu(chunk, extracted.sections, self.embedder)
+        vectors = []
+        for start in range(0, len(pieces), EMBED_BATCH):
+            batch = [p.embedding_text() for p in pieces[start : start + EMBED_BATCH]]
+            vectors.extend(await self._cpu(self.embedder.embed, batch))
         rows = [
             (p.position, p.page, p.heading, p.content, p.tokens, v.tolist())
             for p, v in zip(pieces, vectors, strict=True)
         ]
-        await self._finish(document, rows, None)
+        await self._finish(document, rows, None, extracted.notice)
 
-    async def _finish(self, document: dict, rows: list | None, error: str | None) -> None:
+    async def _finish(
+        self, document: dict, rows: list | None, error: str | None, notice: str | None = None
+    ) -> None:
         company_id = document["company_id"]
         db = self.services.db
+        if error:
+            body = error
+        else:
+            body = f"{len(rows or [])} passages can now ground answers." + (
+                f" {notice}" if notice else ""
+            )
         async with db.tenant(company_id) as conn:
             if await store.get_document(conn, document["id"]) is None:
                 return  # deleted while we worked
@@ -371,7 +401,11 @@ class Knowledge:
                 chunks=rows or [],
             )
             await store.finish(
-                conn, document["id"], chunk_count=None if rows is None else len(rows), error=error
+                conn,
+                document["id"],
+                chunk_count=None if rows is None else len(rows),
+                error=error,
+                notice=notice,
             )
             await notify(
                 db,
@@ -379,7 +413,7 @@ class Knowledge:
                 company_id=company_id,
                 type="document_failed" if error else "document_processed",
                 title=f"{document['title']}: " + ("could not be processed" if error else "ready"),
-                body=error or f"{len(rows)} passages can now ground answers.",
+                body=body,
                 data={"document_id": str(document["id"])},
             )
             change = {"document_id": document["id"], "removed": removed, "added": added}

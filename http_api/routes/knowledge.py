@@ -9,11 +9,13 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
 from hub.errors import ApiError
 from hub.events import Event
+from hub.inputs import find_nul
 from hub.store import agents
 from hub.store import knowledge as store
 from hub.uploads import document_type
@@ -31,6 +33,8 @@ class Document(BaseModel):
     size: int
     status: str
     error: str | None
+    # How the text was read, when the reader should know (characters removed).
+    notice: str | None
     chunk_count: int
     created_at: datetime
     processed_at: datetime | None
@@ -80,28 +84,42 @@ class Deleted(BaseModel):
 
 
 async def _read_upload(request: web.Request, limit: int) -> dict[str, Any]:
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the upload as multipart/form-data")
     fields: dict[str, Any] = {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if part.name == "file":
-            chunks, size = [], 0
-            while piece := await part.read_chunk(256 * 1024):
-                size += len(piece)
-                if size > limit:
-                    raise ApiError(
-                        413, "PAYLOAD_TOO_LARGE", f"Documents are limited to {limit} bytes"
-                    )
-                chunks.append(piece)
-            fields["file"] = b"".join(chunks)
-            fields["filename"] = (part.filename or "").rsplit("/", 1)[-1][:200] or None
-        elif part.name in ("title", "description", "agent_id"):
-            value = (await part.read(decode=True)).decode("utf-8", errors="replace").strip()
-            if len(value) > 2000:
-                raise ApiError.validation({part.name: "too long"})
-            fields[part.name] = value or None
+    async with form(request, "upload") as reader:
+        while (part := await reader.next()) is not None:
+            if part.name == "file":
+                chunks, size = [], 0
+                while piece := await part.read_chunk(256 * 1024):
+                    size += len(piece)
+                    if size > limit:
+                        raise ApiError(
+                            413, "PAYLOAD_TOO_LARGE", f"Documents are limited to {limit} bytes"
+                        )
+                    chunks.append(piece)
+                fields["file"] = b"".join(chunks)
+                fields["filename"] = (
+                    _storable("filename", part.filename or "").rsplit("/", 1)[-1][:200] or None
+                )
+            elif part.name in ("title", "description", "agent_id"):
+                raw = await part.read(decode=True)
+                value = _storable(part.name, raw.decode("utf-8", errors="replace")).strip()
+                if len(value) > 2000:
+                    raise ApiError.validation({part.name: "too long"})
+                fields[part.name] = value or None
     return fields
+
+
+def _storable(name: str, value: str) -> str:
+    """A text field of the upload as PostgreSQL can store it, or a 400 naming
+    the field: no NUL, and nothing that is not UTF-8 (a file name's raw
+    header bytes reach us as surrogates)."""
+    if find_nul(value):
+        raise ApiError.validation({name: "NUL characters are not allowed"})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError.validation({name: "not valid UTF-8"}) from None
+    return value
 
 
 @api.post(

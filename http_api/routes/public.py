@@ -11,6 +11,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import NewMessage, QueryModel, RequestModel
@@ -235,21 +236,19 @@ async def public_upload(call: Call) -> dict:
 
 
 async def _read_file(request: web.Request, limit: int) -> tuple[str, bytes]:
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the file as multipart/form-data")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if part.name != "file":
-            continue
-        chunks, size = [], 0
-        while chunk := await part.read_chunk(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Files are limited to {limit} bytes")
-            chunks.append(chunk)
-        if not size:
-            raise ApiError.validation({"file": "the file is empty"})
-        return safe_name(part.filename), b"".join(chunks)
+    async with form(request, "file") as reader:
+        while (part := await reader.next()) is not None:
+            if part.name != "file":
+                continue
+            chunks, size = [], 0
+            while chunk := await part.read_chunk(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "PAYLOAD_TOO_LARGE", f"Files are limited to {limit} bytes")
+                chunks.append(chunk)
+            if not size:
+                raise ApiError.validation({"file": "the file is empty"})
+            return safe_name(part.filename), b"".join(chunks)
     raise ApiError.validation({"file": "a file field is required"})
 
 

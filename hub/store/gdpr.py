@@ -119,7 +119,7 @@ EXPORTS = {
     "conversation_ratings": "SELECT * FROM conversation_ratings",
     "attachments": "SELECT id, conversation_id, name, type, size, created_at FROM attachments",
     "documents": "SELECT id, agent_id, title, description, filename, content_type, size, status,"
-    " error, chunk_count, created_at, processed_at FROM documents",
+    " error, notice, chunk_count, created_at, processed_at FROM documents",
     # The passages as text; their vectors are derived from it and left out.
     "chunks": "SELECT id, document_id, agent_id, position, page, heading, content, token_count,"
     " embedding_model FROM chunks",

@@ -8,7 +8,7 @@ import asyncpg
 
 DOCUMENT = (
     "id, agent_id, title, description, filename, content_type, size, status, error,"
-    " chunk_count, created_at, processed_at"
+    " notice, chunk_count, created_at, processed_at"
 )
 LEASE = "interval '5 minutes'"
 
@@ -73,7 +73,8 @@ async def delete_document(conn: asyncpg.Connection, document_id: UUID) -> bool:
 
 async def requeue(conn: asyncpg.Connection, document_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        f"""UPDATE documents SET status = 'pending', error = NULL, attempts = 0, lease_until = NULL
+        f"""UPDATE documents SET status = 'pending', error = NULL, last_error = NULL, attempts = 0,
+                                 lease_until = NULL
             WHERE id = $1 RETURNING {DOCUMENT}""",
         document_id,
     )
@@ -86,8 +87,8 @@ async def requeue_other_models(conn: asyncpg.Connection, model: str) -> int:
     Their old chunks stay until then (full text still finds them; vector
     search, which uses only `model`, does not)."""
     status = await conn.execute(
-        """UPDATE documents d SET status = 'pending', error = NULL, attempts = 0,
-                                 lease_until = NULL
+        """UPDATE documents d SET status = 'pending', error = NULL, last_error = NULL,
+                                 attempts = 0, lease_until = NULL
            WHERE d.status IN ('processed', 'failed')
              AND EXISTS (SELECT 1 FROM chunks c
                          WHERE c.document_id = d.id AND c.embedding_model <> $1)""",
@@ -98,7 +99,8 @@ async def requeue_other_models(conn: asyncpg.Connection, model: str) -> int:
 
 async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
     """Across tenants (system transaction): take the oldest document waiting,
-    or one whose processor's lease ran out (it died), for processing."""
+    or one whose processor's lease ran out (it died), for processing.
+    `attempts` counts this one; `last_error` is why the previous one failed."""
     row = await conn.fetchrow(
         f"""UPDATE documents SET status = 'processing', attempts = attempts + 1,
                                  lease_until = now() + {LEASE}
@@ -107,7 +109,8 @@ async def claim(conn: asyncpg.Connection) -> dict[str, Any] | None:
                 WHERE status = 'pending' OR (status = 'processing' AND lease_until < now())
                 ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1
             )
-            RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts"""
+            RETURNING id, company_id, agent_id, title, filename, content_type, file, attempts,
+                      last_error"""
     )
     return dict(row) if row else None
 
@@ -121,6 +124,17 @@ async def release(conn: asyncpg.Connection, document_id: UUID) -> None:
                                 attempts = greatest(attempts - 1, 0)
            WHERE id = $1 AND status = 'processing'""",
         document_id,
+    )
+
+
+async def retry(conn: asyncpg.Connection, document_id: UUID, error: str) -> None:
+    """An attempt failed: the document waits for the next one, at once,
+    remembering why (the next failure compares itself with it)."""
+    await conn.execute(
+        """UPDATE documents SET status = 'pending', lease_until = NULL, last_error = $2
+           WHERE id = $1 AND status = 'processing'""",
+        document_id,
+        error,
     )
 
 
@@ -165,17 +179,23 @@ async def vectors_by_ids(conn: asyncpg.Connection, ids: list[int]) -> list[async
 
 
 async def finish(
-    conn: asyncpg.Connection, document_id: UUID, *, chunk_count: int | None, error: str | None
+    conn: asyncpg.Connection,
+    document_id: UUID,
+    *,
+    chunk_count: int | None,
+    error: str | None,
+    notice: str | None = None,
 ) -> None:
     await conn.execute(
         """UPDATE documents
            SET status = CASE WHEN $3::text IS NULL THEN 'processed' ELSE 'failed' END,
-                  chunk_count = coalesce($2, 0), error = $3, lease_until = NULL,
-                  processed_at = now()
+                  chunk_count = coalesce($2, 0), error = $3, notice = $4, last_error = $3,
+                  lease_until = NULL, processed_at = now()
            WHERE id = $1""",
         document_id,
         chunk_count,
         error,
+        notice,
     )
 
 

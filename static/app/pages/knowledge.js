@@ -82,7 +82,9 @@ export default {
       });
       return h("tr", { "data-id": doc.id },
         h("th", { scope: "row" }, doc.title, doc.filename && doc.filename !== doc.title ? h("small", { class: "muted block" }, doc.filename) : null),
-        h("td", {}, statusCell, doc.error ? h("small", { class: "error block" }, doc.error) : null),
+        h("td", {}, statusCell,
+          doc.error ? h("small", { class: "error block" }, doc.error) : null,
+          doc.notice ? h("small", { class: "muted block notice" }, doc.notice) : null),
         h("td", {}, doc.status === "processed" ? String(doc.chunk_count) : "–"),
         h("td", {}, formatBytes(doc.size)),
         h("td", {}, agentName(doc.agent_id)),
