@@ -27,15 +27,13 @@ log = logging.getLogger("agents_runtime")
 
 
 async def run(settings: Settings) -> None:
-    services = await open_services(settings)
+    services = await open_services(settings, runtime.parts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    knowledge = runtime.attach_knowledge(services)
-    workflows = runtime.attach_workflows(services)
     # Documents are claimed from PostgreSQL, so workers share them in both modes.
-    ingestion = asyncio.create_task(knowledge.run())
+    ingestion = asyncio.create_task(services.knowledge.run())
     voice = None
     if voice_configured(services.settings):
         from agents_runtime.voice.worker import build_server
@@ -51,7 +49,7 @@ async def run(settings: Settings) -> None:
         else:
             runtime.install(services)
             await services.jobs.start()
-            workflows.start_timers()
+            services.workflows.start_timers()
             recovery = asyncio.create_task(
                 lifecycle.recover_turns_periodically(services, settings.turn_recovery_seconds)
             )
@@ -63,7 +61,7 @@ async def run(settings: Settings) -> None:
     finally:
         if recovery is not None:
             recovery.cancel()
-        await workflows.stop_timers()
+        await services.workflows.stop_timers()
         if voice is not None:
             await voice.aclose()
             await asyncio.gather(voice_task, return_exceptions=True)
@@ -71,8 +69,6 @@ async def run(settings: Settings) -> None:
         ingestion.cancel()
         await asyncio.gather(ingestion, return_exceptions=True)
         await close_services(services)  # stops the queue after in-flight jobs finish
-        await workflows.close()
-        knowledge.close()
 
 
 def main() -> int:

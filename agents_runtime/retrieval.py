@@ -56,7 +56,7 @@ class Retriever:
 
     async def retrieve(self, company_id: UUID, agent_id: UUID, query: str) -> Retrieval:
         knowledge = self.services.knowledge
-        if knowledge is None or not query.strip():
+        if not query.strip():
             return Retrieval()
         started = time.perf_counter()
         try:

@@ -11,7 +11,7 @@ from agents_runtime.workflows.engine import Engine
 from hub.config import Settings
 from hub.conversations import TURN
 from hub.jobs import Job
-from hub.services import Services
+from hub.services import Core, Services
 
 
 def build_llm(settings: Settings) -> LLM:
@@ -21,27 +21,20 @@ def build_llm(settings: Settings) -> LLM:
     return OfflineResponder()
 
 
-def attach_knowledge(services: Services) -> Knowledge:
-    """The knowledge base of this process: search for REST and turns, and the
-    ingestion loop (run by whoever processes documents)."""
-    knowledge = Knowledge(services)
-    services.knowledge = knowledge
-    return knowledge
-
-
-def attach_workflows(services: Services) -> Engine:
-    """The workflow engine of this process: dry runs for REST everywhere; its
-    jobs and timers only where agent work runs (`install`)."""
-    engine = Engine(services)
-    services.workflows = engine
-    return engine
+def parts(core: Core) -> tuple[Knowledge, Engine]:
+    """What every process holds of the runtime (hub.services.open_services
+    builds it before the process serves): the knowledge base (search for REST
+    and turns; the ingestion loop, run by whoever processes documents) and the
+    workflow engine (dry runs for REST everywhere; its jobs and timers only
+    where agent work runs, `install`)."""
+    return Knowledge(core), Engine(core)
 
 
 def install(services: Services, llm: LLM | None = None) -> TurnRunner:
     """Take agent turns and workflow jobs from the queue in this process."""
     llm = llm or build_llm(services.settings)
     runner = TurnRunner(services, llm)
-    engine = services.workflows or attach_workflows(services)
+    engine = services.workflows
     engine.install(llm)
 
     async def turn(job: Job) -> None:

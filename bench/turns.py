@@ -108,7 +108,7 @@ async def post(services, company_id, conversation_id, text: str) -> None:
 
 async def sequential(settings: Settings, n: int) -> float:
     """Milliseconds per turn, one at a time, from storing the question to the stored reply."""
-    services = await open_services(settings)
+    services = await open_services(settings, runtime.parts)
     runtime.install(services)
     await services.jobs.start()
     try:
@@ -125,7 +125,7 @@ async def sequential(settings: Settings, n: int) -> float:
 
 
 async def in_process(settings: Settings, turns: int, conversation_count: int) -> float:
-    services = await open_services(settings)
+    services = await open_services(settings, runtime.parts)
     runtime.install(services)
     await services.jobs.start()
     try:
@@ -183,7 +183,9 @@ async def over_redis(
         )
         for _ in range(2)
     ]
-    services = await open_services(settings)  # this process only enqueues, as `web` does
+    services = await open_services(
+        settings, runtime.parts
+    )  # this process only enqueues, as `web` does
     try:
         company_id, ids = await company_with_conversations(services, conversation_count)
         # Warm up: both workers connected and answering.

@@ -165,7 +165,7 @@ async def direct(services: Services, n: int) -> float:
 
 
 async def in_process(settings: Settings, sequential_n: int, events: int) -> dict:
-    services = await open_services(settings)
+    services = await open_services(settings, runtime.parts)
     runtime.install(services, OfflineResponder())
     await services.jobs.start()
     try:
@@ -204,7 +204,9 @@ async def over_redis(settings: Settings, events: int) -> float:
         )
         for _ in range(2)
     ]
-    services = await open_services(settings)  # this process only publishes, as `web` does
+    services = await open_services(
+        settings, runtime.parts
+    )  # this process only publishes, as `web` does
     try:
         company_id, _ = await company_with_workflow(services)
         await new_contact(services, company_id)  # warm up: both workers answering

@@ -22,13 +22,9 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=http_api.MIDDLEWARES, client_max_size=settings.max_body_bytes)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        services = app[SERVICES] = await open_services(settings)
-        knowledge = runtime.attach_knowledge(services)
-        workflows = runtime.attach_workflows(services)
+        services = app[SERVICES] = await open_services(settings, runtime.parts)
         yield
         await close_services(services)
-        await workflows.close()
-        knowledge.close()
 
     async def embedded_worker_ctx(app: web.Application) -> AsyncIterator[None]:
         # Embedded mode: agent turns run in this process. Scaled out, `web`

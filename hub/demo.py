@@ -145,14 +145,13 @@ async def ensure_demo(services: Services) -> Demo:
             key_prefix=prefix,
             allowed_origins=local_origins(settings.host, settings.port),
         )
-    if services.knowledge is not None:
-        await services.knowledge.add_text(
-            company_id,
-            title="About Syntera hub",
-            filename="syntera.md",
-            text=KNOWLEDGE,
-            agent_id=agent["id"],
-        )
+    await services.knowledge.add_text(
+        company_id,
+        title="About Syntera hub",
+        filename="syntera.md",
+        text=KNOWLEDGE,
+        agent_id=agent["id"],
+    )
     demo = Demo(str(company_id), str(agent["id"]), key, DEMO_EMAIL, password)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,9 +1,12 @@
-"""What a running hub holds: settings, pools and clients, made once per
-process by `open_services` and handed to every handler and worker."""
+"""What a running hub holds: settings, pools and clients, and the runtime's
+knowledge base and workflow engine, all made once per process by
+`open_services` before the process serves, and handed to every handler and
+worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -28,7 +31,9 @@ class RateLimiter(Protocol):
 
 
 @dataclass
-class Services:
+class Core:
+    """What every part of a process is built on."""
+
     settings: Settings
     db: Database
     verifier: TokenVerifier
@@ -37,9 +42,7 @@ class Services:
     events: EventBus
     jobs: JobQueue
     loops: Loops  # the process's background loops and how they fare (hub.loops)
-    redis: aioredis.Redis | None = None
-    knowledge: KnowledgeService | None = None  # set by the runtime (agents_runtime.knowledge)
-    workflows: WorkflowService | None = None  # set by the runtime (agents_runtime.workflows)
+    redis: aioredis.Redis | None
 
     async def authenticate(self, token: str) -> Principal:
         """A staff token, verified, then held against the hub's records on every
@@ -61,11 +64,25 @@ class Services:
         return principal
 
 
+@dataclass
+class Services(Core):
+    """The core and the runtime's parts built on it."""
+
+    knowledge: KnowledgeService
+    workflows: WorkflowService
+
+
+# What the runtime builds on the core (agents_runtime.runtime.parts): hub
+# never imports the runtime, so whoever opens the services hands it in.
+Parts = Callable[[Core], tuple[KnowledgeService, WorkflowService]]
+
 # Where the app keeps its Services (aiohttp's typed app key).
 SERVICES = web.AppKey("services", Services)
 
 
-async def open_services(settings: Settings, *, run_migrations: bool = True) -> Services:
+async def open_services(
+    settings: Settings, parts: Parts, *, run_migrations: bool = True
+) -> Services:
     settings = settings.ensure_jwt_secret()
     db = await connect(settings)
     if run_migrations:
@@ -100,7 +117,7 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
     )
     # Events that start workflows: an outbox.
     db.event_hooks.append(keep_trigger_events(jobs, metrics.job_enqueue_failures))
-    return Services(
+    core = Core(
         settings=settings,
         db=db,
         verifier=TokenVerifier(settings),
@@ -111,10 +128,15 @@ async def open_services(settings: Settings, *, run_migrations: bool = True) -> S
         loops=Loops(metrics.background_failures),
         redis=redis,
     )
+    knowledge, workflows = parts(core)
+    shared = {field.name: getattr(core, field.name) for field in fields(Core)}
+    return Services(**shared, knowledge=knowledge, workflows=workflows)
 
 
 async def close_services(services: Services) -> None:
-    await services.jobs.stop()
+    await services.jobs.stop()  # lets running jobs finish
+    await services.workflows.close()
+    services.knowledge.close()
     await services.events.stop()
     if services.redis is not None:
         await services.redis.aclose()

@@ -359,8 +359,8 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
     base_settings, redis_url, fake
 ):
     settings = redis_settings(base_settings, redis_url, fake, "turns")
-    web = await open_services(settings)
-    workers = [await open_services(settings) for _ in range(2)]
+    web = await open_services(settings, runtime.parts)
+    workers = [await open_services(settings, runtime.parts) for _ in range(2)]
     for worker in workers:
         worker.jobs = RedisStreamQueue(
             worker.redis,
@@ -526,8 +526,8 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
     from hub import lifecycle
 
     settings = redis_settings(base_settings, redis_url, fake, "enqueue")
-    web = await open_services(settings)
-    worker = await open_services(settings)
+    web = await open_services(settings, runtime.parts)
+    worker = await open_services(settings, runtime.parts)
     reachable = web.jobs.client
     try:
         company_id, conversation_id = await company_with_conversation(web, "Enqueue Co")
@@ -562,7 +562,7 @@ async def test_a_turn_recovered_twice_and_still_unanswered_is_recorded_as_failed
     from hub import lifecycle
 
     settings = redis_settings(base_settings, redis_url, fake, "poison")
-    web = await open_services(settings)  # no worker consumes this queue
+    web = await open_services(settings, runtime.parts)  # no worker consumes this queue
     try:
         company_id, conversation_id = await company_with_conversation(web, "Poison Co")
         question = await say(web, company_id, conversation_id, "Anyone?")
@@ -595,7 +595,7 @@ async def test_turn_recovery_runs_once_per_period_across_workers(base_settings, 
     settings = base_settings.with_overrides(
         redis_url=redis_url, redis_prefix=f"recovery-{uuid.uuid4().hex[:8]}"
     )
-    workers = [await open_services(settings) for _ in range(2)]
+    workers = [await open_services(settings, runtime.parts) for _ in range(2)]
     calls = []
     original = lifecycle.recover_turns
 

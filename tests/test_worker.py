@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from agents_runtime import runtime
 from hub.conversations import post_user_message
 from hub.services import close_services, open_services
 from hub.store import companies, conversations
@@ -25,7 +26,9 @@ async def test_sigterm_finishes_the_turn_in_flight(base_settings, redis_url):
     await fake.start()
     prefix = f"worker-{uuid.uuid4().hex[:8]}"
     settings = base_settings.with_overrides(redis_url=redis_url, redis_prefix=prefix)
-    web = await open_services(settings)  # enqueues only, as `web` does when scaled out
+    web = await open_services(
+        settings, runtime.parts
+    )  # enqueues only, as `web` does when scaled out
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,

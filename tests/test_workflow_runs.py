@@ -749,7 +749,7 @@ async def test_workflows_run_once_per_event_across_processes(base_settings, redi
         redis_url=redis_url, redis_prefix=f"wf-{uuid.uuid4().hex[:8]}"
     )
     web = await make_client(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix)
-    workers = [await open_services(settings) for _ in range(2)]
+    workers = [await open_services(settings, runtime.parts) for _ in range(2)]
     try:
         for worker in workers:
             runtime.install(worker)

@@ -30,7 +30,7 @@ from hub.config import Settings
 from hub.events import Event
 from hub.knowledge import SearchMode
 from hub.notifications import notify
-from hub.services import Services
+from hub.services import Core
 from hub.store import knowledge as store
 from hub.uploads import document_type
 
@@ -70,7 +70,7 @@ def _parsed(raw_terms: dict[int, str]) -> dict:
 
 
 class Knowledge:
-    def __init__(self, services: Services, embedder: Embedder | None = None) -> None:
+    def __init__(self, services: Core, embedder: Embedder | None = None) -> None:
         self.services = services
         self._embedder = embedder
         self.cache = IndexCache(services.settings.knowledge_index_budget_mb * 2**20)

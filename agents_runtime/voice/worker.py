@@ -61,11 +61,9 @@ async def on_request(settings: Settings, request: JobRequest) -> None:
 
 async def entrypoint(settings: Settings, ctx: JobContext) -> None:
     claims = verify(settings, ctx.job.metadata)  # on_request checked; checked again here
-    services = await open_services(settings, run_migrations=False)
-    knowledge = runtime.attach_knowledge(services)
+    services = await open_services(settings, runtime.parts, run_migrations=False)
 
     async def close() -> None:
-        knowledge.close()
         await close_services(services)
 
     ctx.add_shutdown_callback(close)

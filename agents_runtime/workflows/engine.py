@@ -50,7 +50,7 @@ from agents_runtime.workflows.triggers import accepts, load_context
 from agents_runtime.workflows.webhook import WebhookSender
 from hub import jsoncodec
 from hub.jobs import Job, enqueue_committed
-from hub.services import Services
+from hub.services import Core
 from hub.store import messages
 from hub.store import workflows as store
 from hub.workflow_graph import LEASE_SECONDS, Graph, Schedule, node_data
@@ -98,7 +98,7 @@ def fresh_state(context: dict[str, Any]) -> dict[str, Any]:
 class Engine:
     def __init__(
         self,
-        services: Services,
+        services: Core,
         llm: LLM | None = None,
         settings: EngineSettings | None = None,
     ) -> None:
