@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
@@ -348,4 +349,136 @@ async def test_widget_chat_turn_seen_live_on_the_dashboard(served, api, tenant):
         ("user", ack["message"]["id"]),
         ("agent", done["id"]),
     ]
+    no_tracebacks(served, since)
+
+
+# -- hostile input, from outside -----------------------------------------------------
+
+
+class RawSocketIO:
+    """Socket.IO spoken by hand over a WebSocket (Engine.IO 4): for frames the
+    official client cannot send, such as a lone surrogate."""
+
+    def __init__(self, ws, namespace: str) -> None:
+        self.ws, self.namespace, self.acks = ws, namespace, 0
+
+    @classmethod
+    async def connect(cls, api: Api, namespace: str, token: str, origin: str) -> RawSocketIO:
+        ws = await api.ws("/socket.io/?EIO=4&transport=websocket", headers={"Origin": origin})
+        opened = await ws.receive_str(timeout=10)
+        assert opened.startswith("0{"), opened
+        await ws.send_str(f"40{namespace}," + json.dumps({"token": token}))
+        joined = await cls(ws, namespace).next()
+        assert joined.startswith(f"40{namespace},"), joined
+        return cls(ws, namespace)
+
+    async def next(self, within: float = 10) -> str | None:
+        """The next Socket.IO packet (pings answered), or None once closed."""
+        while True:
+            msg = await self.ws.receive(timeout=within)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                return None
+            if msg.data == "2":
+                await self.ws.send_str("3")
+                continue
+            return msg.data
+
+    async def send_raw(self, event_json: str) -> str | None:
+        """Send `42<ns>,<id><event_json>` as written; the answer: an ack, an
+        `error` event, or None when the socket was closed."""
+        self.acks += 1
+        await self.ws.send_str(f"42{self.namespace},{self.acks}{event_json}")
+        while (packet := await self.next()) is not None:
+            if packet.startswith(f"43{self.namespace},{self.acks}") or '["error"' in packet:
+                return packet
+        return None
+
+
+async def test_hostile_input_from_outside(served, api, tenant):
+    """What a probe found answered with 500s, silence or a stuck document,
+    sent again from outside: every answer is the standard error (the same on
+    REST and on Socket.IO), nothing hostile is stored, and the log has no
+    traceback."""
+    since = served.log_size()
+    staff = tenant.staff
+
+    # Knowledge uploads: NUL in the title, description or encoded file name.
+    for field, value in (("title", "a\x00b"), ("description", "a\x00b")):
+        form = aiohttp.FormData()
+        form.add_field("file", b"plain text", filename="a.txt")
+        form.add_field(field, value)
+        refused = await api.request(
+            "POST", "/api/knowledge-base/upload", data=form, headers=staff.headers, expect=400
+        )
+        assert refused["code"] == "VALIDATION_ERROR" and field in str(refused["details"])
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; '
+        b"filename*=UTF-8''a%00b.txt\r\n\r\nplain text\r\n--b--\r\n"
+    )
+    refused = await api.request(
+        "POST",
+        "/api/knowledge-base/upload",
+        data=body,
+        headers={**staff.headers, "Content-Type": "multipart/form-data; boundary=b"},
+        expect=400,
+    )
+    assert refused["code"] == "VALIDATION_ERROR", refused
+    # A two-byte character cut by the 64 KiB sniff, and a NUL after it: stored,
+    # processed, the NUL removed and said so.
+    text = ("a" * 65_535 + "é" + " refund policy\x00 thirty days").encode()
+    assert text[65_535:65_537] == "é".encode()
+    document = await api.add_document(staff, tenant.agent["id"], text.decode(), "cut.txt")
+    assert document["notice"], document
+
+    # Not API routes, still the standard error.
+    for path in ("/static/no-such-file.js", "/no-such-page", "/public/voice/ws"):
+        async with api.session.get(api.base + path) as response:
+            assert response.content_type == "application/json", path
+            assert set(await response.json()) == {"error", "code", "details"}, path
+    unsigned = await api.request(
+        "POST", "/voice/twilio/incoming", data={"To": tenant.number}, expect=403
+    )
+    assert unsigned["code"] == "INVALID_SIGNATURE"
+
+    # A visitor's message: the same answer on REST and on Socket.IO.
+    started = await api.start_conversation(tenant.key, tenant.agent["id"], origin=ORIGIN)
+    rest_headers = {
+        "Authorization": f"Bearer {tenant.key}",
+        "X-Conversation-Token": started["token"],
+        "Origin": ORIGIN,
+    }
+    visitor = SocketClient("/widget")
+    await visitor.connect(served.url, started["token"], origin=ORIGIN)
+    try:
+        hostile = [
+            {"content": "a\x00b"},
+            {"content": "x" * 20_000},
+            {"content": "hi", "client_id": "a\x00b"},
+            {"content": "hi", "attachments": [{"name": "a\x00b", "url": "x", "type": "t"}]},
+            {"content": "hi", "metadata": json.loads("[" * 300 + "]" * 300)},
+        ]
+        for payload in hostile:
+            rest = await api.request(
+                "POST",
+                f"/public/conversations/{started['id']}/messages",
+                json=payload,
+                headers=rest_headers,
+                expect=400,
+            )
+            ack = await visitor.call("message:send", payload)
+            assert ack == {"ok": False, **rest}, (payload, ack, rest)
+    finally:
+        await visitor.close()
+    raw = await RawSocketIO.connect(api, "/widget", started["token"], ORIGIN)
+    try:
+        for frame in (
+            '["message:send",{"content":"\\ud800"}]',
+            '["message:send",{"content":"hi","metadata":' + "[" * 1500 + "]" * 1500 + "}]",
+        ):
+            answer = await raw.send_raw(frame)
+            assert answer is None or "VALIDATION_ERROR" in answer or "error" in answer, answer
+    finally:
+        await raw.ws.close()
+    stored = await api.messages(staff, started["id"])
+    assert [m for m in stored if m["sender_type"] == "user"] == [], stored
     no_tracebacks(served, since)
