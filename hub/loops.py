@@ -1,5 +1,6 @@
 """Background loops: the one way a process runs periodic upkeep (idle
-conversations, retention, turn recovery, workflow timers).
+conversations, retention, turn recovery, workflow timers, document
+ingestion).
 
 A loop never swallows a failure and never dies of one: each is logged with its
 traceback, counted in `background_failures_total{loop=...}`, and remembered
@@ -49,11 +50,12 @@ class Loops:
     def state(self, name: str) -> LoopState:
         return self.states.setdefault(name, LoopState())
 
-    async def attempt(self, name: str, work: Callable[[], Awaitable[Any]]) -> bool:
-        """Run `work` once; a failure is logged, counted and remembered, not raised."""
+    async def attempt(self, name: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `work` once and return what it returns; a failure is logged,
+        counted and remembered, not raised (None then)."""
         state = self.state(name)
         try:
-            await work()
+            result = await work()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -61,9 +63,9 @@ class Loops:
             state.last_error = f"{type(exc).__name__}: {exc}"[:300]
             self.failures.labels(name).inc()
             log.exception('{"event":"background_failure","loop":"%s"}', name)
-            return False
+            return None
         state.last_success_at = datetime.now(UTC)
-        return True
+        return result
 
     async def run(
         self,

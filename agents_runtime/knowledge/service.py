@@ -280,16 +280,10 @@ class Knowledge:
         """Process documents until cancelled. Several processes may run this:
         each document is claimed by one (FOR UPDATE SKIP LOCKED), and one
         whose processor died is taken over when its lease runs out."""
-        try:
-            await self.requeue_other_models()
-        except Exception:
-            log.exception('{"event":"reembed_requeue_failed"}')
+        loops = self.services.loops
+        await loops.attempt("reembed_requeue", self.requeue_other_models)
         while True:
-            try:
-                processed = await self.process_next()
-            except Exception:
-                log.exception('{"event":"ingestion_loop_error"}')
-                processed = False
+            processed = await loops.attempt("ingestion", self.process_next)
             if not processed:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
