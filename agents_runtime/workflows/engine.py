@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -393,28 +394,9 @@ class Engine:
         async with self.services.db.system() as conn:
             for workflow in await store.due_schedules(conn):
                 scheduled_for = workflow["next_run_at"].isoformat()
-                try:
-                    schedule = Schedule.model_validate(workflow["trigger_config"])
-                except ValueError as exc:
-                    # Saved before today's validation: it cannot say when it runs
-                    # next, so it stops, with a failed execution that says why.
-                    await store.set_next_run(conn, workflow["id"], None)
-                    await store.create_execution(
-                        conn,
-                        company_id=workflow["company_id"],
-                        workflow=workflow,
-                        triggered_by="schedule",
-                        trigger_data={"scheduled_for": scheduled_for},
-                        dedupe_key=f"schedule:{scheduled_for}",
-                        depth=0,
-                        token=None,
-                        lease_seconds=0,
-                        status="failed",
-                        error=f"the schedule is not valid, so it stopped: {exc}"[:500],
-                    )
-                    continue
-                await store.set_next_run(conn, workflow["id"], schedule.next_after(_now()))
-                execution, created = await store.create_execution(
+                # This due run's execution, once per due time whatever becomes of it.
+                execution_of = functools.partial(
+                    store.create_execution,
                     conn,
                     company_id=workflow["company_id"],
                     workflow=workflow,
@@ -422,6 +404,22 @@ class Engine:
                     trigger_data={"scheduled_for": scheduled_for},
                     dedupe_key=f"schedule:{scheduled_for}",
                     depth=0,
+                )
+                try:
+                    schedule = Schedule.model_validate(workflow["trigger_config"])
+                except ValueError as exc:
+                    # Saved before today's validation: it cannot say when it runs
+                    # next, so it stops, with a failed execution that says why.
+                    await store.set_next_run(conn, workflow["id"], None)
+                    await execution_of(
+                        token=None,
+                        lease_seconds=0,
+                        status="failed",
+                        error=f"the schedule is not valid, so it stopped: {exc}"[:500],
+                    )
+                    continue
+                await store.set_next_run(conn, workflow["id"], schedule.next_after(_now()))
+                execution, created = await execution_of(
                     token=token,
                     lease_seconds=self.settings.lease_seconds,
                 )
