@@ -12,8 +12,9 @@ runs the migrations, then `web` and `worker` run with DATABASE_URL,
 REDIS_URL and a shared JWT_SECRET. PostgreSQL and Redis are private to the
 cluster (an embedded PostgreSQL from the `pgserver` package, a
 `redis-server` on a free port), so the fault benchmark can stop and restart
-them without touching anything else on the machine. The model is the tests'
-OpenAI-compatible server, streaming at a configurable token rate.
+them without touching anything else on the machine. The model is
+fakes/openai.py's OpenAI-compatible server, streaming at a configurable
+token rate.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -34,14 +36,20 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fake_openai import FakeOpenAI, Reply
-from tests.helpers import free_port
+from fakes.openai import FakeOpenAI, Reply
+from fakes.serve import served
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSWER = (
     "Refunds are issued within fourteen days of the return reaching us, to the original "
     "card, and you will get an email when it is done. Anything else I can help with?"
 )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def procfile() -> dict[str, list[str]]:
@@ -250,6 +258,7 @@ class Cluster:
         self.postgres = LocalPostgres(self.root / "pg")
         self.redis = LocalRedis(self.root)
         self.model = FakeOpenAI()
+        self._model_served = contextlib.AsyncExitStack()
         self.jwt_secret = secrets.token_urlsafe(48)
         self.web: list[Process] = []
         self.worker: list[Process] = []
@@ -295,7 +304,7 @@ class Cluster:
         }
 
     async def start(self) -> None:
-        await self.model.start()
+        await self._model_served.enter_async_context(served(self.model))
         self.model.default = Reply(text=self.answer, chunk_delay=self.token_delay)
         await self.postgres.start()
         await self.redis.start()
@@ -339,7 +348,7 @@ class Cluster:
         await asyncio.gather(*(p.stop() for p in [*self.web, *self.worker]))
         await self.redis.stop()
         await self.postgres.close()
-        await self.model.close()
+        await self._model_served.aclose()
         shutil.rmtree(self.root, ignore_errors=True)
 
     async def __aenter__(self) -> Cluster:

@@ -37,7 +37,7 @@ import aiohttp
 from bench import load
 from bench.cluster import Cluster
 from bench.common import percentile
-from tests.fake_openai import Reply
+from fakes.openai import Reply
 
 VISIT = {"messages": 3, "rest_rps": 5, "think": (0.3, 1.0)}
 

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from bench.cluster import free_port
 from bench.common import percentile, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,12 +54,6 @@ async def send(sid, data):
 
 web.run_app(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), print=None)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_http(url: str, within: float = 60) -> None:

@@ -2,7 +2,7 @@
 
     python -m bench.turns [--turns 300] [--conversations 30]
 
-The model is the tests' fake OpenAI server answering at once, reached through
+The model is fakes/openai.py's OpenAI-compatible server answering at once, reached through
 the real `openai` client, so what is measured is the hub: storing the user
 message, queueing, retrieval, prompt, streaming deltas onto the event bus,
 storing the reply, events. Baseline: a bare loop that only calls the same fake
@@ -34,11 +34,12 @@ from pathlib import Path
 from agents_runtime import runtime
 from agents_runtime.llm import ChatRequest, OpenAIChat
 from bench.common import scratch_database
+from fakes.openai import FakeOpenAI, Reply
+from fakes.serve import served
 from hub.config import Settings
 from hub.conversations import post_user_message
 from hub.services import close_services, open_services
 from hub.store import companies, conversations
-from tests.fake_openai import FakeOpenAI, Reply
 
 REDIS_URL = (
     os.environ.get("BENCH_REDIS_URL")
@@ -208,26 +209,22 @@ async def over_redis(
 async def main(turns: int, conversation_count: int) -> dict:
     fake = FakeOpenAI()
     fake.default = Reply(text=ANSWER, prompt_tokens=400, completion_tokens=25)
-    await fake.start()
-    try:
-        async with scratch_database() as url:
-            settings = Settings(
-                database_url=url,
-                jwt_secret=secrets.token_urlsafe(48),
-                data_dir=Path("/tmp/syntera-bench"),
-                openai_api_key="sk-bench",
-                openai_base_url=fake.base_url,
-                log_level="WARNING",
-            )
-            model_ms = await bare_model(fake, 100)
-            turn_ms = await sequential(settings, 100)
-            local_tps = await in_process(settings, turns, conversation_count)
-            redis_settings = settings.with_overrides(
-                redis_url=REDIS_URL, redis_prefix=f"bench-{uuid.uuid4().hex[:8]}"
-            )
-            redis_tps, redis_turn_ms = await over_redis(redis_settings, turns, conversation_count)
-    finally:
-        await fake.close()
+    async with served(fake), scratch_database() as url:
+        settings = Settings(
+            database_url=url,
+            jwt_secret=secrets.token_urlsafe(48),
+            data_dir=Path("/tmp/syntera-bench"),
+            openai_api_key="sk-bench",
+            openai_base_url=fake.base_url,
+            log_level="WARNING",
+        )
+        model_ms = await bare_model(fake, 100)
+        turn_ms = await sequential(settings, 100)
+        local_tps = await in_process(settings, turns, conversation_count)
+        redis_settings = settings.with_overrides(
+            redis_url=REDIS_URL, redis_prefix=f"bench-{uuid.uuid4().hex[:8]}"
+        )
+        redis_tps, redis_turn_ms = await over_redis(redis_settings, turns, conversation_count)
     figures = {
         "bare_model_p50_ms": round(model_ms, 2),
         "turn_p50_ms": round(turn_ms, 2),

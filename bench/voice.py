@@ -49,8 +49,8 @@ from agents_runtime.voice import models
 from agents_runtime.voice.offline_tts import PiperTTS
 from bench import wer
 from bench.cluster import children_of, cpu_seconds
-from tests.shipped import Served
-from tests.voice_line import Line, espeak, silence
+from bench.shipped import Served
+from fakes.voice_line import Line, espeak, silence
 
 KNOWLEDGE = (
     "Refunds: customers may return any product within thirty days for a full refund.\n\n"

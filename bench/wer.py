@@ -47,8 +47,8 @@ from livekit import rtc
 
 from agents_runtime.voice import models
 from agents_runtime.voice.offline_stt import FEED_SECONDS
+from fakes.voice_line import espeak, resample, silence
 from hub.voice import twilio
-from tests.voice_line import espeak, resample, silence
 
 PHRASES = [
     "What is your refund policy?",

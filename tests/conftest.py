@@ -26,13 +26,16 @@ import pytest
 import redis as sync_redis
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import async_playwright
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from bench.cluster import free_port
+from fakes.livekit import FakeLiveKit
+from fakes.openai import FakeOpenAI
+from fakes.serve import Fake
 from hub.app import build_app
 from hub.config import Settings
 from hub.db.migrate import migrate
-from tests.fake_livekit import FakeLiveKit
-from tests.fake_openai import FakeOpenAI
-from tests.helpers import Account, free_port, signup
+from tests.helpers import Account, signup
 
 
 def _with_database(url: str, name: str) -> str:
@@ -162,6 +165,11 @@ def base_settings(database_url: str, tmp_root: Path) -> Settings:
 
 
 async def start_client(settings: Settings) -> TestClient:
+    """A hub that outlives one test (the session's `client`, a module's own
+    hub). pytest-aiohttp's `aiohttp_client` is function-scoped, so these are
+    built the way it builds its clients, on aiohttp's TestServer and
+    TestClient, and closed by their fixture. A hub for one test comes from
+    `make_client`."""
     client = TestClient(TestServer(build_app(settings)))
     await client.start_server()
     return client
@@ -169,25 +177,23 @@ async def start_client(settings: Settings) -> TestClient:
 
 @pytest.fixture(scope="session")
 async def client(base_settings: Settings) -> AsyncIterator[TestClient]:
-    """One hub for the whole run, in the embedded-style single-process mode."""
+    """One hub for the whole run, in the embedded-style single-process mode:
+    building an app (its pools, its workers) is not free, and tests isolate
+    themselves by tenancy, not by hub."""
     client = await start_client(base_settings)
     yield client
     await client.close()
 
 
 @pytest.fixture
-async def make_client(base_settings: Settings) -> AsyncIterator:
-    """Start hubs with settings of the test's own; closed at the end of the test."""
-    started: list[TestClient] = []
+def make_client(base_settings: Settings, aiohttp_client: AiohttpClient):
+    """Start hubs with settings of the test's own (pytest-aiohttp closes them
+    at the end of the test)."""
 
     async def make(**overrides) -> TestClient:
-        client = await start_client(base_settings.with_overrides(**overrides))
-        started.append(client)
-        return client
+        return await aiohttp_client(build_app(base_settings.with_overrides(**overrides)))
 
-    yield make
-    for client in started:
-        await client.close()
+    return make
 
 
 @pytest.fixture
@@ -195,24 +201,28 @@ async def account(client: TestClient) -> Account:
     return await signup(client)
 
 
+async def serve_fake(fake: Fake, aiohttp_server: AiohttpServer) -> None:
+    """A fake from fakes/ on pytest-aiohttp's server, for one test."""
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+
+
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    """The small OpenAI-compatible server (tests/fake_openai.py); request it
+async def fake(aiohttp_server: AiohttpServer) -> FakeOpenAI:
+    """The small OpenAI-compatible server (fakes/openai.py); request it
     before a hub that uses it, so that it outlives the hub."""
-    server = FakeOpenAI()
-    await server.start()
-    yield server
-    await server.close()
+    model = FakeOpenAI()
+    await serve_fake(model, aiohttp_server)
+    return model
 
 
 @pytest.fixture
-async def livekit() -> AsyncIterator[FakeLiveKit]:
-    """The stand-in for LiveKit's server API (tests/fake_livekit.py); request
+async def livekit(aiohttp_server: AiohttpServer) -> FakeLiveKit:
+    """The stand-in for LiveKit's server API (fakes/livekit.py); request
     it before a hub that uses it."""
     server = FakeLiveKit()
-    await server.start()
-    yield server
-    await server.close()
+    await serve_fake(server, aiohttp_server)
+    return server
 
 
 CHROMIUM_FLAGS = [

@@ -1,12 +1,11 @@
-"""Helpers the tests share: accounts, free ports, where screenshots go, the
-standard error shape, waiting for a condition, and a recording Socket.IO
-client."""
+"""Helpers the tests share: accounts, where screenshots go, the standard
+error shape, waiting for a condition, and a recording Socket.IO client.
+(Free ports: bench/cluster.py's free_port; the fake servers: fakes/.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,12 +16,6 @@ from aiohttp.test_utils import TestClient
 
 # Screenshots of the browser tests (git-ignored).
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

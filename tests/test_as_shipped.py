@@ -30,18 +30,8 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from hub.voice import twilio  # the signature and μ-law helpers: Twilio's side of the call
-from tests.conftest import CHROMIUM_FLAGS
-from tests.helpers import SocketClient, wait_for
-from tests.shipped import (
-    POLICY,
-    Api,
-    Served,
-    Staff,
-    marked,
-    tracebacks,
-)
-from tests.voice_line import (
+from bench.shipped import Served, tracebacks
+from fakes.voice_line import (
     Line,
     espeak,
     silence,
@@ -49,9 +39,13 @@ from tests.voice_line import (
     transcribe,
     write_wav,
 )
+from hub.voice import twilio  # the signature and μ-law helpers: Twilio's side of the call
+from tests.conftest import CHROMIUM_FLAGS
+from tests.helpers import SocketClient, wait_for
+from tests.shipped import POLICY, Api, Staff, marked
 
 TWILIO_TOKEN = "twilio-auth-token-as-shipped"
-# What the caller asks, in tests/voice_line.py's espeak-ng voice: heard with
+# What the caller asks, in fakes/voice_line.py's espeak-ng voice: heard with
 # its "refund" whatever the offset of the speech in the stream (pocketsphinx
 # on espeak-ng is on a knife edge: "I want a refund." or "What is your refund
 # policy?" come out as "i want to lead on it", "what did you read on the").

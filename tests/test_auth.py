@@ -13,7 +13,6 @@ import asyncpg
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -192,7 +191,7 @@ async def test_token_without_company_is_forbidden(client, base_settings):
 
 
 @pytest.fixture
-async def jwks_server():
+async def jwks_server(aiohttp_server):
     """A local JWKS endpoint serving one RSA and one EC public key."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
@@ -208,10 +207,8 @@ async def jwks_server():
 
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", serve_keys)
-    server = TestServer(app)
-    await server.start_server()
-    yield server, {"rsa-1": rsa_key, "ec-1": ec_key}, hits
-    await server.close()
+    server = await aiohttp_server(app)
+    return server, {"rsa-1": rsa_key, "ec-1": ec_key}, hits
 
 
 async def test_jwks_tokens(make_client, jwks_server):

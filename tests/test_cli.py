@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import jwt
 
+from bench.cluster import free_port
 from hub.config import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,12 +108,6 @@ def test_migrate_and_token_against_a_database_url(database_url, base_settings, c
     assert missing.returncode == 1 and "no user" in missing.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _request(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     if token:
@@ -133,7 +127,7 @@ def test_newcomer_path_on_the_embedded_database(tmp_path):
     embedded server while `serve` runs."""
     data_dir = tmp_path / "var"
     tmp_path.chmod(0o755)  # pgserver runs PostgreSQL as its own user when we are root
-    port = _free_port()
+    port = free_port()
     env = _env(SYNTERA_DATA_DIR=str(data_dir), PORT=str(port))
     server = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve"],

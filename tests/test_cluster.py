@@ -13,9 +13,10 @@ import pytest
 
 from bench import faults, load
 from bench.cluster import Cluster
+from bench.shipped import source_root, tracebacks
+from fakes.voice_line import Line, espeak, silence, transcribe
 from tests.helpers import wait_for
-from tests.shipped import Api, marked, source_root, tracebacks
-from tests.voice_line import Line, espeak, silence, transcribe
+from tests.shipped import Api, marked
 
 SESSIONS = 6
 

@@ -14,12 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Page, expect
 
-from hub.app import build_app
+from fakes.openai import Reply
 from hub.workflows import signature
-from tests.fake_openai import Reply
 from tests.helpers import ARTIFACTS
 
 ATTACK = "<img src=x onerror=window.__xss=1>"
@@ -31,23 +29,13 @@ POLICY = (
 
 
 @pytest.fixture
-async def hub(fake, base_settings):
-    client = TestClient(
-        TestServer(
-            build_app(
-                base_settings.with_overrides(
-                    openai_api_key="sk-test", openai_base_url=fake.base_url
-                )
-            )
-        )
-    )
-    await client.start_server()
-    yield str(client.make_url("")).rstrip("/")
-    await client.close()
+async def hub(fake, make_client):
+    client = await make_client(openai_api_key="sk-test", openai_base_url=fake.base_url)
+    return str(client.make_url("")).rstrip("/")
 
 
 @pytest.fixture
-async def shop():
+async def shop(aiohttp_server):
     """Another website (another origin) that embeds the widget with the
     snippet the dashboard gave: `shop.html` is filled in by the test."""
     site = {"html": "<!doctype html><title>Shop</title>"}
@@ -57,11 +45,9 @@ async def shop():
 
     app = web.Application()
     app.router.add_get("/", page)
-    server = TestServer(app)
-    await server.start_server()
+    server = await aiohttp_server(app)
     site["origin"] = str(server.make_url("")).rstrip("/")
-    yield site
-    await server.close()
+    return site
 
 
 def watch(page: Page) -> list[str]:

@@ -326,39 +326,28 @@ async def test_a_chat_turn_is_grounded_in_the_knowledge_base(client, account):
     assert refused["content"] == NOTHING_FOUND
 
 
-async def test_the_openai_embedder_is_chosen_by_its_own_setting(make_client):
-    from tests.fake_openai import FakeOpenAI
-
-    fake = FakeOpenAI()
-    await fake.start()
-    try:
-        hub = await make_client(
-            embedding_provider="openai",
-            embedding_model="text-embedding-3-small",
-            openai_api_key="sk-test",
-            openai_base_url=fake.base_url,
+async def test_the_openai_embedder_is_chosen_by_its_own_setting(fake, make_client):
+    hub = await make_client(
+        embedding_provider="openai",
+        embedding_model="text-embedding-3-small",
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+    )
+    owner = await signup(hub)
+    embedder = hub.app[SERVICES].knowledge.embedder
+    embedder.dimension = 64  # the fake server's vectors are smaller than the real model's
+    await add(hub, owner, b"Kayaks come with two paddles.\n\nTents sleep four people.", "gear.txt")
+    results = await search(hub, owner, "how many paddles come with kayaks", mode="vector", limit=1)
+    assert "paddles" in results[0]["content"]
+    embedded = [r for r in fake.requests if "input" in r]
+    assert embedded and all(r["model"] == "text-embedding-3-small" for r in embedded)
+    async with hub.app[SERVICES].db.system() as conn:
+        models = await conn.fetch(
+            "SELECT DISTINCT embedding_model FROM chunks c JOIN documents d"
+            " ON d.id = c.document_id WHERE d.company_id = $1",
+            uuid.UUID(owner.company_id),
         )
-        owner = await signup(hub)
-        embedder = hub.app[SERVICES].knowledge.embedder
-        embedder.dimension = 64  # the fake server's vectors are smaller than the real model's
-        await add(
-            hub, owner, b"Kayaks come with two paddles.\n\nTents sleep four people.", "gear.txt"
-        )
-        results = await search(
-            hub, owner, "how many paddles come with kayaks", mode="vector", limit=1
-        )
-        assert "paddles" in results[0]["content"]
-        embedded = [r for r in fake.requests if "input" in r]
-        assert embedded and all(r["model"] == "text-embedding-3-small" for r in embedded)
-        async with hub.app[SERVICES].db.system() as conn:
-            models = await conn.fetch(
-                "SELECT DISTINCT embedding_model FROM chunks c JOIN documents d"
-                " ON d.id = c.document_id WHERE d.company_id = $1",
-                uuid.UUID(owner.company_id),
-            )
-        assert [m["embedding_model"] for m in models] == ["text-embedding-3-small@chunks-v2"]
-    finally:
-        await fake.close()
+    assert [m["embedding_model"] for m in models] == ["text-embedding-3-small@chunks-v2"]
 
 
 async def test_the_cached_index_is_updated_in_place(client, account):

@@ -14,7 +14,7 @@ from agents_runtime.llm import (
     OpenAIChat,
     Passage,
 )
-from tests.fake_openai import Reply
+from fakes.openai import Reply
 
 
 def request(**changes) -> ChatRequest:

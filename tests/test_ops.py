@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 
-from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
 from hub.app import build_app
@@ -38,25 +37,23 @@ async def test_request_ids(client):
     assert odd.headers["X-Request-Id"] != "bad id\twith spaces"
 
 
-async def test_unexpected_error_is_a_500_with_request_id_and_no_trace(base_settings):
+async def test_unexpected_error_is_a_500_with_request_id_and_no_trace(
+    base_settings, aiohttp_client
+):
     app = build_app(base_settings)
 
     async def boom(request):
         raise RuntimeError("secret internals /etc/passwd")
 
     app.router.add_get("/boom", boom)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        response = await client.get("/boom")
-        assert response.status == 500
-        text = await response.text()
-        body = json.loads(text)
-        assert_error(body, "INTERNAL_ERROR")
-        assert body["details"]["request_id"] == response.headers["X-Request-Id"]
-        assert "secret internals" not in text and "Traceback" not in text
-    finally:
-        await client.close()
+    client = await aiohttp_client(app)
+    response = await client.get("/boom")
+    assert response.status == 500
+    text = await response.text()
+    body = json.loads(text)
+    assert_error(body, "INTERNAL_ERROR")
+    assert body["details"]["request_id"] == response.headers["X-Request-Id"]
+    assert "secret internals" not in text and "Traceback" not in text
 
 
 async def test_health(client, make_client, redis_url):

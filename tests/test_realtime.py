@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
+from fakes.openai import Reply
 from hub.services import SERVICES
-from tests.fake_openai import Reply
 from tests.helpers import SocketClient, signup
 
 ORIGIN = "https://shop.example.com"

@@ -14,8 +14,8 @@ number of examples per operation is bounded to keep the suite quick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,14 +28,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from agents_runtime.voice import models
+from bench.cluster import free_port
 from bench.security.requests import Requests, Unfillable, path_kinds
 from bench.security.target import Target
 from bench.security.tenants import Tenant, build_tenant
+from fakes.livekit import FakeLiveKit
+from fakes.serve import served
 from http_api.routes import api
 from http_api.routing import Route
 from hub.app import build_app
 from hub.config import Settings
-from tests.fake_livekit import FakeLiveKit
 
 EXAMPLES = 8
 
@@ -48,12 +50,6 @@ class LiveHub:
     run: Callable[[Awaitable], Any]  # runs a coroutine on the hub's loop
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_hub(database_url, tmp_root):
     from aiohttp import web
@@ -61,7 +57,7 @@ def live_hub(database_url, tmp_root):
     # The hub's loop runs in a thread: load the speech models on the main
     # thread first, as `serve` does (livekit registers its plugins there).
     models.load_speech()
-    port = _free_port()
+    port = free_port()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -71,8 +67,9 @@ def live_hub(database_url, tmp_root):
 
     # Voice routes talk to LiveKit: the Twirp stand-in plays it, so they are
     # fuzzed for real rather than answering 503 VOICE_NOT_CONFIGURED.
-    livekit = FakeLiveKit()
-    run(livekit.start())
+    # (served on this thread's loop: pytest-aiohttp's servers live on the test's)
+    voice = contextlib.AsyncExitStack()
+    livekit = run(voice.enter_async_context(served(FakeLiveKit())))
     hub_settings = Settings(
         database_url=database_url,
         jwt_secret=secrets.token_urlsafe(48),
@@ -99,7 +96,7 @@ def live_hub(database_url, tmp_root):
     yield LiveHub(url, tenant, Requests(target, tenant), run)
     run(target.session.close())
     run(runner.cleanup())
-    run(livekit.close())
+    run(voice.aclose())
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
 

@@ -4,11 +4,10 @@ and proof that its cross-tenant probe catches what it is there to catch."""
 from __future__ import annotations
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from bench.security import crosstenant
 from bench.security.suite import BASE_SETTINGS, CHECKS, run_check
-from bench.security.target import Target, livekit_stand_in
+from bench.security.target import Target
 from http_api.routing import Api, Call
 from hub.app import build_app
 from hub.errors import ApiError
@@ -72,16 +71,12 @@ async def gizmo(call: Call) -> dict:
     raise ApiError.not_found()
 
 
-async def test_the_probe_catches_leaks_writes_and_tells(base_settings):
-    async with livekit_stand_in() as voice:
-        app = build_app(base_settings.with_overrides(**BASE_SETTINGS, **voice))
-        flawed.install(app)
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        try:
-            result = await crosstenant.run(Target.of(client), routes=flawed.routes)
-        finally:
-            await client.close()
+async def test_the_probe_catches_leaks_writes_and_tells(base_settings, livekit, aiohttp_client):
+    # The voice routes answer for real (as the sweep's crosstenant.environment has them).
+    app = build_app(base_settings.with_overrides(**BASE_SETTINGS, **livekit.settings()))
+    flawed.install(app)
+    client = await aiohttp_client(app)
+    result = await crosstenant.run(Target.of(client), routes=flawed.routes)
     report = result.report()
     assert not result.ok
     expected = [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import Reply
+from fakes.openai import Reply
 from tests.helpers import signup
 
 NODE_DIR = Path(__file__).resolve().parent / "node"

@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from agents_runtime import runtime
 from agents_runtime.llm import OpenAIChat
 from agents_runtime.turns import TurnSettings
+from fakes.openai import Reply
 from hub.conversations import FAILURE_NOTICE, post_user_message, turn_job
 from hub.jobs import QueuePolicy, RedisStreamQueue
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
-from tests.fake_openai import Reply
 from tests.helpers import signup
 
 

@@ -1,6 +1,6 @@
 """The voice agent in livekit-agents' own text harness (AgentSession +
 session.run + RunResult.expect, no server), thinking through the real
-`openai` client against tests/fake_openai.py: it answers from the knowledge
+`openai` client against fakes/openai.py: it answers from the knowledge
 base, calls the chat's tools, and every utterance lands in the conversation."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from aiohttp import FormData
 
 from agents_runtime.llm import OfflineResponder, OpenAIChat
 from agents_runtime.voice.call import VoiceCall
+from fakes.openai import Reply
 from hub.conversations import set_takeover, start_conversation
 from hub.services import SERVICES
 from hub.store import agents
-from tests.fake_openai import Reply
 from tests.helpers import signup
 from tests.test_knowledge import processed
 

@@ -1,6 +1,6 @@
 """Voice on LiveKit, the hub's side: join tokens (checked with LiveKit's own
 TokenVerifier), agent dispatch and SIP phone numbers (checked against the
-Twirp stand-in in tests/fake_livekit.py, which validates each request)."""
+Twirp stand-in in fakes/livekit.py, which validates each request)."""
 
 from __future__ import annotations
 

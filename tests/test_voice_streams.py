@@ -16,12 +16,12 @@ import pytest
 from aiohttp import FormData, WSMsgType
 
 from agents_runtime.voice import models, speech
+from fakes.voice_line import Line, silence, start_twilio_stream, synthesize, transcribe
 from hub.services import SERVICES
 from hub.voice import twilio
 from tests.conftest import start_client
 from tests.helpers import assert_error, signup, wait_for
 from tests.test_knowledge import processed
-from tests.voice_line import Line, silence, start_twilio_stream, synthesize, transcribe
 
 POLICY = (
     "Our refund policy: customers may return any product within thirty days "

@@ -11,14 +11,14 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import expect
 
+from bench.cluster import free_port
+from fakes.openai import Reply
 from hub.app import build_app
 from hub.conversations import post_staff_message, update_conversation
 from hub.services import SERVICES, Services
-from tests.fake_openai import Reply
-from tests.helpers import ARTIFACTS, free_port
+from tests.helpers import ARTIFACTS
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Site:
 
 
 @pytest.fixture
-async def demo_site(fake, base_settings, tmp_path):
+async def demo_site(fake, base_settings, tmp_path, aiohttp_client):
     """The hub with its demo, on a known port so the demo key allows the page's origin."""
     tmp_path.chmod(0o755)
     port = free_port()
@@ -39,10 +39,8 @@ async def demo_site(fake, base_settings, tmp_path):
         openai_api_key="sk-test",
         openai_base_url=fake.base_url,
     )
-    client = TestClient(TestServer(build_app(settings), port=port))
-    await client.start_server()
-    yield Site(f"http://127.0.0.1:{port}", client.app[SERVICES])
-    await client.close()
+    client = await aiohttp_client(build_app(settings), server_kwargs={"port": port})
+    return Site(f"http://127.0.0.1:{port}", client.app[SERVICES])
 
 
 async def test_chat_streams_survives_a_reload_and_never_injects(demo_site, browser, fake):

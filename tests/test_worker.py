@@ -13,17 +13,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from agents_runtime import runtime
+from fakes.openai import Reply
 from hub.conversations import post_user_message
 from hub.services import close_services, open_services
 from hub.store import companies, conversations
-from tests.fake_openai import FakeOpenAI, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def test_sigterm_finishes_the_turn_in_flight(base_settings, redis_url):
-    fake = FakeOpenAI()
-    await fake.start()
+async def test_sigterm_finishes_the_turn_in_flight(fake, base_settings, redis_url):
     prefix = f"worker-{uuid.uuid4().hex[:8]}"
     settings = base_settings.with_overrides(redis_url=redis_url, redis_prefix=prefix)
     web = await open_services(
@@ -89,7 +87,6 @@ async def test_sigterm_finishes_the_turn_in_flight(base_settings, redis_url):
             worker.kill()
             await worker.wait()
         await close_services(web)
-        await fake.close()
         client = aioredis.from_url(redis_url)
         await client.delete(f"{prefix}:jobs")
         await client.aclose()

@@ -12,16 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from agents_runtime import runtime
+from fakes.openai import Reply
 from hub import jsoncodec
 from hub.conversations import start_conversation
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
 from hub.store import workflows as workflow_store
 from hub.workflows import event_job, run_job, signature
-from tests.fake_openai import Reply
 from tests.helpers import signup
 from tests.test_public import ORIGIN, make_agent, make_key, start
 from tests.workflow_helpers import (
@@ -61,8 +60,12 @@ class Receiver:
         self.requests: list[tuple[dict, bytes]] = []
         self.statuses: list[int] = []
         self.delay = 0.0
-        self.server = TestServer(web.Application())
-        self.server.app.router.add_route("*", "/hook", self._hook)
+        self.url: str | None = None  # its /hook, once served
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/hook", self._hook)
+        return app
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.requests.append((dict(request.headers), await request.read()))
@@ -71,17 +74,13 @@ class Receiver:
         status = self.statuses.pop(0) if self.statuses else 200
         return web.json_response({"id": "remote-7", "ok": status == 200}, status=status)
 
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/hook"))
-
 
 @pytest.fixture
-async def receiver():
+async def receiver(aiohttp_server):
     receiver = Receiver()
-    await receiver.server.start_server()
-    yield receiver
-    await receiver.server.close()
+    server = await aiohttp_server(receiver.app())
+    receiver.url = str(server.make_url("/hook"))
+    return receiver
 
 
 async def site(client, account):

@@ -15,6 +15,8 @@ import socketio
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from fakes.livekit import FakeLiveKit
+from fakes.serve import served
 from hub.config import Settings
 from hub.services import SERVICES
 
@@ -138,16 +140,10 @@ class Target:
 @asynccontextmanager
 async def livekit_stand_in(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
     """Settings for a hub whose voice routes work: LiveKit's server API played
-    by the tests' stand-in (no LiveKit server runs here), so they are attacked
-    for real rather than answering 503."""
-    from tests.fake_livekit import FakeLiveKit
-
-    livekit = FakeLiveKit()
-    await livekit.start()
-    try:
+    by fakes/livekit.py's stand-in (no LiveKit server runs here), so they are
+    attacked for real rather than answering 503."""
+    async with served(FakeLiveKit()) as livekit:
         yield livekit.settings()
-    finally:
-        await livekit.close()
 
 
 async def connect_socket(

@@ -26,12 +26,12 @@ from typing import Any
 import jwt
 import orjson
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.security.target import Result, Target, connect_socket
 from bench.security.tenants import Tenant, build_tenant, signup
+from fakes.serve import served
 from hub.visitors import CONVERSATION_AUDIENCE
 from hub.voice import claims as call_claims
 
@@ -44,7 +44,7 @@ class Jwks:
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.server: TestServer | None = None
+        self.url: str | None = None  # where it is served
 
     @property
     def public_pem(self) -> bytes:
@@ -52,7 +52,7 @@ class Jwks:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    async def start(self) -> str:
+    def app(self) -> web.Application:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         keys = {"keys": [{**jwk, "kid": KID, "alg": "RS256", "use": "sig"}]}
 
@@ -61,13 +61,7 @@ class Jwks:
 
         app = web.Application()
         app.router.add_get("/jwks.json", serve)
-        self.server = TestServer(app)
-        await self.server.start_server()
-        return str(self.server.make_url("/jwks.json"))
-
-    async def close(self) -> None:
-        if self.server is not None:
-            await self.server.close()
+        return app
 
 
 _JWKS: Jwks | None = None
@@ -76,12 +70,8 @@ _JWKS: Jwks | None = None
 @asynccontextmanager
 async def environment(bounded: bool = True) -> AsyncIterator[dict[str, Any]]:
     global _JWKS
-    _JWKS = Jwks()
-    url = await _JWKS.start()
-    try:
-        yield {"jwt_jwks_url": url, "jwt_issuer": ISSUER}
-    finally:
-        await _JWKS.close()
+    async with served(Jwks()) as _JWKS:
+        yield {"jwt_jwks_url": f"{_JWKS.url}/jwks.json", "jwt_issuer": ISSUER}
 
 
 def _b64(data: bytes) -> str:

@@ -7,7 +7,8 @@ for the tests. It validates what a real server would refuse: the token's
 signature and grants for each call, the protobuf body, required fields, and
 references between objects (a rule's trunk must exist; a number may be on one
 trunk only). It keeps state, so listing shows what was created, and records
-every request for assertions. `fail_next` scripts an error.
+every request for assertions. `fail_next` scripts an error. Served as
+fakes/__init__.py says.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.api.access_token import Claims
@@ -50,14 +50,10 @@ class FakeLiveKit:
     rules: dict[str, api.SIPDispatchRuleInfo] = field(default_factory=dict)
     deleted_rooms: list[str] = field(default_factory=list)
     failures: dict[str, Refused] = field(default_factory=dict)
-    server: TestServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("")).rstrip("/")
+    url: str | None = None  # where it is served
 
     def settings(self) -> dict[str, str]:
+        assert self.url is not None, "serve app() first"
         return {
             "livekit_url": self.url,
             "livekit_api_key": self.api_key,
@@ -70,15 +66,10 @@ class FakeLiveKit:
     def calls(self, method: str) -> list[Request]:
         return [r for r in self.requests if r.method == method]
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/twirp/livekit.{service}/{method}", self._handle)
-        self.server = TestServer(app)
-        await self.server.start_server()
-
-    async def close(self) -> None:
-        if self.server is not None:
-            await self.server.close()
+        return app
 
     # -- the protocol ---------------------------------------------------------
 

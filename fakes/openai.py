@@ -1,9 +1,11 @@
-"""A small OpenAI-compatible HTTP server for tests.
+"""A small OpenAI-compatible HTTP server, the model for the tests and the
+benchmarks.
 
 It speaks `POST /v1/chat/completions` with `stream: true` the way OpenAI does
 (server-sent events, a final usage chunk when `stream_options.include_usage`,
 `[DONE]`), so the hub is tested through the real `openai` client. Tests
-script what it answers next; it records every request it receives.
+script what it answers next; it records every request it receives. Served
+as fakes/__init__.py says.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 
 @dataclass
@@ -42,7 +43,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.script: deque[Reply] = deque()
         self.default = Reply(text="Fake answer.")
-        self.server: TestServer | None = None
+        self.url: str | None = None  # where it is served
 
     def then(self, *replies: Reply) -> FakeOpenAI:
         self.script.extend(replies)
@@ -50,19 +51,14 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("/v1"))
+        assert self.url is not None, "serve app() first"
+        return f"{self.url}/v1"
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        self.server = TestServer(app)
-        await self.server.start_server()
-
-    async def close(self) -> None:
-        if self.server is not None:
-            await self.server.close()
+        return app
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         """Deterministic vectors: texts sharing words get similar vectors."""
