@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder
+from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder, complete
 from hub.services import Services
 from hub.store import conversations, messages
 from hub.store import usage as model_usage
@@ -119,9 +119,6 @@ class Summarizer:
             temperature=0,
             max_tokens=300,
         )
-        completion = None
-        async for item in self.llm.stream(request):
-            if isinstance(item, Completion):
-                completion = item
+        completion = await complete(self.llm, request)
         text = completion.text if completion is not None else ""
         return text.strip()[:MAX_CHARS], completion

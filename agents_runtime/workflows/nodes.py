@@ -21,7 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
-from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder
+from agents_runtime.llm import LLM, ChatRequest, Completion, OfflineResponder, complete
 from agents_runtime.workflows.conditions import evaluate
 from agents_runtime.workflows.webhook import WebhookError, WebhookSender
 from hub import crm, jsoncodec
@@ -390,10 +390,7 @@ async def _ask(step: Step, model: str, system: str, text: str) -> Completion:
         temperature=0,
         max_tokens=300,
     )
-    completion = None
-    async for item in step.llm.stream(request):
-        if isinstance(item, Completion):
-            completion = item
+    completion = await complete(step.llm, request)
     if completion is None:
         raise NodeError("the model gave no answer")
     return completion
