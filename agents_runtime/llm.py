@@ -60,6 +60,16 @@ class Completion:
     finish_reason: str | None = None
 
 
+async def complete(llm: LLM, request: ChatRequest) -> Completion | None:
+    """The whole answer, for a caller with no use for tokens as they come:
+    the stream's closing Completion (None if the stream ends without one)."""
+    completion = None
+    async for item in llm.stream(request):
+        if isinstance(item, Completion):
+            completion = item
+    return completion
+
+
 class LLMError(Exception):
     """The model could not give an answer; the message says why, for the record."""
 

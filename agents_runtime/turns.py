@@ -128,8 +128,8 @@ class TurnRunner:
                 return False
             if conversation["ai_paused"] or conversation["agent_id"] is None:
                 return False
-            agent = await agents.get(conn, conversation["agent_id"])
-            if agent is None or not agent["enabled"]:
+            agent = await agents.get_enabled(conn, conversation["agent_id"])
+            if agent is None:
                 return False
             history = await messages.window(
                 conn,

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from hub.db import Database
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.events import Event
 from hub.jobs import Job, enqueue_committed
 from hub.notifications import notify
@@ -99,9 +99,7 @@ async def post_user_message(
 
     Only into an active conversation; a retried client_id stores and queues
     nothing new."""
-    conversation = await conversations.get(conn, conversation_id)
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
+    conversation = found(await conversations.get(conn, conversation_id), "Conversation")
     if conversation["status"] != "active":
         raise ApiError.conflict("The conversation has ended", status=conversation["status"])
     message, created = await append_message(
@@ -202,9 +200,7 @@ async def post_staff_message(
     client_id: str | None = None,
 ) -> dict[str, Any]:
     """A staff member writes into an active conversation (`sender_type: human`)."""
-    conversation = await conversations.get(conn, conversation_id)
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
+    conversation = found(await conversations.get(conn, conversation_id), "Conversation")
     if conversation["status"] != "active":
         raise ApiError.conflict(
             f"The conversation is {conversation['status']}", status=conversation["status"]
@@ -234,9 +230,9 @@ async def set_takeover(
 ) -> dict[str, Any]:
     """A person takes over (the AI falls silent, a turn in flight stops) or
     hands back to the AI."""
-    conversation = await conversations.set_ai_paused(conn, conversation_id, taken)
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
+    conversation = found(
+        await conversations.set_ai_paused(conn, conversation_id, taken), "Conversation"
+    )
     data = {"conversation_id": conversation_id, "by": "staff", "user_id": user_id}
     kind = "conversation.takeover" if taken else "conversation.release"
     db.publish_after_commit(conn, Event(kind, company_id, data))

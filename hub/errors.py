@@ -4,7 +4,9 @@ and on the voice sockets before they close."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -66,3 +68,18 @@ class ApiError(Exception):
     @classmethod
     def unavailable(cls, message: str, code: str = "SERVICE_UNAVAILABLE") -> ApiError:
         return cls(503, code, message, headers={"Retry-After": "5"})
+
+
+def found(value: T | None, what: str, **details: Any) -> T:
+    """`value`, or the 404 for `what` when the store found no row (None) or
+    touched none (a delete or revoke that answers False):
+
+        agent = found(await agents.get(conn, agent_id), "Agent")
+        found(await agents.delete(conn, agent_id), "Agent")
+
+    A row the caller may not use is best not found by the query at all
+    (`agents.get_enabled`); a rule with more than one answer (404 or 409) stays
+    written out where it is read."""
+    if value is None or value is False:
+        raise ApiError.not_found(what, **details)
+    return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,6 +47,8 @@ TriggerType = Literal[
 Channel = Literal["chat", "voice", "phone"]
 Stage = Literal["lead", "qualified", "proposal", "negotiation", "closed_won", "closed_lost"]
 ContactField = Literal["email", "phone", "first_name", "last_name", "company_name", "tags"]
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_NODES = 100
 MAX_EDGES = 200
@@ -476,6 +478,17 @@ def _topological(ids: list[str], edges: list[dict[str, Any]]) -> list[str]:
     return order
 
 
+def _parse_each(model: type[M], raws: list, prefix: str, fields: dict[str, str]) -> list[M]:
+    """Each item parsed; the failures go into `fields` as `<prefix>.<index>...`."""
+    parsed: list[M] = []
+    for index, raw in enumerate(raws):
+        try:
+            parsed.append(model.model_validate(raw))
+        except ValidationError as exc:
+            fields.update(_field_errors(f"{prefix}.{index}", exc))
+    return parsed
+
+
 def _field_errors(prefix: str, exc: ValidationError) -> dict[str, str]:
     errors = {}
     for error in exc.errors(include_url=False):
@@ -516,18 +529,8 @@ def validate(
         fields["edges"] = f"must be a list of at most {MAX_EDGES} edges"
         raise fail()
 
-    parsed_nodes: list[Node] = []
-    for index, raw in enumerate(nodes):
-        try:
-            parsed_nodes.append(Node.model_validate(raw))
-        except ValidationError as exc:
-            fields.update(_field_errors(f"nodes.{index}", exc))
-    parsed_edges: list[Edge] = []
-    for index, raw in enumerate(edges):
-        try:
-            parsed_edges.append(Edge.model_validate(raw))
-        except ValidationError as exc:
-            fields.update(_field_errors(f"edges.{index}", exc))
+    parsed_nodes = _parse_each(Node, nodes, "nodes", fields)
+    parsed_edges = _parse_each(Edge, edges, "edges", fields)
     if fields:
         raise fail()
 

@@ -420,6 +420,27 @@ async def test_browser_refusals_and_limits(hub, tenant):
     assert await messages(hub, account, third["id"]) == []
 
 
+async def test_a_disabled_agent_takes_no_browser_call(hub, tenant):
+    account, agent = tenant[0], tenant[1]
+    call = await voice_conversation(hub, tenant)
+
+    async def enable(on: bool) -> None:
+        response = await hub.patch(
+            f"/api/agents/{agent['id']}", json={"enabled": on}, headers=account.headers
+        )
+        assert response.status == 200, await response.text()
+
+    await enable(False)
+    try:
+        ws = await hub.ws_connect(f"/public/voice/ws?token={call['token']}")
+        error, code, _ = await refused(ws)
+        assert error["code"] == "NOT_FOUND" and error["error"] == "Agent not found"
+        assert code == 4404
+    finally:
+        await enable(True)
+    assert (await conversation(hub, account, call["id"]))["status"] == "active"
+
+
 async def test_audio_faster_than_real_time_is_refused(hub, tenant):
     account = tenant[0]
     started = await voice_conversation(hub, tenant)

@@ -91,8 +91,8 @@ async def _prepare(
     phone call's is created now, if the number still routes to that company."""
     db = services.db
     async with db.tenant(claims.company_id) as conn:
-        agent = await agents.get(conn, claims.agent_id)
-        if agent is None or not agent["enabled"]:
+        agent = await agents.get_enabled(conn, claims.agent_id)
+        if agent is None:
             return None
         if claims.conversation_id is not None:
             conversation = await conversations.get(conn, claims.conversation_id)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, HttpUrl, StringConstraints
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel, omittable
-from hub.errors import ApiError
+from hub.errors import found
 from hub.inputs import Integer, JsonObject
 from hub.store import agents
 
@@ -107,29 +107,20 @@ async def list_agents(call: Call) -> dict:
 async def get_agent(call: Call) -> dict:
     """One agent."""
     async with call.tenant() as conn:
-        agent = await agents.get(conn, call.params["id"])
-    if agent is None:
-        raise ApiError.not_found("Agent")
-    return agent
+        return found(await agents.get(conn, call.params["id"]), "Agent")
 
 
 @api.patch("/api/agents/{id}", body=AgentUpdate, response=Agent, tags=("agents",))
 async def update_agent(call: Call) -> dict:
     """Change some of an agent's fields."""
+    changes = call.body.model_dump(mode="json", exclude_unset=True)
     async with call.tenant() as conn:
-        agent = await agents.update(
-            conn, call.params["id"], call.body.model_dump(mode="json", exclude_unset=True)
-        )
-    if agent is None:
-        raise ApiError.not_found("Agent")
-    return agent
+        return found(await agents.update(conn, call.params["id"], changes), "Agent")
 
 
 @api.delete("/api/agents/{id}", roles=("owner", "admin"), response=Deleted, tags=("agents",))
 async def delete_agent(call: Call) -> dict:
     """Delete an agent (owners and admins)."""
     async with call.tenant() as conn:
-        deleted = await agents.delete(conn, call.params["id"])
-    if not deleted:
-        raise ApiError.not_found("Agent")
+        found(await agents.delete(conn, call.params["id"]), "Agent")
     return {"id": call.params["id"]}

@@ -12,7 +12,7 @@ from http_api.routes import api
 from http_api.routing import Call
 from http_api.schemas import DateRange, Message, NewMessage, QueryModel, RequestModel, omittable
 from hub.conversations import post_staff_message, update_conversation
-from hub.errors import ApiError
+from hub.errors import found
 from hub.inputs import MAX_SEQ, JsonObject
 from hub.store import conversations, messages
 
@@ -99,10 +99,7 @@ async def list_conversations(call: Call) -> dict:
 async def get_conversation(call: Call) -> dict:
     """One conversation."""
     async with call.tenant() as conn:
-        conversation = await conversations.get(conn, call.params["id"])
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
-    return conversation
+        return found(await conversations.get(conn, call.params["id"]), "Conversation")
 
 
 @api.patch(
@@ -122,9 +119,7 @@ async def patch_conversation(call: Call) -> dict:
             fields=call.body.model_dump(exclude_unset=True),
             by="staff",
         )
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
-    return conversation
+    return found(conversation, "Conversation")
 
 
 @api.get(
@@ -137,8 +132,7 @@ async def list_messages(call: Call) -> dict:
     """Messages in order; `after_seq` to resume, `before_seq` to scroll back."""
     q: MessageQuery = call.query
     async with call.tenant() as conn:
-        if await conversations.get(conn, call.params["id"]) is None:
-            raise ApiError.not_found("Conversation")
+        found(await conversations.get(conn, call.params["id"]), "Conversation")
         rows = await messages.page(
             conn, call.params["id"], limit=q.limit, after_seq=q.after_seq, before_seq=q.before_seq
         )

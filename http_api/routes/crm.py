@@ -13,7 +13,7 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import Page, RequestModel, omittable
 from hub import crm
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.inputs import Integer, JsonObject
 from hub.store import contacts, deals
 
@@ -172,9 +172,7 @@ async def create_contact(call: Call) -> dict:
 async def get_contact(call: Call) -> dict:
     """A contact with their conversations and deals."""
     async with call.tenant() as conn:
-        contact = await contacts.get(conn, call.params["id"])
-        if contact is None:
-            raise ApiError.not_found("Contact")
+        contact = found(await contacts.get(conn, call.params["id"]), "Contact")
         contact["conversations"] = await contacts.conversations_of(conn, contact["id"])
         contact["deals"] = await deals.for_contact(conn, contact["id"])
     return contact
@@ -191,17 +189,14 @@ async def update_contact(call: Call) -> dict:
         contact = await crm.update_contact(
             call.services.db, conn, company_id, call.params["id"], changes
         )
-    if contact is None:
-        raise ApiError.not_found("Contact")
-    return contact
+    return found(contact, "Contact")
 
 
 @api.delete("/api/crm/contacts/{id}", response=Deleted, tags=("crm",))
 async def delete_contact(call: Call) -> dict:
     """Delete a contact (their conversations stay, without the link)."""
     async with call.tenant() as conn:
-        if not await contacts.delete(conn, call.params["id"]):
-            raise ApiError.not_found("Contact")
+        found(await contacts.delete(conn, call.params["id"]), "Contact")
     return {"id": call.params["id"]}
 
 
@@ -244,10 +239,7 @@ async def create_deal(call: Call) -> dict:
 async def get_deal(call: Call) -> dict:
     """One deal."""
     async with call.tenant() as conn:
-        deal = await deals.get(conn, call.params["id"])
-    if deal is None:
-        raise ApiError.not_found("Deal")
-    return deal
+        return found(await deals.get(conn, call.params["id"]), "Deal")
 
 
 @api.patch("/api/crm/deals/{id}", body=DealUpdate, response=Deal, tags=("crm",))
@@ -260,15 +252,12 @@ async def update_deal(call: Call) -> dict:
         deal = await crm.update_deal(
             call.services.db, conn, call.user.company_id, call.params["id"], changes
         )
-    if deal is None:
-        raise ApiError.not_found("Deal")
-    return deal
+    return found(deal, "Deal")
 
 
 @api.delete("/api/crm/deals/{id}", response=Deleted, tags=("crm",))
 async def delete_deal(call: Call) -> dict:
     """Delete a deal."""
     async with call.tenant() as conn:
-        if not await deals.delete(conn, call.params["id"]):
-            raise ApiError.not_found("Deal")
+        found(await deals.delete(conn, call.params["id"]), "Deal")
     return {"id": call.params["id"]}

@@ -10,7 +10,7 @@ from http_api.routing import Call
 from http_api.schemas import RequestModel
 from hub import gdpr as data_protection
 from hub import jsoncodec
-from hub.errors import ApiError
+from hub.errors import found
 from hub.store import gdpr
 
 
@@ -35,11 +35,12 @@ def _download(body: bytes, name: str) -> web.Response:
 @api.get("/api/gdpr/contacts/{id}/export", tags=("gdpr",))
 async def export_contact(call: Call) -> web.Response:
     """Everything held about a contact, as a JSON download."""
-    data = await data_protection.export_contact(
-        call.services.db, call.user.company_id, call.params["id"]
+    data = found(
+        await data_protection.export_contact(
+            call.services.db, call.user.company_id, call.params["id"]
+        ),
+        "Contact",
     )
-    if data is None:
-        raise ApiError.not_found("Contact")
     return _download(jsoncodec.dumps(data), f"contact-{call.params['id']}.json")
 
 
@@ -48,9 +49,7 @@ async def erase_contact(call: Call) -> dict:
     """Erase a contact and what their conversations said; counts stay."""
     async with call.tenant() as conn:
         result = await gdpr.erase_contact(conn, call.params["id"])
-    if result is None:
-        raise ApiError.not_found("Contact")
-    return result
+    return found(result, "Contact")
 
 
 @api.get("/api/gdpr/export", roles=("owner",), tags=("gdpr",))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
-from hub.errors import ApiError
+from hub.errors import found
 from hub.events import Event
 from hub.store import agents, keys
 from hub.visitors import new_key, normalise_origin
@@ -46,11 +46,6 @@ class KeyList(BaseModel):
     keys: list[KeyInfo]
 
 
-async def _agent_exists(call: Call, conn) -> None:
-    if await agents.get(conn, call.params["id"]) is None:
-        raise ApiError.not_found("Agent")
-
-
 @api.post(
     "/api/agents/{id}/keys",
     roles=("owner", "admin"),
@@ -63,7 +58,7 @@ async def create_key(call: Call) -> dict:
     """Create a publishable key for the agent; the key is shown only in this answer."""
     key, digest, prefix = new_key()
     async with call.tenant() as conn:
-        await _agent_exists(call, conn)
+        found(await agents.get(conn, call.params["id"]), "Agent")
         row = await keys.create(
             conn,
             company_id=call.user.company_id,
@@ -80,7 +75,7 @@ async def create_key(call: Call) -> dict:
 async def list_keys(call: Call) -> dict:
     """The agent's active keys (without the keys themselves)."""
     async with call.tenant() as conn:
-        await _agent_exists(call, conn)
+        found(await agents.get(conn, call.params["id"]), "Agent")
         return {"keys": await keys.list_for_agent(conn, call.params["id"])}
 
 
@@ -88,8 +83,7 @@ async def list_keys(call: Call) -> dict:
 async def revoke_key(call: Call) -> dict:
     """Revoke a key: it stops working at once."""
     async with call.tenant() as conn:
-        if not await keys.revoke(conn, call.params["id"], call.params["key_id"]):
-            raise ApiError.not_found("Key")
+        found(await keys.revoke(conn, call.params["id"], call.params["key_id"]), "Key")
         # Sockets already connected with it are cut too, in every web process.
         call.services.db.publish_after_commit(
             conn, Event("key.revoked", call.user.company_id, {"key_id": call.params["key_id"]})

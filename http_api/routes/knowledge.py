@@ -13,7 +13,7 @@ from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.events import Event
 from hub.inputs import find_nul
 from hub.store import agents
@@ -179,9 +179,7 @@ async def list_documents(call: Call) -> dict:
 async def get_document(call: Call) -> dict:
     """A document with a preview of its chunks."""
     async with call.tenant() as conn:
-        document = await store.get_document(conn, call.params["id"])
-        if document is None:
-            raise ApiError.not_found("Document")
+        document = found(await store.get_document(conn, call.params["id"]), "Document")
         document["chunks"] = await store.chunk_preview(conn, document["id"])
     return document
 
@@ -192,8 +190,7 @@ async def delete_document(call: Call) -> dict:
     company_id = call.user.company_id
     async with call.tenant() as conn:
         removed = await store.vector_ids_of(conn, call.params["id"])
-        if not await store.delete_document(conn, call.params["id"]):
-            raise ApiError.not_found("Document")
+        found(await store.delete_document(conn, call.params["id"]), "Document")
         change = {"document_id": call.params["id"], "removed": removed, "added": []}
         call.services.db.publish_after_commit(conn, Event("knowledge.changed", company_id, change))
     # This process follows at once, before it answers; the others on the event.
@@ -205,9 +202,7 @@ async def delete_document(call: Call) -> dict:
 async def reprocess(call: Call) -> dict:
     """Process a document again (after a failure, or a change of embedding model)."""
     async with call.tenant() as conn:
-        document = await store.requeue(conn, call.params["id"])
-    if document is None:
-        raise ApiError.not_found("Document")
+        document = found(await store.requeue(conn, call.params["id"]), "Document")
     call.services.knowledge.wake()
     return document
 

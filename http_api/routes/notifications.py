@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from http_api.routes import api
 from http_api.routing import Call
 from http_api.schemas import Page
-from hub.errors import ApiError
+from hub.errors import found
 from hub.events import Event
 from hub.store import notifications
 
@@ -88,8 +88,9 @@ async def unread_count(call: Call) -> dict:
 async def read_one(call: Call) -> dict:
     """Mark one notification read."""
     async with call.tenant() as conn:
-        notification = await notifications.mark_read(conn, call.user.user_id, call.params["id"])
-        if notification is None:
-            raise ApiError.not_found("Notification")
+        notification = found(
+            await notifications.mark_read(conn, call.user.user_id, call.params["id"]),
+            "Notification",
+        )
         _read_event(call, conn)
     return notification

@@ -16,7 +16,7 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import NewMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.inputs import MAX_SEQ, Integer, JsonObject
 from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import agents, attachments, conversations, messages, ratings
@@ -94,10 +94,7 @@ async def _profile(call: Call, agent_id: UUID) -> dict[str, Any]:
     if key is None or agent_id != key.agent_id:  # a key speaks for its own agent only
         raise ApiError.not_found("Agent")
     async with call.services.db.tenant(key.company_id) as conn:
-        profile = await agents.public_profile(conn, agent_id)
-    if profile is None:
-        raise ApiError.not_found("Agent")
-    return profile
+        return found(await agents.public_profile(conn, agent_id), "Agent")
 
 
 @api.get("/public/agents/{id}", response=AgentProfile, **PUBLIC)
@@ -193,8 +190,7 @@ async def public_rating(call: Call) -> dict:
     """Rate the conversation 1–5; rating again replaces the rating."""
     grant = call.visitor
     async with call.services.db.tenant(grant.company_id) as conn:
-        if await conversations.get(conn, grant.conversation_id) is None:
-            raise ApiError.not_found("Conversation")
+        found(await conversations.get(conn, grant.conversation_id), "Conversation")
         return await ratings.upsert(
             conn,
             company_id=grant.company_id,
@@ -265,9 +261,7 @@ async def public_attachment(call: Call) -> web.Response:
     if not valid_signature(call.services.settings.jwt_secret, attachment_id, call.params["sig"]):
         raise ApiError.not_found("Attachment")
     async with call.services.db.system() as conn:
-        stored = await attachments.get(conn, attachment_id)
-    if stored is None:
-        raise ApiError.not_found("Attachment")
+        stored = found(await attachments.get(conn, attachment_id), "Attachment")
     return web.Response(
         body=stored["data"],
         content_type=stored["type"],

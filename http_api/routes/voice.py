@@ -14,10 +14,11 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import QueryModel, RequestModel
 from hub.conversations import start_conversation
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.store import agents, conversations, voice_numbers
 from hub.visitors import ConversationGrant, mint_conversation_token, verify_conversation_token
 from hub.voice import claims
+from hub.voice.conversations import joinable
 from hub.voice.livekit import LiveKit, configured, new_identity, require, room_for
 
 VOICE_ERRORS = (404, 409, 502, 503)
@@ -79,20 +80,11 @@ async def _voice_conversation(
     """The active voice conversation named, or a new one; (conversation, created)."""
     db = call.services.db
     async with db.tenant(company_id) as conn:
-        agent = await agents.get(conn, agent_id)
-        if agent is None or not agent["enabled"]:
-            raise ApiError.not_found("Agent")
+        found(await agents.get_enabled(conn, agent_id), "Agent")
         if conversation_id is not None:
-            conversation = await conversations.get(conn, conversation_id)
-            if conversation is None or conversation["agent_id"] != agent_id:
-                raise ApiError.not_found("Conversation")
-            if conversation["status"] != "active":
-                raise ApiError.conflict("The conversation has ended", status=conversation["status"])
-            if conversation["channel"] not in ("voice", "phone"):
-                raise ApiError.conflict(
-                    "Not a voice conversation: start one with channel voice",
-                    channel=conversation["channel"],
-                )
+            conversation = await joinable(
+                conn, conversation_id, agent_id=agent_id, channels=("voice", "phone")
+            )
             return conversation, False
         conversation = await start_conversation(
             db,
@@ -186,9 +178,7 @@ async def staff_token(call: Call) -> dict:
     require(call.services.settings)
     q: StaffTokenQuery = call.query
     async with call.tenant() as conn:
-        conversation = await conversations.get(conn, q.conversation_id)
-    if conversation is None:
-        raise ApiError.not_found("Conversation")
+        conversation = found(await conversations.get(conn, q.conversation_id), "Conversation")
     if conversation["channel"] not in ("voice", "phone"):
         raise ApiError.conflict("Not a voice conversation", channel=conversation["channel"])
     room = conversation["metadata"].get("livekit_room") or room_for(conversation["id"])
@@ -257,9 +247,7 @@ async def _route_number(
     LiveKit failure leaves the row as it was."""
     db = call.services.db
     async with db.tenant(company_id) as conn:
-        agent = await agents.get(conn, agent_id)
-        if agent is None:
-            raise ApiError.not_found("Agent")
+        found(await agents.get(conn, agent_id), "Agent")
         row = await voice_numbers.claim(conn, company_id, agent_id, number)
         if row is None:
             raise ApiError.conflict("This phone number is routed by another company")
@@ -346,8 +334,7 @@ async def _route_number_for_streams(call: Call, company_id: UUID, body: Deploy) 
     finds the agent through it; no LiveKit trunk or rule exists to update."""
     assert body.phone_number is not None
     async with call.tenant() as conn:
-        if await agents.get(conn, body.agent_id) is None:
-            raise ApiError.not_found("Agent")
+        found(await agents.get(conn, body.agent_id), "Agent")
         existing = await voice_numbers.find(conn, body.phone_number)
         row = await voice_numbers.claim(conn, company_id, body.agent_id, body.phone_number)
         if row is None:

@@ -30,13 +30,14 @@ from aiohttp import WSMsgType, web
 from http_api.routes import api
 from http_api.routing import Call
 from hub.conversations import start_conversation
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.events import Event
 from hub.ratelimit import count_socket_connect
 from hub.services import SERVICES, Services
-from hub.store import agents, conversations, voice_numbers
+from hub.store import agents, voice_numbers
 from hub.visitors import ConversationGrant, invalid_key, verify_visitor
 from hub.voice import twilio
+from hub.voice.conversations import joinable
 from hub.voice.slots import VoiceSlots
 
 log = logging.getLogger(__name__)
@@ -171,18 +172,9 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
 
 async def _browser_conversation(services: Services, grant: ConversationGrant) -> tuple[dict, dict]:
     async with services.db.tenant(grant.company_id) as conn:
-        conversation = await conversations.get(conn, grant.conversation_id)
-        agent = await agents.get(conn, grant.agent_id)
-    if conversation is None or conversation["agent_id"] != grant.agent_id:
-        raise ApiError.not_found("Conversation")
-    if agent is None or not agent["enabled"]:
-        raise ApiError.not_found("Agent")
-    if conversation["status"] != "active":
-        raise ApiError.conflict("The conversation has ended", status=conversation["status"])
-    if conversation["channel"] != "voice":
-        raise ApiError.conflict(
-            "Not a voice conversation: start one with channel voice",
-            channel=conversation["channel"],
+        agent = found(await agents.get_enabled(conn, grant.agent_id), "Agent")
+        conversation = await joinable(
+            conn, grant.conversation_id, agent_id=grant.agent_id, channels=("voice",)
         )
     return agent, conversation
 
@@ -232,12 +224,8 @@ async def twilio_incoming(call: Call) -> web.Response:
     if not call_sid:
         raise ApiError.validation({"CallSid": "required"})
     async with services.db.system() as conn:  # the number names the tenant
-        route = await voice_numbers.find(conn, called)
-        agent = await agents.get(conn, route["agent_id"]) if route else None
-    if route is None:
-        raise ApiError.not_found("Phone number", phone_number=called)
-    if agent is None or not agent["enabled"]:
-        raise ApiError.not_found("Agent")
+        route = found(await voice_numbers.find(conn, called), "Phone number", phone_number=called)
+        found(await agents.get_enabled(conn, route["agent_id"]), "Agent")
     grant = twilio.StreamGrant(
         route["company_id"], route["agent_id"], call_sid, called, params.get("From")
     )
@@ -335,9 +323,7 @@ async def _routed_agent(services: Services, grant: twilio.StreamGrant) -> dict:
     """The number must still route to the agent the webhook named."""
     async with services.db.tenant(grant.company_id) as conn:
         route = await voice_numbers.find(conn, grant.called)
-        agent = await agents.get(conn, grant.agent_id)
+        agent = await agents.get_enabled(conn, grant.agent_id)
     if route is None or route["agent_id"] != grant.agent_id:
         raise ApiError.forbidden("The number no longer routes to this agent")
-    if agent is None or not agent["enabled"]:
-        raise ApiError.not_found("Agent")
-    return agent
+    return found(agent, "Agent")

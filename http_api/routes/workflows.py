@@ -17,7 +17,7 @@ from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import QueryModel, RequestModel, omittable
 from hub import jsoncodec
-from hub.errors import ApiError
+from hub.errors import ApiError, found
 from hub.inputs import JsonObject, find_nul
 from hub.jobs import enqueue_committed
 from hub.store import workflows as store
@@ -148,13 +148,6 @@ def _checked(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "trigger_config": config, "nodes": nodes, "edges": edges}
 
 
-async def _get(conn, workflow_id: UUID) -> dict[str, Any]:
-    workflow = await store.get(conn, workflow_id)
-    if workflow is None:
-        raise ApiError.not_found("Workflow")
-    return workflow
-
-
 @api.get("/api/workflows", response=WorkflowList, tags=TAGS)
 async def list_workflows(call: Call) -> dict:
     """List the company's workflows."""
@@ -182,7 +175,7 @@ async def create_workflow(call: Call) -> dict:
 async def get_workflow(call: Call) -> dict:
     """One workflow."""
     async with call.tenant() as conn:
-        return _view(await _get(conn, call.params["id"]))
+        return _view(found(await store.get(conn, call.params["id"]), "Workflow"))
 
 
 @api.patch("/api/workflows/{id}", body=WorkflowUpdate, response=Workflow, tags=TAGS)
@@ -191,7 +184,7 @@ async def update_workflow(call: Call) -> dict:
     and makes a new version (executions already running keep the graph they started with)."""
     changes = call.body.model_dump(exclude_unset=True)
     async with call.tenant() as conn:
-        current = await _get(conn, call.params["id"])
+        current = found(await store.get(conn, call.params["id"]), "Workflow")
         merged = {**current, **changes}
         if {"trigger_type", "trigger_config", "nodes", "edges"} & changes.keys():
             checked = _checked(merged)
@@ -206,8 +199,7 @@ async def update_workflow(call: Call) -> dict:
 async def delete_workflow(call: Call) -> dict:
     """Delete a workflow and its executions (owners and admins)."""
     async with call.tenant() as conn:
-        if not await store.delete(conn, call.params["id"]):
-            raise ApiError.not_found("Workflow")
+        found(await store.delete(conn, call.params["id"]), "Workflow")
     return {"id": call.params["id"]}
 
 
@@ -219,7 +211,7 @@ async def test_workflow(call: Call) -> dict:
     if engine is None:
         raise ApiError.unavailable("The workflow engine is not running")
     async with call.tenant() as conn:
-        workflow = await _get(conn, call.params["id"])
+        workflow = found(await store.get(conn, call.params["id"]), "Workflow")
     return await engine.test(call.user.company_id, workflow, call.body.testData)
 
 
@@ -227,7 +219,7 @@ async def test_workflow(call: Call) -> dict:
 async def list_executions(call: Call) -> dict:
     """The workflow's latest executions, newest first, each with its per-node trace."""
     async with call.tenant() as conn:
-        await _get(conn, call.params["id"])
+        found(await store.get(conn, call.params["id"]), "Workflow")
         return {"executions": await store.executions(conn, call.params["id"], call.query.limit)}
 
 
@@ -236,9 +228,7 @@ async def get_execution(call: Call) -> dict:
     """One execution."""
     async with call.tenant() as conn:
         execution = await store.get_execution(conn, call.params["id"], call.params["execution_id"])
-    if execution is None:
-        raise ApiError.not_found("Execution")
-    return execution
+    return found(execution, "Execution")
 
 
 @api.post(

@@ -51,6 +51,12 @@ async def get(conn: asyncpg.Connection, agent_id: UUID) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
+async def get_enabled(conn: asyncpg.Connection, agent_id: UUID) -> dict[str, Any] | None:
+    """The agent if it may take calls and visitors now; a disabled one is not found."""
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM agents WHERE id = $1 AND enabled", agent_id)
+    return dict(row) if row else None
+
+
 async def update(
     conn: asyncpg.Connection, agent_id: UUID, fields: dict[str, Any]
 ) -> dict[str, Any] | None:

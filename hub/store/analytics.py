@@ -94,16 +94,24 @@ async def timeline(
     return [dict(r) for r in rows]
 
 
-async def by_channel(
-    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
-) -> dict[str, int]:
+async def _conversations_by(
+    conn: asyncpg.Connection, column: str, company_id: UUID, start: datetime, end: datetime
+) -> dict[Any, int]:
+    """Conversations started in the range, counted per value of `column` (ours, not a client's)."""
     rows = await conn.fetch(
-        f"SELECT channel, count(*) AS n FROM conversations WHERE {_IN_RANGE} GROUP BY channel",
+        f"SELECT {column} AS value, count(*) AS n FROM conversations"
+        f" WHERE {_IN_RANGE} GROUP BY {column}",
         company_id,
         start,
         end,
     )
-    return {r["channel"]: r["n"] for r in rows}
+    return {r["value"]: r["n"] for r in rows}
+
+
+async def by_channel(
+    conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
+) -> dict[str, int]:
+    return await _conversations_by(conn, "channel", company_id, start, end)
 
 
 async def token_usage(
@@ -136,13 +144,7 @@ async def token_usage(
 async def conversations_per_agent(
     conn: asyncpg.Connection, company_id: UUID, start: datetime, end: datetime
 ) -> dict[UUID, int]:
-    rows = await conn.fetch(
-        f"SELECT agent_id, count(*) AS n FROM conversations WHERE {_IN_RANGE} GROUP BY agent_id",
-        company_id,
-        start,
-        end,
-    )
-    return {r["agent_id"]: r["n"] for r in rows}
+    return await _conversations_by(conn, "agent_id", company_id, start, end)
 
 
 async def response_time_per_agent(

@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from hub.store import paging
+
 COLUMNS = (
     "id, email, first_name, last_name, company_name, phone, tags, metadata, created_at, updated_at"
 )
@@ -25,16 +27,16 @@ async def page(
 ) -> tuple[list[dict[str, Any]], int]:
     where = f"company_id = $1 AND ($2::text IS NULL OR {_SEARCH} LIKE $2)"
     pattern = _like(search) if search else None
-    rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM contacts WHERE {where}
-            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4""",
-        company_id,
-        pattern,
-        limit,
-        offset,
+    return await paging.page(
+        conn,
+        "contacts",
+        COLUMNS,
+        where,
+        (company_id, pattern),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(f"SELECT count(*) FROM contacts WHERE {where}", company_id, pattern)
-    return [dict(r) for r in rows], total
 
 
 async def create(

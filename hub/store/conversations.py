@@ -6,6 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
+from hub.store import paging
+
 COLUMNS = (
     "id, agent_id, contact_id, channel, status, started_at, ended_at, last_message_at,"
     " tags, metadata, ai_paused, handoff_requested_at"
@@ -73,15 +75,16 @@ async def page(
         started_before,
         waiting,
     )
-    rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM conversations WHERE {where}
-            ORDER BY started_at DESC, id DESC LIMIT $9 OFFSET $10""",
-        *args,
-        limit,
-        offset,
+    return await paging.page(
+        conn,
+        "conversations",
+        COLUMNS,
+        where,
+        args,
+        order_by="started_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(f"SELECT count(*) FROM conversations WHERE {where}", *args)
-    return [dict(r) for r in rows], total
 
 
 async def update(

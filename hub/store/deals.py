@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from hub.store import paging
+
 COLUMNS = (
     "id, contact_id, title, value, currency, stage, probability, expected_close_date, metadata,"
     " created_at, updated_at, closed_at"
@@ -33,15 +35,16 @@ async def page(
     where = """company_id = $1 AND ($2::text IS NULL OR stage = $2)
                AND ($3::uuid IS NULL OR contact_id = $3)"""
     args = (company_id, stage, contact_id)
-    rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM deals WHERE {where}
-            ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5""",
-        *args,
-        limit,
-        offset,
+    return await paging.page(
+        conn,
+        "deals",
+        COLUMNS,
+        where,
+        args,
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(f"SELECT count(*) FROM deals WHERE {where}", *args)
-    return [dict(r) for r in rows], total
 
 
 async def create(conn: asyncpg.Connection, company_id: UUID, fields: dict[str, Any]) -> dict:

@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from hub.store import paging
+
 COLUMNS = "id, user_id, type, title, body, data, read, read_at, created_at"
 
 
@@ -12,16 +14,16 @@ async def page(
     conn: asyncpg.Connection, user_id: UUID, *, limit: int, offset: int, read: bool | None
 ) -> tuple[list[dict[str, Any]], int]:
     where = "user_id = $1 AND ($2::boolean IS NULL OR read = $2)"
-    rows = await conn.fetch(
-        f"""SELECT {COLUMNS} FROM notifications WHERE {where}
-            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4""",
-        user_id,
-        read,
-        limit,
-        offset,
+    return await paging.page(
+        conn,
+        "notifications",
+        COLUMNS,
+        where,
+        (user_id, read),
+        order_by="created_at DESC, id DESC",
+        limit=limit,
+        offset=offset,
     )
-    total = await conn.fetchval(f"SELECT count(*) FROM notifications WHERE {where}", user_id, read)
-    return [dict(r) for r in rows], total
 
 
 async def mark_read(

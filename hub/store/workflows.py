@@ -77,7 +77,9 @@ async def update(
 
 
 async def delete(conn: asyncpg.Connection, workflow_id: UUID) -> bool:
-    return await conn.fetchval("DELETE FROM workflows WHERE id = $1 RETURNING true", workflow_id)
+    return bool(
+        await conn.fetchval("DELETE FROM workflows WHERE id = $1 RETURNING true", workflow_id)
+    )
 
 
 async def enabled_for(
