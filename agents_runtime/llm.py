@@ -78,16 +78,6 @@ class LLM(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]: ...
 
 
-async def complete(llm: LLM, request: ChatRequest) -> Completion | None:
-    """The whole answer at once, for callers that do not stream it (a summary,
-    a workflow's llm node); None when the stream ended without one."""
-    completion = None
-    async for item in llm.stream(request):
-        if isinstance(item, Completion):
-            completion = item
-    return completion
-
-
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
 
 

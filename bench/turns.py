@@ -184,9 +184,8 @@ async def over_redis(
         )
         for _ in range(2)
     ]
-    services = await open_services(
-        settings, runtime.parts
-    )  # this process only enqueues, as `web` does
+    # This process only enqueues, as `web` does
+    services = await open_services(settings, runtime.parts)
     try:
         company_id, ids = await company_with_conversations(services, conversation_count)
         # Warm up: both workers connected and answering.

@@ -204,9 +204,8 @@ async def over_redis(settings: Settings, events: int) -> float:
         )
         for _ in range(2)
     ]
-    services = await open_services(
-        settings, runtime.parts
-    )  # this process only publishes, as `web` does
+    # This process only publishes, as `web` does
+    services = await open_services(settings, runtime.parts)
     try:
         company_id, _ = await company_with_workflow(services)
         await new_contact(services, company_id)  # warm up: both workers answering

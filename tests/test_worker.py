@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_sigterm_finishes_the_turn_in_flight(fake, base_settings, redis_url):
     prefix = f"worker-{uuid.uuid4().hex[:8]}"
     settings = base_settings.with_overrides(redis_url=redis_url, redis_prefix=prefix)
-    web = await open_services(
-        settings, runtime.parts
-    )  # enqueues only, as `web` does when scaled out
+    # Enqueues only, as `web` does when scaled out
+    web = await open_services(settings, runtime.parts)
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
