@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
 
-from hub import jsoncodec
+from http_api.realtime.frames import RefusedFrame
 from hub.addresses import client_address
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
+from hub.inputs import Model, validated
 from hub.ratelimit import count_socket_connect
 
 if TYPE_CHECKING:
@@ -36,19 +36,9 @@ def refuse(error: ApiError) -> socketio.exceptions.ConnectionRefusedError:
     return socketio.exceptions.ConnectionRefusedError(error.message, error.body())
 
 
-def parse(model: type[BaseModel], payload: Any) -> Any:
-    try:
-        # Validated as the JSON it arrived as, strictly, like REST bodies: ids
-        # may be strings, but "5" is not a number.
-        return model.model_validate_json(
-            jsoncodec.dumps(payload if payload is not None else {}), strict=True
-        )
-    except ValidationError as exc:
-        fields = {
-            ".".join(str(p) for p in e["loc"]) or "payload": e["msg"]
-            for e in exc.errors(include_url=False)
-        }
-        raise ApiError.validation(fields) from None
+def parse(model: type[Model], payload: Any) -> Model:
+    """An event's payload as `model`, exactly as REST reads a body."""
+    return validated(model, payload)
 
 
 class FloodGuard:
@@ -90,7 +80,7 @@ class Namespace(socketio.AsyncNamespace):
     def services(self):
         return self.realtime.services
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
+    async def trigger_event(self, event: str | RefusedFrame, *args: Any) -> Any:
         if event == "connect":
             await self._count_attempt(args[1])
             await super().trigger_event(event, *args)
@@ -101,7 +91,7 @@ class Namespace(socketio.AsyncNamespace):
             return None
         if event == "disconnect":
             return await super().trigger_event(event, *args)
-        method = self.events.get(event)
+        method = self.events.get(event) if isinstance(event, str) else None
         sid = args[0]
         events: FloodGuard = (await self.get_session(sid))["events"]
         if not events.allow():
@@ -110,11 +100,13 @@ class Namespace(socketio.AsyncNamespace):
                     "Too many events; wait a moment", limit_per_minute=events.limit
                 )
             )
-        if method is None:
+        if method is None and not isinstance(event, RefusedFrame):
             return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
         status = 200
         try:
+            if isinstance(event, RefusedFrame):  # a frame python-socketio could not read
+                raise event.error
             result = await getattr(self, method)(sid, payload)
         except ApiError as error:
             await self.emit("error", error.body(), to=sid)

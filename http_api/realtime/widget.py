@@ -12,12 +12,11 @@ from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
 from hub.conversations import post_user_message
 from hub.errors import ApiError
 from hub.events import Event
-from hub.inputs import MAX_SEQ, NewMessage
+from hub.inputs import MAX_SEQ, NewVisitorMessage
 from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, messages
 from hub.visitors import ConversationGrant, verify_visitor
 
-MAX_CONTENT = 4000
 RESUME_LIMIT = 500
 
 
@@ -28,10 +27,6 @@ def room(conversation_id: UUID | str) -> str:
 def key_room(key_id: UUID | str) -> str:
     """The sockets connected with one publishable key: cut when it is revoked."""
     return f"key:{key_id}"
-
-
-class VisitorMessage(NewMessage):
-    content: str = Field("", max_length=MAX_CONTENT)
 
 
 class Typing(BaseModel):
@@ -89,7 +84,7 @@ class WidgetNamespace(Namespace):
             raise ApiError.rate_limited(
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
-        body: VisitorMessage = parse(VisitorMessage, payload)
+        body = parse(NewVisitorMessage, payload)
         body.check_sizes(self.services.settings.max_attachment_bytes)
         async with self.services.db.tenant(grant.company_id) as conn:
             message, _ = await post_user_message(
