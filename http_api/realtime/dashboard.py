@@ -9,12 +9,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
+from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
 from hub.errors import ApiError
-from hub.inputs import NewStaffSocketMessage
+from hub.inputs import NewStaffSocketMessage, validated
 from hub.shapes import conversation_view, staff_view
 from hub.store import audit
 
@@ -91,7 +91,7 @@ class DashboardNamespace(Namespace):
 
     async def _takeover(self, sid: str, payload: Any, taken: bool) -> dict[str, Any]:
         principal, _ = await self._principal(sid)
-        ref: ConversationRef = parse(ConversationRef, payload)
+        ref: ConversationRef = validated(ConversationRef, payload)
         db = self.services.db
         async with db.tenant(principal.company_id) as conn:
             conversation = await set_takeover(
@@ -116,7 +116,7 @@ class DashboardNamespace(Namespace):
             raise ApiError.rate_limited(
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
-        body = parse(NewStaffSocketMessage, payload)
+        body = validated(NewStaffSocketMessage, payload)
         body.check_sizes(self.services.settings.max_attachment_bytes)
         db = self.services.db
         async with db.tenant(principal.company_id) as conn:

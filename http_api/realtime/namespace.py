@@ -1,6 +1,8 @@
 """What both namespaces share: event names with colons, standard errors in
 acks, and the flood limits: connection attempts per address
-(hub.ratelimit, shared with the voice sockets), events per connection."""
+(hub.ratelimit, shared with the voice sockets), events per connection.
+Handlers read their payloads with `hub.inputs.validated`, as REST reads
+bodies, so that both paths answer the same input the same way."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from http_api.realtime.frames import RefusedFrame
 from hub.addresses import client_address
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
-from hub.inputs import Model, validated
 from hub.ratelimit import count_socket_connect
 
 if TYPE_CHECKING:
@@ -34,11 +35,6 @@ def error_ack(error: ApiError) -> dict[str, Any]:
 def refuse(error: ApiError) -> socketio.exceptions.ConnectionRefusedError:
     """A refused connection: the client's connect_error gets the standard error as `data`."""
     return socketio.exceptions.ConnectionRefusedError(error.message, error.body())
-
-
-def parse(model: type[Model], payload: Any) -> Model:
-    """An event's payload as `model`, exactly as REST reads a body."""
-    return validated(model, payload)
 
 
 class FloodGuard:
