@@ -25,7 +25,7 @@ from hub import jsoncodec
 from hub.addresses import client_address
 from hub.auth import Principal
 from hub.errors import ApiError
-from hub.inputs import find_nul
+from hub.inputs import find_nul, validated, validation_fields
 from hub.ratelimit import Quota
 from hub.services import SERVICES, Services
 from hub.visitors import (
@@ -136,14 +136,6 @@ class Route:
         return _REGEX_PARAM.sub(r"{\1}", self.path)
 
 
-def validation_fields(exc: ValidationError) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for error in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in error["loc"]) or "body"
-        fields.setdefault(name, error["msg"])
-    return fields
-
-
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> web.Response:
     return web.Response(
         body=jsoncodec.dumps(payload),
@@ -182,13 +174,8 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise ApiError.bad_request(
             "INVALID_JSON", "The body is not valid JSON", reason=str(exc)
         ) from None
-    if nul := find_nul(parsed):
-        raise ApiError.validation({nul: "NUL characters are not allowed"})
-    try:
-        # Strict JSON validation: "0.7" is not a temperature and "true" is not a boolean.
-        return model.model_validate_json(raw, strict=True)
-    except ValidationError as exc:
-        raise ApiError.validation(validation_fields(exc)) from None
+    # As Socket.IO payloads are: strictly, "0.7" is not a temperature.
+    return validated(model, parsed, raw)
 
 
 def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from hub.inputs import Attachment, NewMessage
+from hub.inputs import Attachment, NewStaffMessage, NewVisitorMessage
 
 
 class RequestModel(BaseModel):
@@ -18,7 +18,8 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-__all__ = ["Attachment", "NewMessage", "RequestModel"]  # message inputs live in hub.inputs
+# Message inputs live in hub.inputs: REST and Socket.IO read them alike.
+__all__ = ["Attachment", "NewStaffMessage", "NewVisitorMessage", "RequestModel"]
 
 
 def _drop_default(schema: dict[str, Any]) -> None:

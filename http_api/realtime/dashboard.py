@@ -7,13 +7,14 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
+from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.auth import Principal
 from hub.conversations import post_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
 from hub.errors import ApiError
+from hub.inputs import NewStaffSocketMessage, validated
 from hub.shapes import conversation_view, staff_view
 from hub.store import audit
 
@@ -31,11 +32,6 @@ def user_room(user_id: UUID | str) -> str:
 class ConversationRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conversation_id: UUID
-
-
-class StaffMessage(ConversationRef):
-    content: str = Field(min_length=1, max_length=10_000)
-    client_id: str | None = Field(None, min_length=1, max_length=100)
 
 
 class DashboardNamespace(Namespace):
@@ -95,7 +91,7 @@ class DashboardNamespace(Namespace):
 
     async def _takeover(self, sid: str, payload: Any, taken: bool) -> dict[str, Any]:
         principal, _ = await self._principal(sid)
-        ref: ConversationRef = parse(ConversationRef, payload)
+        ref: ConversationRef = validated(ConversationRef, payload)
         db = self.services.db
         async with db.tenant(principal.company_id) as conn:
             conversation = await set_takeover(
@@ -120,7 +116,8 @@ class DashboardNamespace(Namespace):
             raise ApiError.rate_limited(
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
-        body: StaffMessage = parse(StaffMessage, payload)
+        body = validated(NewStaffSocketMessage, payload)
+        body.check_sizes(self.services.settings.max_attachment_bytes)
         db = self.services.db
         async with db.tenant(principal.company_id) as conn:
             message = await post_staff_message(
@@ -130,6 +127,7 @@ class DashboardNamespace(Namespace):
                 conversation_id=body.conversation_id,
                 user_id=principal.user_id,
                 content=body.content,
+                attachments=body.attachment_list(),
                 client_id=body.client_id,
             )
         return {"ok": True, "message": staff_view(message)}

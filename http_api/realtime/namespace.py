@@ -1,6 +1,8 @@
 """What both namespaces share: event names with colons, standard errors in
 acks, and the flood limits: connection attempts per address
-(hub.ratelimit, shared with the voice sockets), events per connection."""
+(hub.ratelimit, shared with the voice sockets), events per connection.
+Handlers read their payloads with `hub.inputs.validated`, as REST reads
+bodies, so that both paths answer the same input the same way."""
 
 from __future__ import annotations
 
@@ -11,9 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
 
-from hub import jsoncodec
+from http_api.realtime.frames import RefusedFrame
 from hub.addresses import client_address
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
@@ -34,21 +35,6 @@ def error_ack(error: ApiError) -> dict[str, Any]:
 def refuse(error: ApiError) -> socketio.exceptions.ConnectionRefusedError:
     """A refused connection: the client's connect_error gets the standard error as `data`."""
     return socketio.exceptions.ConnectionRefusedError(error.message, error.body())
-
-
-def parse(model: type[BaseModel], payload: Any) -> Any:
-    try:
-        # Validated as the JSON it arrived as, strictly, like REST bodies: ids
-        # may be strings, but "5" is not a number.
-        return model.model_validate_json(
-            jsoncodec.dumps(payload if payload is not None else {}), strict=True
-        )
-    except ValidationError as exc:
-        fields = {
-            ".".join(str(p) for p in e["loc"]) or "payload": e["msg"]
-            for e in exc.errors(include_url=False)
-        }
-        raise ApiError.validation(fields) from None
 
 
 class FloodGuard:
@@ -90,7 +76,7 @@ class Namespace(socketio.AsyncNamespace):
     def services(self):
         return self.realtime.services
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
+    async def trigger_event(self, event: str | RefusedFrame, *args: Any) -> Any:
         if event == "connect":
             await self._count_attempt(args[1])
             await super().trigger_event(event, *args)
@@ -101,7 +87,7 @@ class Namespace(socketio.AsyncNamespace):
             return None
         if event == "disconnect":
             return await super().trigger_event(event, *args)
-        method = self.events.get(event)
+        method = self.events.get(event) if isinstance(event, str) else None
         sid = args[0]
         events: FloodGuard = (await self.get_session(sid))["events"]
         if not events.allow():
@@ -110,11 +96,13 @@ class Namespace(socketio.AsyncNamespace):
                     "Too many events; wait a moment", limit_per_minute=events.limit
                 )
             )
-        if method is None:
+        if method is None and not isinstance(event, RefusedFrame):
             return error_ack(ApiError.bad_request("UNKNOWN_EVENT", f"Unknown event {event!r}"))
         payload = args[1] if len(args) > 1 else None
         status = 200
         try:
+            if isinstance(event, RefusedFrame):  # a frame python-socketio could not read
+                raise event.error
             result = await getattr(self, method)(sid, payload)
         except ApiError as error:
             await self.emit("error", error.body(), to=sid)

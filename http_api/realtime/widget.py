@@ -8,16 +8,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from http_api.realtime.namespace import FloodGuard, Namespace, parse, refuse
+from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.conversations import post_user_message
 from hub.errors import ApiError
 from hub.events import Event
-from hub.inputs import MAX_SEQ, NewMessage
+from hub.inputs import MAX_SEQ, NewVisitorMessage, validated
 from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, messages
 from hub.visitors import ConversationGrant, verify_visitor
 
-MAX_CONTENT = 4000
 RESUME_LIMIT = 500
 
 
@@ -28,10 +27,6 @@ def room(conversation_id: UUID | str) -> str:
 def key_room(key_id: UUID | str) -> str:
     """The sockets connected with one publishable key: cut when it is revoked."""
     return f"key:{key_id}"
-
-
-class VisitorMessage(NewMessage):
-    content: str = Field("", max_length=MAX_CONTENT)
 
 
 class Typing(BaseModel):
@@ -89,7 +84,7 @@ class WidgetNamespace(Namespace):
             raise ApiError.rate_limited(
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
-        body: VisitorMessage = parse(VisitorMessage, payload)
+        body = validated(NewVisitorMessage, payload)
         body.check_sizes(self.services.settings.max_attachment_bytes)
         async with self.services.db.tenant(grant.company_id) as conn:
             message, _ = await post_user_message(
@@ -105,7 +100,7 @@ class WidgetNamespace(Namespace):
 
     async def typing(self, sid: str, payload: Any) -> dict[str, Any]:
         grant, _ = await self._grant(sid)
-        body: Typing = parse(Typing, payload)
+        body: Typing = validated(Typing, payload)
         await self.services.events.publish(
             Event(
                 "visitor.typing",
@@ -117,7 +112,7 @@ class WidgetNamespace(Namespace):
 
     async def resume(self, sid: str, payload: Any) -> dict[str, Any]:
         grant, _ = await self._grant(sid)
-        body: Resume = parse(Resume, payload)
+        body: Resume = validated(Resume, payload)
         async with self.services.db.tenant(grant.company_id) as conn:
             conversation = await conversations.get(conn, grant.conversation_id)
             missed = await messages.page(

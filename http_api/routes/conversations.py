@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from http_api.routes import api
 from http_api.routing import Call
-from http_api.schemas import DateRange, Message, NewMessage, QueryModel, RequestModel, omittable
+from http_api.schemas import (
+    DateRange,
+    Message,
+    NewStaffMessage,
+    QueryModel,
+    RequestModel,
+    omittable,
+)
 from hub.conversations import post_staff_message, update_conversation
 from hub.errors import found
 from hub.inputs import MAX_SEQ, JsonObject
@@ -141,7 +148,7 @@ async def list_messages(call: Call) -> dict:
 
 @api.post(
     "/api/conversations/{id}/messages",
-    body=NewMessage,
+    body=NewStaffMessage,
     response=Message,
     status=201,
     tags=("conversations",),
@@ -149,7 +156,7 @@ async def list_messages(call: Call) -> dict:
 )
 async def send_message(call: Call) -> dict:
     """A staff member writes into the conversation (sender_type "human")."""
-    body: NewMessage = call.body
+    body: NewStaffMessage = call.body
     body.check_sizes(call.services.settings.max_attachment_bytes)
     async with call.tenant() as conn:
         return await post_staff_message(

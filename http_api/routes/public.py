@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call, visitor_metadata
-from http_api.schemas import NewMessage, QueryModel, RequestModel
+from http_api.schemas import NewVisitorMessage, QueryModel, RequestModel
 from hub.conversations import post_user_message, start_conversation
 from hub.errors import ApiError, found
 from hub.inputs import MAX_SEQ, Integer, JsonObject
@@ -139,7 +139,7 @@ async def public_start(call: Call) -> dict:
 
 @api.post(
     "/public/conversations/{id}/messages",
-    body=NewMessage,
+    body=NewVisitorMessage,
     response=VisitorMessage,
     status=201,
     errors=(409,),
@@ -147,7 +147,7 @@ async def public_start(call: Call) -> dict:
 )
 async def public_send(call: Call) -> dict:
     """Send a visitor message (the REST fallback of `message:send`)."""
-    body: NewMessage = call.body
+    body: NewVisitorMessage = call.body
     body.check_sizes(call.services.settings.max_attachment_bytes)
     grant = call.visitor
     async with call.services.db.tenant(grant.company_id) as conn:
