@@ -469,8 +469,8 @@ async def test_hostile_input_from_outside(served, api, tenant):
             '["message:send",{"content":"\\ud800"}]',
             '["message:send",{"content":"hi","metadata":' + "[" * 1500 + "]" * 1500 + "}]",
         ):
-            answer = await raw.send_raw(frame)
-            assert answer is None or "VALIDATION_ERROR" in answer or "error" in answer, answer
+            answer = await raw.send_raw(frame)  # silence fails here, by timing out
+            assert answer is not None and "INVALID_JSON" in answer, answer
     finally:
         await raw.ws.close()
     stored = await api.messages(staff, started["id"])
