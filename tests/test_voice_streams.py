@@ -267,6 +267,10 @@ async def test_twilio_refusals(hub, tenant, base_settings):
     assert_error(await response.json(), "INVALID_SIGNATURE")
     response = await hub.post("/voice/twilio/incoming", data=params)
     assert response.status == 403
+    # Signed, but holding what PostgreSQL cannot store.
+    response = await twilio_webhook(hub, {**params, "From": "+1415\x00"})
+    assert response.status == 400
+    assert_error(await response.json(), "VALIDATION_ERROR")
     # A number nobody routed.
     response = await twilio_webhook(hub, {**params, "To": "+19995550123"})
     assert response.status == 404
@@ -308,6 +312,11 @@ async def test_twilio_refusals(hub, tenant, base_settings):
         closing = await ws.receive(timeout=10)
         assert closing.data == 4401 and "INVALID_TOKEN" in closing.extra
         await ws.close()
+    # A stream whose ids PostgreSQL could not store.
+    ws = await open_stream(hub, call_sid, token, stream_sid="MZ\x00")
+    assert (await ws.receive_json(timeout=10))["code"] == "VALIDATION_ERROR"
+    assert (await ws.receive(timeout=10)).data == 4400
+    await ws.close()
     # A stream that does not begin with start.
     ws = await hub.ws_connect("/voice/twilio/stream")
     await ws.send_str("not json")

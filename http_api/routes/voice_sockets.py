@@ -32,6 +32,7 @@ from http_api.routing import Call
 from hub.conversations import start_conversation
 from hub.errors import ApiError, found
 from hub.events import Event
+from hub.inputs import refuse_unstorable
 from hub.ratelimit import count_socket_connect
 from hub.services import SERVICES, Services
 from hub.store import agents, voice_numbers
@@ -220,6 +221,7 @@ async def twilio_incoming(call: Call) -> web.Response:
     given = request.headers.get("X-Twilio-Signature", "")
     if not twilio.valid_signature(settings.twilio_auth_token, url, params, given):
         raise ApiError(403, "INVALID_SIGNATURE", "The request is not signed by Twilio")
+    refuse_unstorable(params)  # the numbers and ids are looked up and stored
     called, call_sid = params.get("To", ""), params.get("CallSid", "")
     if not call_sid:
         raise ApiError.validation({"CallSid": "required"})
@@ -303,7 +305,9 @@ async def _twilio_start(ws: web.WebSocketResponse) -> dict[str, Any]:
         if event == "connected":
             continue
         if event == "start" and isinstance(message.get("start"), dict):
-            return {**message["start"], "streamSid": message.get("streamSid")}
+            start = {**message["start"], "streamSid": message.get("streamSid")}
+            refuse_unstorable(start)  # its ids are stored with the call
+            return start
         raise ApiError.bad_request("MALFORMED_FRAME", "The stream must begin with start")
 
 
