@@ -18,7 +18,10 @@ from hub.notifications import notify
 from hub.store import conversations, messages
 
 if TYPE_CHECKING:
+    from hub.auth import Principal
+    from hub.inputs import NewStaffMessage, NewVisitorMessage
     from hub.services import Services
+    from hub.visitors import ConversationGrant
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,44 @@ async def start_conversation(
         data={"conversation_id": str(conversation["id"]), "agent_id": str(agent_id)},
     )
     return conversation
+
+
+async def send_visitor_message(
+    services: Services, grant: ConversationGrant, body: NewVisitorMessage
+) -> dict[str, Any] | None:
+    """A visitor's validated message into the conversation their token grants,
+    as both ways in take it (REST and the /widget namespace)."""
+    body.check_sizes(services.settings.max_attachment_bytes)
+    async with services.db.tenant(grant.company_id) as conn:
+        message, _ = await post_user_message(
+            services,
+            conn,
+            company_id=grant.company_id,
+            conversation_id=grant.conversation_id,
+            content=body.content,
+            attachments=body.attachment_list(),
+            client_id=body.client_id,
+        )
+    return message
+
+
+async def send_staff_message(
+    services: Services, principal: Principal, conversation_id: UUID, body: NewStaffMessage
+) -> dict[str, Any]:
+    """A staff member's validated message, as both ways in take it (REST and
+    the /dashboard namespace)."""
+    body.check_sizes(services.settings.max_attachment_bytes)
+    async with services.db.tenant(principal.company_id) as conn:
+        return await post_staff_message(
+            services.db,
+            conn,
+            company_id=principal.company_id,
+            conversation_id=conversation_id,
+            user_id=principal.user_id,
+            content=body.content,
+            attachments=body.attachment_list(),
+            client_id=body.client_id,
+        )
 
 
 async def post_staff_message(

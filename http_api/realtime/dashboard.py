@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.auth import Principal
-from hub.conversations import post_staff_message, set_takeover
+from hub.conversations import send_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
 from hub.errors import ApiError
 from hub.inputs import NewStaffSocketMessage, validated
@@ -117,17 +117,5 @@ class DashboardNamespace(Namespace):
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
         body = validated(NewStaffSocketMessage, payload)
-        body.check_sizes(self.services.settings.max_attachment_bytes)
-        db = self.services.db
-        async with db.tenant(principal.company_id) as conn:
-            message = await post_staff_message(
-                db,
-                conn,
-                company_id=principal.company_id,
-                conversation_id=body.conversation_id,
-                user_id=principal.user_id,
-                content=body.content,
-                attachments=body.attachment_list(),
-                client_id=body.client_id,
-            )
+        message = await send_staff_message(self.services, principal, body.conversation_id, body)
         return {"ok": True, "message": staff_view(message)}

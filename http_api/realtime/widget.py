@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from http_api.realtime.namespace import FloodGuard, Namespace, refuse
-from hub.conversations import post_user_message
+from hub.conversations import send_visitor_message
 from hub.errors import ApiError
 from hub.events import Event
 from hub.inputs import MAX_SEQ, NewVisitorMessage, validated
@@ -85,17 +85,7 @@ class WidgetNamespace(Namespace):
                 "Too many messages; wait a moment", limit_per_minute=flood.limit
             )
         body = validated(NewVisitorMessage, payload)
-        body.check_sizes(self.services.settings.max_attachment_bytes)
-        async with self.services.db.tenant(grant.company_id) as conn:
-            message, _ = await post_user_message(
-                self.services,
-                conn,
-                company_id=grant.company_id,
-                conversation_id=grant.conversation_id,
-                content=body.content,
-                attachments=body.attachment_list(),
-                client_id=body.client_id,
-            )
+        message = await send_visitor_message(self.services, grant, body)
         return {"ok": True, "message": visitor_view(message)}
 
     async def typing(self, sid: str, payload: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from http_api.schemas import (
     RequestModel,
     omittable,
 )
-from hub.conversations import post_staff_message, update_conversation
+from hub.conversations import send_staff_message, update_conversation
 from hub.errors import found
 from hub.inputs import MAX_SEQ, JsonObject
 from hub.store import conversations, messages
@@ -156,16 +156,4 @@ async def list_messages(call: Call) -> dict:
 )
 async def send_message(call: Call) -> dict:
     """A staff member writes into the conversation (sender_type "human")."""
-    body: NewStaffMessage = call.body
-    body.check_sizes(call.services.settings.max_attachment_bytes)
-    async with call.tenant() as conn:
-        return await post_staff_message(
-            call.services.db,
-            conn,
-            company_id=call.user.company_id,
-            conversation_id=call.params["id"],
-            user_id=call.user.user_id,
-            content=body.content,
-            attachments=body.attachment_list(),
-            client_id=body.client_id,
-        )
+    return await send_staff_message(call.services, call.user, call.params["id"], call.body)

@@ -15,7 +15,7 @@ from http_api.multipart import form
 from http_api.routes import api
 from http_api.routing import RESOURCE_ID, Call, visitor_metadata
 from http_api.schemas import NewVisitorMessage, QueryModel, RequestModel
-from hub.conversations import post_user_message, start_conversation
+from hub.conversations import send_visitor_message, start_conversation
 from hub.errors import ApiError, found
 from hub.inputs import MAX_SEQ, Integer, JsonObject
 from hub.shapes import visible_to_visitor, visitor_view
@@ -147,19 +147,7 @@ async def public_start(call: Call) -> dict:
 )
 async def public_send(call: Call) -> dict:
     """Send a visitor message (the REST fallback of `message:send`)."""
-    body: NewVisitorMessage = call.body
-    body.check_sizes(call.services.settings.max_attachment_bytes)
-    grant = call.visitor
-    async with call.services.db.tenant(grant.company_id) as conn:
-        message, _ = await post_user_message(
-            call.services,
-            conn,
-            company_id=grant.company_id,
-            conversation_id=grant.conversation_id,
-            content=body.content,
-            attachments=body.attachment_list(),
-            client_id=body.client_id,
-        )
+    message = await send_visitor_message(call.services, call.visitor, call.body)
     return visitor_view(message)
 
 
