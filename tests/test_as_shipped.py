@@ -396,6 +396,19 @@ async def test_hostile_input_from_outside(served, api, tenant):
     since = served.log_size()
     staff = tenant.staff
 
+    # A company's first document after a search of its empty knowledge base.
+    newcomer = await api.signup("Newcomer")
+    agent = await api.create_agent(newcomer, name="First")
+    for mode in ("vector", "hybrid"):
+        found = await api.request(
+            "POST",
+            "/api/knowledge-base/search",
+            json={"query": "refund", "mode": mode},
+            headers=newcomer.headers,
+        )
+        assert found["results"] == [], found
+    await api.add_document(newcomer, agent["id"], POLICY, "policy.txt")
+
     # Knowledge uploads: NUL in the title, description or encoded file name.
     for field, value in (("title", "a\x00b"), ("description", "a\x00b")):
         form = aiohttp.FormData()
