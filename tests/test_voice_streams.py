@@ -37,7 +37,11 @@ async def hub(base_settings):
     models.load_speech()  # silero, Piper and pocketsphinx: once for the module
     client = await start_client(
         base_settings.with_overrides(
-            voice_sessions_per_company=1, voice_idle_seconds=5, twilio_auth_token=TWILIO_TOKEN
+            voice_sessions_per_company=1,
+            # Short, for the test that waits it out; not so short that a busy
+            # machine (the line's sender and the hub share this loop) trips it.
+            voice_idle_seconds=10,
+            twilio_auth_token=TWILIO_TOKEN,
         )
     )
     yield client

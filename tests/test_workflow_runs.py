@@ -349,11 +349,13 @@ async def test_schedule_trigger_fires_once_per_due_time(hub):
         config={"cron": "*/5 * * * *"},
     )
     services = hub.app[SERVICES]
+    engine = services.workflows
+    # Tick by hand, as two processes polling at once; stopped before the run is
+    # due, so that the hub's own timer cannot take it first.
+    await engine.stop_timers()
     due = datetime.now(UTC) - timedelta(minutes=1)
     async with services.db.system() as conn:
         await workflow_store.set_next_run(conn, uuid.UUID(workflow["id"]), due)
-    engine = services.workflows
-    await engine.stop_timers()  # tick by hand: two processes polling at once
     queued = await asyncio.gather(engine.tick(), engine.tick())
     assert sum(queued) == 1
     [run] = await finished(hub, account, workflow["id"])
