@@ -177,7 +177,8 @@ async def test_revoking_an_invitation(client, account):
     assert foreign.status == 404  # another company's invitation is not found
 
     revoked = await client.delete(f"/api/invitations/{invitation['id']}", headers=account.headers)
-    assert revoked.status == 204
+    assert revoked.status == 200
+    assert await revoked.json() == {"id": invitation["id"], "revoked": True}
     listed = await (await client.get("/api/invitations", headers=account.headers)).json()
     assert listed["invitations"] == []
     response = await client.post(

@@ -46,6 +46,11 @@ class InvitationList(BaseModel):
     invitations: list[InvitationOut]
 
 
+class Revoked(BaseModel):
+    id: UUID
+    revoked: bool = True
+
+
 class InvitationAccept(RequestModel):
     token: str = Field(min_length=1, max_length=200)
     email: EmailStr
@@ -95,15 +100,17 @@ async def list_invitations(call: Call) -> dict:
 @api.delete(
     "/api/invitations/{id}",
     roles=("owner", "admin"),
+    response=Revoked,
     tags=("auth",),
     errors=(409,),
 )
-async def revoke_invitation(call: Call) -> None:
+async def revoke_invitation(call: Call) -> dict:
     """Revoke a pending invitation: its token stops working at once."""
     async with call.tenant() as conn:
         outcome = found(await invitations.revoke(conn, call.params["id"]), "Invitation")
     if outcome == "accepted":
         raise ApiError.conflict("This invitation was accepted; its user exists")
+    return {"id": call.params["id"]}
 
 
 @api.post(
