@@ -30,7 +30,8 @@ ROLES = ("owner", "admin", "member")
 DEFAULT_AUDIENCE = "authenticated"  # what Supabase puts in `aud`
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 # Marks the hub's own tokens: their user is a row in `users`, so once that row
-# is gone the token is refused. An identity provider's users have no row.
+# is gone the token is refused. An identity provider's token that names its
+# company needs no row; one that names none is placed by its row (services.py).
 HUB_USER_CLAIM = "hub_user"
 
 

@@ -127,7 +127,7 @@ async def me(call: Call) -> dict:
     async with call.tenant() as conn:
         user = await users.get(conn, principal.user_id)
         company = await companies.get(conn, principal.company_id)
-    if user is None:  # a user of an external identity provider: the token is the record
+    if user is None:  # an identity provider's token naming its company: the token is the record
         user = {
             "id": principal.user_id,
             "email": principal.email,
