@@ -1,7 +1,9 @@
 """Who is calling: JWT verification and minting, password hashing, the Principal.
 
 Tokens are Supabase-compatible: `sub`, `email`, `role`, `exp`, `aud`, and the
-company in `company_id` at the top level or in `app_metadata`. HS256 tokens are
+company in `company_id` at the top level or in `app_metadata` (a token without
+one, as Supabase's are, is placed by the hub's users table: `Core.authenticate`).
+HS256 tokens are
 checked with JWT_SECRET (the hub mints these itself); RS256/ES256 tokens are
 checked against the keys at JWT_JWKS_URL. Each algorithm family only ever
 meets its own kind of key, so an HS256 token signed with a public key is
@@ -28,8 +30,23 @@ ROLES = ("owner", "admin", "member")
 DEFAULT_AUDIENCE = "authenticated"  # what Supabase puts in `aud`
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 # Marks the hub's own tokens: their user is a row in `users`, so once that row
-# is gone the token is refused. An identity provider's users have no row.
+# is gone the token is refused. An identity provider's token that names its
+# company needs no row; one that names none is placed by its row (services.py).
 HUB_USER_CLAIM = "hub_user"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a verified token says: who (`sub`), and the company and role if it
+    names them. `Core.authenticate` holds it against the users table."""
+
+    subject: UUID
+    company_id: UUID | None
+    role: str
+    email: str | None = None
+    hub_user: bool = False
+    # Supabase's anonymous sign-ins: a session with no person behind it.
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,7 @@ class TokenVerifier:
         self.settings = settings
         self.jwks = JwksCache(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
 
-    async def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -185,10 +202,10 @@ class TokenVerifier:
             raise invalid_token("bad signature") from None
         except jwt.PyJWTError as exc:
             raise invalid_token(str(exc)) from None
-        return principal_from_claims(claims)
+        return identity_from_claims(claims)
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
+def identity_from_claims(claims: dict[str, Any]) -> Identity:
     metadata = claims.get("app_metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
     try:
@@ -196,22 +213,23 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     except ValueError:
         raise invalid_token("sub is not a user id") from None
     raw_company = claims.get("company_id") or metadata.get("company_id")
-    if not raw_company:
-        raise ApiError(403, "NO_COMPANY", "The token carries no company_id")
-    try:
-        company_id = UUID(str(raw_company))
-    except ValueError:
-        raise invalid_token("company_id is not a UUID") from None
+    company_id = None
+    if raw_company:
+        try:
+            company_id = UUID(str(raw_company))
+        except ValueError:
+            raise invalid_token("company_id is not a UUID") from None
     # Supabase puts its own role ("authenticated") at the top level; the
     # company role lives in app_metadata. Anything unknown is a member.
     role = metadata.get("role") if metadata.get("role") in ROLES else claims.get("role")
     if role not in ROLES:
         role = "member"
     email = claims.get("email")
-    return Principal(
+    return Identity(
         user_id,
         company_id,
         role,
         email if isinstance(email, str) else None,
         hub_user=claims.get(HUB_USER_CLAIM) is True,
+        anonymous=claims.get("is_anonymous") is True,
     )

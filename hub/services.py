@@ -22,7 +22,7 @@ from hub.knowledge import KnowledgeService
 from hub.loops import Loops
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
-from hub.store import companies
+from hub.store import companies, users
 from hub.workflows import WorkflowService, keep_trigger_events
 
 
@@ -47,21 +47,35 @@ class Core:
     async def authenticate(self, token: str) -> Principal:
         """A staff token, verified, then held against the hub's records on every
         use: a signature proves who minted a token, not that its claims still
-        hold. A user of the hub belongs to one company, and a token of a deleted
-        user is dead. A company first named by an identity provider's token
-        gets its row."""
-        principal = await self.verifier.verify(token)
+        hold. A token that names no company (Supabase's) is placed by the
+        users table: its `sub` is a hub user's id or the external id linked to
+        one, whose company and role count. A user of the hub belongs to one
+        company, and a token of a deleted user is dead. A company first named
+        by an identity provider's token gets its row."""
+        identity = await self.verifier.verify(token)
         async with self.db.system() as conn:
-            user_company, company_exists = await companies.standing(
-                conn, principal.user_id, principal.company_id
-            )
-            if user_company is not None and user_company != principal.company_id:
+            user, company_exists = await users.standing(conn, identity.subject, identity.company_id)
+            if identity.company_id is None:
+                if user is None:
+                    raise invalid_token(
+                        "no user of this hub has this sub (an owner can invite the email)"
+                    )
+                return Principal(
+                    user["id"], user["company_id"], user["role"], user["email"], hub_user=True
+                )
+            if user is not None and user["company_id"] != identity.company_id:
                 raise invalid_token("the user belongs to another company")
-            if user_company is None and principal.hub_user:
+            if user is None and identity.hub_user:
                 raise invalid_token("the user no longer exists")
             if not company_exists:
-                await companies.ensure(conn, principal.company_id, name="Company")
-        return principal
+                await companies.ensure(conn, identity.company_id, name="Company")
+        return Principal(
+            user["id"] if user else identity.subject,
+            identity.company_id,
+            identity.role,
+            identity.email,
+            hub_user=identity.hub_user,
+        )
 
 
 @dataclass

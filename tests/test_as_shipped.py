@@ -43,6 +43,7 @@ from hub.voice import twilio  # the signature and μ-law helpers: Twilio's side 
 from tests.conftest import CHROMIUM_FLAGS
 from tests.helpers import SocketClient, wait_for
 from tests.shipped import POLICY, Api, Staff, marked
+from tests.supabase import supabase_token
 
 TWILIO_TOKEN = "twilio-auth-token-as-shipped"
 # What the caller asks, in fakes/voice_line.py's espeak-ng voice: heard with
@@ -129,6 +130,35 @@ def words(text: str) -> set[str]:
 def no_tracebacks(served: Served, since: int) -> None:
     log = served.log(since, lines=100_000)
     assert not tracebacks(log), log
+
+
+async def test_a_supabase_user_joins_by_invitation(served, api):
+    """A Supabase access token (no company claim) against the shipped hub: 401
+    until the user links an invitation, then placed in the inviting company.
+    The hub's JWT secret (generated into its data dir, as without JWT_SECRET)
+    plays the Supabase project's."""
+    secret = (served.data_dir / "jwt_secret").read_text().strip()
+    owner = await api.signup(company="Moving from the seed")
+    email, sub = f"staff-{uuid.uuid4().hex[:8]}@example.com", str(uuid.uuid4())
+    supabase = {"Authorization": f"Bearer {supabase_token(secret, sub, email)}"}
+    refused = await api.request("GET", "/api/agents", headers=supabase, expect=401)
+    assert refused["code"] == "INVALID_TOKEN"
+    invitation = await api.request(
+        "POST",
+        "/api/invitations",
+        json={"email": email, "role": "admin"},
+        headers=owner.headers,
+        expect=201,
+    )
+    await api.request(
+        "POST",
+        "/api/invitations/link",
+        json={"token": invitation["token"]},
+        headers=supabase,
+        expect=201,
+    )
+    me = await api.request("GET", "/api/auth/me", headers=supabase)
+    assert me["company"]["id"] == owner.company_id and me["user"]["role"] == "admin"
 
 
 async def test_browser_voice_call(served, api, tenant):

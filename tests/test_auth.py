@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from hub.auth import mint_token
 from tests.helpers import assert_error, signup
+from tests.supabase import supabase_token
 
 
 async def companies_named(database_url: str, name: str) -> int:
@@ -178,16 +179,67 @@ async def test_supabase_style_token_for_an_unseen_company(client, base_settings)
     assert (await client.delete(f"/api/agents/{agent_id}", headers=headers)).status == 403
 
 
-async def test_token_without_company_is_forbidden(client, base_settings):
+async def test_supabase_token_takes_company_and_role_from_the_users_table(
+    client, base_settings, database_url
+):
+    """A Supabase access token names no company: its `sub` is a hub user's id
+    (a user moved over from the seed with its id) or the external id linked to
+    a hub user, and that user's company and role count, not the token's role."""
     secret = base_settings.ensure_jwt_secret().jwt_secret
-    token = jwt.encode(
-        {"sub": str(uuid.uuid4()), "aud": "authenticated", "exp": int(time.time()) + 60},
-        secret,
-        "HS256",
+    owner = await signup(client)
+    moved, linked_sub = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO users (id, company_id, email, role) VALUES ($1, $2, $3, 'admin')",
+            moved,
+            uuid.UUID(owner.company_id),
+            f"moved-{moved.hex[:8]}@example.com",
+        )
+        linked_id = await conn.fetchval(
+            """INSERT INTO users (company_id, email, role, external_id)
+               VALUES ($1, $2, 'member', $3) RETURNING id""",
+            uuid.UUID(owner.company_id),
+            f"linked-{linked_sub.hex[:8]}@example.com",
+            linked_sub,
+        )
+    finally:
+        await conn.close()
+    for sub, user_id, role in ((moved, moved, "admin"), (linked_sub, linked_id, "member")):
+        headers = {"Authorization": f"Bearer {supabase_token(secret, str(sub), 'x@example.com')}"}
+        me = await client.get("/api/auth/me", headers=headers)
+        assert me.status == 200, await me.text()
+        body = await me.json()
+        assert body["user"]["id"] == str(user_id) and body["user"]["role"] == role
+        assert body["company"]["id"] == owner.company_id
+        created = await client.post("/api/agents", json={"name": "Moved"}, headers=headers)
+        assert (await created.json())["company_id"] == owner.company_id
+        # Audit and rate limits know the hub user, not the provider's id.
+        audit = await client.get("/api/audit-log", headers=owner.headers)
+        assert (await audit.json())["entries"][0]["user_id"] == str(user_id)
+    deleted = await client.delete(
+        f"/api/agents/{(await created.json())['id']}",
+        headers={"Authorization": f"Bearer {supabase_token(secret, str(linked_sub), None)}"},
     )
-    response = await client.get("/api/agents", headers={"Authorization": f"Bearer {token}"})
-    assert response.status == 403
-    assert_error(await response.json(), "NO_COMPANY")
+    assert deleted.status == 403  # the row says member, whatever the token says
+
+
+async def test_token_without_company_for_an_unknown_user_is_refused(client, base_settings):
+    secret = base_settings.ensure_jwt_secret().jwt_secret
+    for token in (
+        supabase_token(secret, str(uuid.uuid4()), "nobody@example.com"),
+        jwt.encode(
+            {"sub": str(uuid.uuid4()), "aud": "authenticated", "exp": int(time.time()) + 60},
+            secret,
+            "HS256",
+        ),
+    ):
+        response = await client.get("/api/agents", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 401
+        assert response.headers.get("WWW-Authenticate") == "Bearer"
+        body = await response.json()
+        assert_error(body, "INVALID_TOKEN")
+        assert "no user of this hub" in body["error"]
 
 
 @pytest.fixture

@@ -189,6 +189,10 @@ async def test_company_export(client, account):
             chunks=[(0, None, None, "Returns are free within a month.", 7, [0.5, 0.5])],
         )
         await knowledge.finish(conn, document["id"], chunk_count=1, error=None)
+    invited = await client.post(
+        "/api/invitations", json={"email": "invited@example.com"}, headers=account.headers
+    )
+    assert invited.status == 201
     response = await client.get("/api/gdpr/export", headers=account.headers)
     assert response.status == 200
     # Streamed, and still stamped like every response.
@@ -200,9 +204,12 @@ async def test_company_export(client, account):
     assert [c["content"] for c in data["chunks"]] == ["Returns are free within a month."]
     assert "embedding" not in data["chunks"][0]
     assert all("password_hash" not in u for u in data["users"])
+    assert [i["email"] for i in data["invitations"]] == ["invited@example.com"]
+    assert "token_hash" not in data["invitations"][0]
     other = await signup(client)
     theirs = json.loads(await (await client.get("/api/gdpr/export", headers=other.headers)).read())
     assert theirs["messages"] == [] and len(theirs["users"]) == 1
+    assert theirs["invitations"] == []
 
 
 async def test_retention(client, account):

@@ -39,6 +39,7 @@ COLLECTIONS = {
     "executions": "execution",
     "notifications": "notification",
     "attachments": "attachment",
+    "invitations": "invitation",
 }
 # Kinds made inside another (the parent is the previous path parameter).
 NESTED = {"key": "agent", "execution": "workflow", "message": "conversation"}

@@ -168,6 +168,11 @@ class Factory:
         attachment_id, sig = made["url"].rsplit("/", 2)[-2:]
         return Resource(attachment_id, {"sig": sig})
 
+    async def invitation(self) -> Resource:
+        body = {"email": f"invited-{uuid.uuid4().hex[:10]}@example.com"}
+        made = await self._post("/api/invitations", body, "invite someone")
+        return Resource(made["id"], {"token": made["token"]})
+
     async def notification(self) -> Resource:
         """Notifications are made by the hub, not by a call: reuse the newest."""
         for _ in range(600):
@@ -225,6 +230,7 @@ async def build_tenant(target: Target, label: str, *, settle: bool = True) -> Te
         "document": await make.document(),
         "workflow": await make.workflow(),
         "attachment": await make.attachment(),
+        "invitation": await make.invitation(),
     }
     tenant.resources["deal"] = await make.deal(tenant.resources["contact"].id)
     tenant.resources["execution"] = await make.execution()

@@ -55,7 +55,7 @@ class MeOut(BaseModel):
     company: CompanyOut | None
 
 
-def _session(call: Call, user: dict, company: dict) -> dict:
+def open_session(call: Call, user: dict, company: dict) -> dict:
     token, ttl = mint_token(
         call.services.settings,
         user_id=user["id"],
@@ -97,7 +97,7 @@ async def signup(call: Call) -> dict:
         if user is None:
             # Raising rolls the company back with the transaction.
             raise ApiError.conflict("An account with this email exists", field="email")
-    return _session(call, user, company)
+    return open_session(call, user, company)
 
 
 @api.post(
@@ -117,7 +117,7 @@ async def login(call: Call) -> dict:
         company = await companies.get(conn, user["company_id"]) if user else None
     if user is None or not await verify_password(user.pop("password_hash"), body.password):
         raise ApiError.unauthorized("Wrong email or password", "INVALID_CREDENTIALS")
-    return _session(call, user, company)
+    return open_session(call, user, company)
 
 
 @api.get("/api/auth/me", response=MeOut, tags=("auth",))
@@ -127,7 +127,7 @@ async def me(call: Call) -> dict:
     async with call.tenant() as conn:
         user = await users.get(conn, principal.user_id)
         company = await companies.get(conn, principal.company_id)
-    if user is None:  # a user of an external identity provider: the token is the record
+    if user is None:  # an identity provider's token naming its company: the token is the record
         user = {
             "id": principal.user_id,
             "email": principal.email,

@@ -16,7 +16,8 @@ class UserList(BaseModel):
 
 @api.get("/api/users", response=UserList, tags=("auth",))
 async def list_users(call: Call) -> dict:
-    """The company's built-in accounts, oldest first (users of an external
-    identity provider are known only by their tokens, so they are not listed)."""
+    """The company's accounts, oldest first, those linked to an identity
+    provider included (one whose tokens name the company themselves needs no
+    account, so is not listed)."""
     async with call.tenant() as conn:
         return {"users": await users.list_for_company(conn, call.user.company_id)}

@@ -20,19 +20,6 @@ async def get(conn: asyncpg.Connection, company_id: UUID) -> dict[str, Any] | No
     return dict(row) if row else None
 
 
-async def standing(
-    conn: asyncpg.Connection, user_id: UUID, company_id: UUID
-) -> tuple[UUID | None, bool]:
-    """(the company of the user, if the hub has that user; whether the company exists)."""
-    row = await conn.fetchrow(
-        """SELECT (SELECT company_id FROM users WHERE id = $1) AS user_company,
-                  EXISTS (SELECT 1 FROM companies WHERE id = $2) AS company_exists""",
-        user_id,
-        company_id,
-    )
-    return row["user_company"], row["company_exists"]
-
-
 async def ensure(conn: asyncpg.Connection, company_id: UUID, name: str) -> None:
     """A company known from an external identity provider's token gets its row
     on first sight, so that its data has a parent."""

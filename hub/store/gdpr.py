@@ -106,9 +106,11 @@ async def delete_older_than(conn: asyncpg.Connection, cutoff: datetime) -> int:
 
 
 # What a company export holds, table by table: everything but secrets
-# (password and key hashes) and file bytes.
+# (password, key and invitation token hashes) and file bytes.
 EXPORTS = {
     "users": "SELECT id, email, name, role, created_at FROM users",
+    "invitations": "SELECT id, email, role, invited_by, created_at, expires_at, accepted_at,"
+    " user_id FROM invitations",
     "agents": "SELECT * FROM agents",
     "agent_keys": "SELECT id, agent_id, key_prefix, allowed_origins, created_at, revoked_at"
     " FROM agent_keys",
