@@ -1,32 +1,45 @@
-"""python -m agents_runtime: the worker process.
+"""python -m agents_runtime: the worker process (the Procfile's `worker`).
 
 It opens the same services as `web` (database, Redis, event bus, job queue),
-registers the agent-turn handler and consumes jobs until SIGTERM or SIGINT;
-then it stops taking jobs and lets the running ones finish before exiting.
-Scaled out (REDIS_URL), any number of workers share the queue. In the
-embedded mode `web` runs the turns itself and a worker has nothing to take.
-With LiveKit configured it also runs the voice worker (agents_runtime.voice),
-which LiveKit hands the calls the hub dispatched.
+takes agent turns and workflow runs from the Redis queue (REDIS_URL) and
+ingests uploaded documents until SIGTERM or SIGINT, then stops taking jobs
+and lets the running ones finish before exiting. Any number of workers share
+the queue.
+With LiveKit configured (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)
+it also runs the voice worker, which LiveKit hands the calls the hub
+dispatched.
+
+Without REDIS_URL there is no queue to read (`python -m hub serve` runs the
+turns itself), so it refuses to start, unless LiveKit is configured: LiveKit
+calls run only in a worker, so it then runs them (and document ingestion,
+claimed from PostgreSQL) and leaves the turns to `web`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 import sys
 
-from agents_runtime import runtime
-from hub import lifecycle
-from hub.config import ConfigError, Settings
-from hub.jobs import InProcessQueue
-from hub.services import close_services, open_services
+from hub.config import ConfigError, Settings, environment_help
 from hub.voice.livekit import configured as voice_configured
 
 log = logging.getLogger("agents_runtime")
 
+NO_QUEUE = (
+    "cannot start: a worker takes its work from the Redis queue and REDIS_URL is not set "
+    "(without it, python -m hub serve runs the agent turns itself)"
+)
+
 
 async def run(settings: Settings) -> None:
+    from agents_runtime import runtime
+    from hub import lifecycle
+    from hub.jobs import InProcessQueue
+    from hub.services import close_services, open_services
+
     services = await open_services(settings, runtime.parts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,7 +57,8 @@ async def run(settings: Settings) -> None:
     try:
         if isinstance(services.jobs, InProcessQueue):
             log.warning(
-                '{"event":"worker_turns_idle","reason":"no REDIS_URL: the web process runs turns"}'
+                '{"event":"worker_turns_idle","reason":"no REDIS_URL: the web process runs '
+                'turns; this worker runs LiveKit calls and document ingestion"}'
             )
         else:
             runtime.install(services)
@@ -71,11 +85,20 @@ async def run(settings: Settings) -> None:
         await close_services(services)  # stops the queue after in-flight jobs finish
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m agents_runtime",
+        description=__doc__,
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if settings.redis_url is None and not voice_configured(settings):
+        print(NO_QUEUE, file=sys.stderr)
         return 2
     settings.configure_logging()
     if voice_configured(settings):

@@ -9,6 +9,7 @@ and the offline responder that answers from the retrieved passages.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import openai
+
+from agents_runtime.handoff_intent import asks_for_a_person
+from hub.pricing import OFFLINE_RESPONDER
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,22 @@ class LLMError(Exception):
 
 
 class LLM(Protocol):
+    # The one model this client always answers with (the offline responder),
+    # or None when it runs whichever model the request names (an endpoint).
+    model: str | None
+
     def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]: ...
+
+
+def recorded_model(llm: LLM, configured: str) -> str:
+    """The model a reply is recorded, priced and counted in analytics as, chat
+    and voice alike: the client's own when it has one (the offline responder,
+    whatever model the agent is configured with: no provider was called),
+    else the agent's configured model. OpenAI answers "gpt-4o-mini" as
+    "gpt-4o-mini-2024-07-18", which no exact price list can know, and guessing
+    the base of a name could price one model as another; the reply's
+    `served_model` keeps what the endpoint said answered."""
+    return getattr(llm, "model", None) or configured
 
 
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
@@ -83,6 +102,8 @@ _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConne
 
 class OpenAIChat:
     """Chat Completions over HTTP: OpenAI, Azure, vLLM, Ollama, LiteLLM."""
+
+    model = None  # whichever the request names
 
     def __init__(
         self,
@@ -239,13 +260,28 @@ NOTHING_FOUND = (
 )
 
 
+HANDOFF_TOOL = "handoff_to_human"  # agents_runtime.tools, by the name a model calls it
+HANDOFF_REASON = "The visitor asked for a person."
+HANDED_OFF = "I've asked a person from our team to take over. They will reply here."
+HANDOFF_FAILED = "I couldn't reach a person from our team just now. Please ask again in a moment."
+NO_HANDOFF = "I can't hand this chat to a person myself, but I can answer from our knowledge base."
+
+
 class OfflineResponder:
     """Answers without a model: it quotes the sentences of the retrieved
     passages that best match the question, each with its [n] citation, and
     when nothing relevant was retrieved it says so and offers a person. It
-    never writes a claim that is not in the knowledge base."""
+    never writes a claim that is not in the knowledge base.
 
-    model = "offline"
+    When the visitor clearly asks for a person (agents_runtime.handoff_intent)
+    and the agent has the handoff tool, it calls that tool as a model would —
+    the caller runs and records it (chat turn or voice call alike) — and,
+    given the tool's result, says a short last word.
+
+    It is its own model (`OFFLINE_RESPONDER`, priced at zero) and reports no
+    tokens: it runs no tokenizer and no provider counts any."""
+
+    model = OFFLINE_RESPONDER
 
     def __init__(self, max_quotes: int = 3) -> None:
         self.max_quotes = max_quotes
@@ -268,8 +304,22 @@ class OfflineResponder:
         quotes = " ".join(f"{sentence} [{number}]" for _, number, _, sentence in best)
         return f"Here is what our knowledge base says: {quotes}"
 
+    def _handoff(self, request: ChatRequest) -> tuple[str, list[ToolCall]] | None:
+        """The handoff's part of this round, None when the visitor did not ask for one."""
+        last = request.messages[-1] if request.messages else {}
+        if last.get("role") == "tool":  # the tool ran: its result decides the last word
+            return (HANDED_OFF if _handed_off(last.get("content")) else HANDOFF_FAILED), []
+        if not asks_for_a_person(request.question):
+            return None
+        offered = {(t.get("function") or {}).get("name") for t in request.tools or []}
+        if HANDOFF_TOOL not in offered:
+            return NO_HANDOFF, []
+        call = ToolCall("offline_handoff", HANDOFF_TOOL, json.dumps({"reason": HANDOFF_REASON}))
+        return "", [call]
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
-        text = self.answer(request)
+        handoff = self._handoff(request)
+        text, calls = handoff if handoff is not None else (self.answer(request), [])
         pieces = re.findall(r"\S+\s*", text)
         for i in range(0, len(pieces), 3):
             yield "".join(pieces[i : i + 3])
@@ -277,9 +327,17 @@ class OfflineResponder:
         yield Completion(
             model=self.model,
             text=text,
-            tool_calls=[],
-            # No tokenizer is run offline; the usual four characters per token.
-            prompt_tokens=sum(len(str(m.get("content") or "")) for m in request.messages) // 4,
-            completion_tokens=len(text) // 4,
-            finish_reason="stop",
+            tool_calls=calls,
+            prompt_tokens=0,
+            completion_tokens=0,
+            finish_reason="tool_calls" if calls else "stop",
         )
+
+
+def _handed_off(result: Any) -> bool:
+    """The handoff tool's result, as the chat turn (JSON) or livekit (text) passes it."""
+    try:
+        value = json.loads(result) if isinstance(result, str) else result
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("handed_off") is True

@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from agents_runtime import tools
-from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError
+from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, recorded_model
 from agents_runtime.prompt import build_messages
 from agents_runtime.retrieval import Retriever
 from agents_runtime.summary import Summarizer
@@ -255,11 +255,7 @@ class TurnRunner:
         reply = "".join(text).strip()
         if not reply:
             reply = "Done." if tool_log else "I'm not sure how to answer that."
-        # Priced (and counted in analytics) as the model the agent is configured
-        # with: OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18", which no
-        # exact price list can know, and guessing the base of a name could price
-        # one model as another.
-        model = agent["model"]
+        model = recorded_model(self.llm, agent["model"])
         metadata = {
             **pricing.usage(model, prompt_tokens, completion_tokens),
             "served_model": served_model or model,

@@ -15,22 +15,7 @@ import os
 from pathlib import Path
 
 from bench.cluster import ROOT, Process, free_port, procfile, wait_healthy
-from hub.config import Settings
-
-
-def configuration_names() -> set[str]:
-    """Every variable hub/config.py reads: Settings.from_env, given an empty
-    environment that notes each name it is asked for. The process gets only
-    those a test gives it."""
-    asked: set[str] = set()
-
-    class Noting(dict):
-        def get(self, name, default=None):
-            asked.add(name)
-            return default
-
-    Settings.from_env(Noting())
-    return asked
+from hub.config import configuration_names
 
 
 def source_root() -> Path:

@@ -1,8 +1,9 @@
-"""python -m hub serve | migrate | token | seed
+"""python -m hub serve | migrate | token | seed: the Syntera hub.
 
 Every command uses the database `serve` uses: DATABASE_URL, or the embedded
-PostgreSQL in the data dir, which the command attaches to if a running `serve`
-started it, or starts.
+PostgreSQL in the data dir (SYNTERA_DATA_DIR), which the command attaches to
+if a running `serve` started it, or starts. `python -m hub COMMAND --help`
+says what each does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import asyncio
 import sys
 
-from hub.config import ConfigError, Settings
+from hub.config import ConfigError, Settings, environment_help
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -114,20 +115,65 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the web process (REST, Socket.IO, pages)")
-    commands.add_parser("migrate", help="apply database migrations")
-    token = commands.add_parser("token", help="mint a JWT for an existing user")
+def _parser() -> argparse.ArgumentParser:
+    """The commands, their options and the environment they read; --help on
+    any of them prints that and exits before anything is opened or started."""
+    epilog = environment_help()
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m hub",
+        description=__doc__,
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}.\n\n{description}",
+            epilog=epilog,
+            formatter_class=formatter,
+        )
+
+    serve = command(
+        "serve",
+        "run the web process (REST, Socket.IO, pages, voice sockets)",
+        "The Procfile's `web`. Without REDIS_URL it also runs the agent turns,\n"
+        "workflows and document ingestion itself (the embedded mode); with it,\n"
+        "`python -m agents_runtime` workers do.",
+    )
+    serve.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8080)")
+    command(
+        "migrate",
+        "apply database migrations",
+        "The Procfile's `release`: applies what is missing, in order, each once\n"
+        "(advisory-locked, so several may run at once).",
+    )
+    token = command(
+        "token",
+        "mint a JWT for an existing user",
+        "Prints an access token for the user with that email (for scripts and curl).",
+    )
     token.add_argument("--email", required=True)
     token.add_argument("--ttl", type=int, default=86400, help="seconds (default one day)")
-    demo = commands.add_parser("seed", help="add realistic demo conversations to a company")
+    demo = command(
+        "seed",
+        "add realistic demo conversations to a company",
+        "Conversations, messages, contacts and deals spread over the last days,\n"
+        "for the dashboard and the analytics benchmark.",
+    )
     demo.add_argument("--email", required=True, help="the owner (created if missing)")
     demo.add_argument("--password", required=True)
     demo.add_argument("--conversations", type=int, default=1000)
     demo.add_argument("--days", type=int, default=90)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     try:
         settings = Settings.from_env()
@@ -137,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     settings.configure_logging()
 
     if args.command == "serve":
+        if args.host is not None:
+            settings = settings.with_overrides(host=args.host)
+        if args.port is not None:
+            settings = settings.with_overrides(port=args.port)
         return _serve(settings, args)
     handler = {"migrate": _migrate, "token": _token, "seed": _seed}[args.command]
     return asyncio.run(handler(settings, args))

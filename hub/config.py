@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -256,3 +257,26 @@ class Settings:
 
     def configure_logging(self) -> None:
         logging.basicConfig(level=self.log_level, format="%(message)s")
+
+
+def configuration_names() -> list[str]:
+    """Every variable this module reads, sorted: Settings.from_env, given an
+    empty environment that notes each name it is asked for (so the list
+    cannot drift from the reader). For --help and for the as-shipped tests."""
+    asked: set[str] = set()
+
+    class Noting(dict):
+        def get(self, name, default=None):
+            asked.add(name)
+            return default
+
+    Settings.from_env(Noting())
+    return sorted(asked)
+
+
+def environment_help() -> str:
+    """The --help epilog of every entry point: the variables it reads."""
+    names = ", ".join(configuration_names())
+    return "environment (hub/config.py; README.md's Configuration table says what each does):\n" + (
+        textwrap.fill(names, 78, initial_indent="  ", subsequent_indent="  ")
+    )

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+# The model name recorded on what the built-in offline responder
+# (agents_runtime.llm.OfflineResponder) answers: it runs on this machine, calls
+# no provider and counts no tokens, so it is priced at zero.
+OFFLINE_RESPONDER = "offline-responder"
+
 PER_MILLION: dict[str, tuple[Decimal, Decimal]] = {
     name: (Decimal(prompt), Decimal(completion))
     for name, prompt, completion in [
@@ -21,8 +26,7 @@ PER_MILLION: dict[str, tuple[Decimal, Decimal]] = {
         ("o3-mini", "1.10", "4.40"),
         ("text-embedding-3-small", "0.02", "0"),
         ("text-embedding-3-large", "0.13", "0"),
-        # The built-in offline responder runs on this machine: it costs nothing.
-        ("offline", "0", "0"),
+        (OFFLINE_RESPONDER, "0", "0"),
     ]
 }
 

@@ -266,3 +266,70 @@ async def test_bad_ranges_are_400(client, account, query):
         response = await client.get(f"/api/analytics/{endpoint}?{query}", headers=account.headers)
         assert response.status == 400, (endpoint, query)
         assert_error(await response.json(), "VALIDATION_ERROR")
+
+
+async def test_replies_stored_as_a_model_the_offline_responder_stood_in_for_are_rewritten(
+    client,
+):
+    """Migration 0014: replies the offline responder wrote before it was
+    recorded as itself (chat: the agent's model with served_model "offline";
+    voice: model "offline"), with estimated tokens, stop costing money."""
+    from hub.db.migrate import MIGRATIONS_DIR
+
+    account = await signup(client)
+    company = uuid.UUID(account.company_id)
+    db = client.app[SERVICES].db
+    async with db.tenant(company) as conn:
+        agent = await conn.fetchval(
+            "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+            " VALUES ($1, 'A', 'gpt-4o-mini', 0, 100) RETURNING id",
+            company,
+        )
+        conversation = await conn.fetchval(
+            "INSERT INTO conversations (company_id, agent_id) VALUES ($1, $2) RETURNING id",
+            company,
+            agent,
+        )
+        for seq, meta in enumerate(
+            [
+                {"model": "gpt-4o-mini", "served_model": "offline", "prompt_tokens": 400,
+                 "completion_tokens": 40, "tokens_used": 440, "cost": 0.000084},
+                {"model": "offline", "prompt_tokens": 300, "completion_tokens": 30,
+                 "tokens_used": 330, "cost": 0.0, "channel": "voice"},
+                {"model": "gpt-4o-mini", "served_model": "gpt-4o-mini-2024-07-18",
+                 "prompt_tokens": 1000, "completion_tokens": 100, "tokens_used": 1100,
+                 "cost": 0.00021},
+            ],
+            start=1,
+        ):  # fmt: skip
+            await conn.execute(
+                """INSERT INTO messages (company_id, conversation_id, seq, sender_type, sender_id,
+                       content, ai_metadata, model, prompt_tokens, completion_tokens)
+                   VALUES ($1, $2, $3, 'agent', $4, 'reply', $5::jsonb, $5::jsonb->>'model',
+                           ($5::jsonb->>'prompt_tokens')::int,
+                           ($5::jsonb->>'completion_tokens')::int)""",
+                company,
+                conversation,
+                seq,
+                agent,
+                meta,
+            )
+    sql = next(MIGRATIONS_DIR.glob("0014_*.sql")).read_text()
+    async with db.pool.acquire() as conn:  # as the migrations run: the owner
+        await conn.execute(sql)
+
+    costs = await (await client.get("/api/analytics/costs", headers=account.headers)).json()
+    assert [(m["model"], m["totalTokens"], m["cost"]) for m in costs["byModel"]] == [
+        ("gpt-4o-mini", 1100, 0.00021),
+        ("offline-responder", 0, 0),
+    ]
+    assert costs["estimatedCost"] == 0.00021
+    messages = await (
+        await client.get(f"/api/conversations/{conversation}/messages", headers=account.headers)
+    ).json()
+    chat, voice, real = (m["ai_metadata"] for m in messages["messages"])
+    assert chat["model"] == chat["served_model"] == "offline-responder"
+    assert (chat["tokens_used"], chat["cost"]) == (0, 0)
+    assert voice["model"] == "offline-responder" and "served_model" not in voice
+    assert voice["channel"] == "voice" and voice["tokens_used"] == 0
+    assert real["model"] == "gpt-4o-mini" and real["tokens_used"] == 1100

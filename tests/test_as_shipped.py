@@ -30,6 +30,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from agents_runtime.llm import HANDED_OFF
 from bench.shipped import Served, tracebacks
 from fakes.voice_line import (
     Line,
@@ -518,4 +519,55 @@ async def test_hostile_input_from_outside(served, api, tenant):
         await raw.ws.close()
     stored = await api.messages(staff, started["id"])
     assert [m for m in stored if m["sender_type"] == "user"] == [], stored
+    no_tracebacks(served, since)
+
+
+async def test_offline_replies_cost_nothing_and_a_request_for_a_person_hands_over(
+    served, api, tenant
+):
+    """No model key: the offline responder answers. Its replies are recorded
+    as itself at no cost (not as the agent's gpt-4o-mini), and a visitor who
+    asks for a person is handed over as the handoff tool would."""
+    since = served.log_size()
+    staff = tenant.staff
+    agent = await api.create_agent(
+        staff, name="Desk", model="gpt-4o-mini", tools=["handoff_to_human"]
+    )
+    key = await api.publishable_key(staff, agent["id"])
+    started = await api.start_conversation(key, agent["id"], origin=ORIGIN)
+    visitor = {
+        "Authorization": f"Bearer {key}",
+        "X-Conversation-Token": started["token"],
+        "Origin": ORIGIN,
+    }
+
+    async def replied(count: int) -> list[dict]:
+        async def enough():
+            stored = await api.messages(staff, started["id"])
+            return stored if sum(m["sender_type"] == "agent" for m in stored) >= count else None
+
+        return await wait_for(enough, within=30)
+
+    path = f"/public/conversations/{started['id']}/messages"
+    await api.request("POST", path, json={"content": "Hello"}, headers=visitor, expect=201)
+    first = (await replied(1))[-1]
+    assert first["ai_metadata"]["model"] == "offline-responder", first
+    assert (first["ai_metadata"]["tokens_used"], first["ai_metadata"]["cost"]) == (0, 0)
+
+    await api.request(
+        "POST",
+        path,
+        json={"content": "I want to talk to a human please"},
+        headers=visitor,
+        expect=201,
+    )
+    stored = await replied(2)
+    assert [m["sender_type"] for m in stored] == ["user", "agent", "user", "system", "agent"]
+    assert stored[3]["metadata"]["tool"] == "handoff_to_human"
+    assert stored[4]["content"] == HANDED_OFF
+    conversation = await api.conversation(staff, started["id"])
+    assert conversation["ai_paused"] is True
+    costs = await api.request("GET", "/api/analytics/costs", headers=staff.headers)
+    assert costs["estimatedCost"] == 0, costs
+    assert "gpt-4o-mini" not in [m["model"] for m in costs["byModel"]], costs
     no_tracebacks(served, since)

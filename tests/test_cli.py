@@ -12,9 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import jwt
+import pytest
 
 from bench.cluster import free_port
-from hub.config import ConfigError, Settings
+from hub.config import ConfigError, Settings, configuration_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,3 +212,63 @@ def test_a_process_that_cannot_load_its_speech_models_refuses_to_start(tmp_path)
         assert last.startswith("cannot start: the speech models did not load"), result.stderr
         assert "the voice model is missing" in last
         assert not (tmp_path / "var" / "pg").exists()  # it stopped before the database
+
+
+# -- --help on every entry point, and the worker's refusal --------------------------------
+
+BENCH_MODULES = sorted(
+    path.stem
+    for path in (ROOT / "bench").glob("*.py")
+    if path.stem != "__init__" and "__main__" in path.read_text()
+) + ["security"]  # a package: bench/security/__main__.py
+ENTRY_POINTS = [
+    ["hub"],
+    ["hub", "serve"],
+    ["hub", "migrate"],
+    ["hub", "token"],
+    ["hub", "seed"],
+    ["agents_runtime"],
+    *(["bench." + name] for name in BENCH_MODULES),
+]
+
+
+def run_in(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m ...` typed in another directory (the project on PYTHONPATH),
+    so that anything it would create there shows."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=_env(PYTHONPATH=str(ROOT), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("argv", ENTRY_POINTS, ids=" ".join)
+def test_help_says_what_it_does_and_starts_nothing(argv, tmp_path):
+    result = run_in(tmp_path, *argv, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: "), result.stdout
+    assert list(tmp_path.iterdir()) == []  # no ./var, no embedded PostgreSQL, no secret
+    if argv[0] in ("hub", "agents_runtime"):
+        # Every variable hub/config.py reads, named in the help.
+        for name in configuration_names():
+            assert name in result.stdout, (argv, name)
+    else:
+        # The benchmark's own account of what it measures (its docstring), beyond the usage.
+        assert len(result.stdout.split("\n\n")) >= 3, result.stdout
+
+
+def test_serve_help_lists_its_options(tmp_path):
+    result = run_in(tmp_path, "hub", "serve", "--help")
+    assert "--host" in result.stdout and "--port" in result.stdout, result.stdout
+
+
+def test_a_worker_without_redis_refuses_to_start_with_one_line(tmp_path):
+    result = run_in(tmp_path, "agents_runtime", SYNTERA_DATA_DIR=str(tmp_path / "var"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot start:"), result.stderr
+    assert "REDIS_URL" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # it stopped before any database

@@ -3,9 +3,15 @@ and the offline responder."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from agents_runtime.handoff_intent import asks_for_a_person
 from agents_runtime.llm import (
+    HANDED_OFF,
+    HANDOFF_FAILED,
+    NO_HANDOFF,
     NOTHING_FOUND,
     ChatRequest,
     Completion,
@@ -13,6 +19,7 @@ from agents_runtime.llm import (
     OfflineResponder,
     OpenAIChat,
     Passage,
+    recorded_model,
 )
 from fakes.openai import Reply
 
@@ -119,7 +126,9 @@ async def test_offline_responder_quotes_with_citations():
     assert "".join(deltas) == completion.text and len(deltas) > 1
     assert "Refunds are issued within 14 days of a return. [1]" in completion.text
     assert "Lisbon" not in completion.text  # only what matches the question
-    assert completion.model == "offline" and completion.completion_tokens > 0
+    # Its own model, with no tokens: it runs no tokenizer and no provider counts any.
+    assert completion.model == "offline-responder"
+    assert (completion.prompt_tokens, completion.completion_tokens) == (0, 0)
 
 
 async def test_offline_responder_refuses_without_passages():
@@ -128,3 +137,86 @@ async def test_offline_responder_refuses_without_passages():
     )
     assert completion.text == NOTHING_FOUND
     assert "person" in completion.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to talk to a human please",
+        "speak to a person",
+        "real person",
+        "customer service representative",
+        "agent please",
+        "Agent",
+        "Can I talk to a real person?",
+        "Connect me with a customer service representative.",
+        "Are you a bot? I want to talk to a human",
+        "Put me through to someone",
+        "I need a human",
+        "Is there a human I can talk to?",
+        "get me a real person now",
+        "I’d like to speak with someone from your team",
+        "HUMAN PLEASE!",
+    ],
+)
+def test_a_clear_request_for_a_person(text):
+    assert asks_for_a_person(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "are you human?",
+        "what does a human agent cost?",
+        "How much is a live agent?",
+        "Am I talking to a person?",
+        "Is this a real person?",
+        "How do I get the agent to answer in French?",
+        "I want the agent to reply in French",
+        "I need support with my invoice",
+        "I don't want to talk to a human",
+        "your agent said refunds take 5 days",
+        "someone's order is late",
+        "What is your refund policy?",
+    ],
+)
+def test_no_request_for_a_person(text):
+    assert not asks_for_a_person(text)
+
+
+HANDOFF_SPEC = [{"type": "function", "function": {"name": "handoff_to_human", "parameters": {}}}]
+
+
+async def test_offline_responder_calls_the_handoff_tool_then_says_its_last_word():
+    asked = [{"role": "user", "content": "Can I speak to a person?"}]
+    deltas, completion = await collect(
+        OfflineResponder(),
+        request(messages=asked, question="Can I speak to a person?", tools=HANDOFF_SPEC),
+    )
+    assert deltas == [] and completion.text == ""
+    [call] = completion.tool_calls
+    assert call.name == "handoff_to_human" and completion.finish_reason == "tool_calls"
+    assert json.loads(call.arguments) == {"reason": "The visitor asked for a person."}
+
+    for result, said in [
+        ('{"handed_off": true, "reason": "x"}', HANDED_OFF),
+        ('{"error": "the conversation no longer exists"}', HANDOFF_FAILED),
+    ]:
+        fed_back = [*asked, {"role": "tool", "tool_call_id": call.id, "content": result}]
+        _, completion = await collect(
+            OfflineResponder(),
+            request(messages=fed_back, question="Can I speak to a person?", tools=HANDOFF_SPEC),
+        )
+        assert (completion.text, completion.tool_calls) == (said, [])
+
+
+async def test_offline_responder_without_the_handoff_tool_says_it_cannot():
+    _, completion = await collect(
+        OfflineResponder(), request(question="Can I speak to a person?", passages=PASSAGES)
+    )
+    assert (completion.text, completion.tool_calls) == (NO_HANDOFF, [])
+
+
+def test_a_reply_is_recorded_as_the_model_that_produced_it(fake):
+    assert recorded_model(OfflineResponder(), "gpt-4o-mini") == "offline-responder"
+    assert recorded_model(OpenAIChat("sk", fake.base_url), "gpt-4o-mini") == "gpt-4o-mini"

@@ -10,14 +10,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from agents_runtime import runtime
-from agents_runtime.llm import OpenAIChat
+from agents_runtime.llm import HANDED_OFF, NO_HANDOFF, OpenAIChat
 from agents_runtime.turns import TurnSettings
 from fakes.openai import Reply
 from hub.conversations import FAILURE_NOTICE, post_user_message, turn_job
 from hub.jobs import QueuePolicy, RedisStreamQueue
 from hub.services import SERVICES, close_services, open_services
 from hub.store import conversations
-from tests.helpers import signup
+from tests.helpers import SocketClient, signup
 
 
 @pytest.fixture
@@ -667,3 +667,125 @@ async def test_tokens_spent_on_summaries_count_in_cost_analytics(hub, fake):
     assert costs["totalTokens"] == calls * 110
     assert costs["byAgent"][0]["totalTokens"] == calls * 110
     assert costs["estimatedCost"] == round(calls * (100 * 0.15 + 10 * 0.60) / 1_000_000, 6)
+
+
+# -- with no model key: the offline responder -----------------------------------------
+
+OFFLINE_ORIGIN = "https://shop.example.com"
+
+
+async def offline_visitor(make_client, tools: list[str]):
+    """A hub with no model key (the offline responder answers), a gpt-4o-mini
+    agent, and a visitor's conversation started through the public API."""
+    hub = await make_client()
+    account = await signup(hub)
+    agent = await (
+        await hub.post(
+            "/api/agents",
+            json={"name": "Support", "model": "gpt-4o-mini", "tools": tools},
+            headers=account.headers,
+        )
+    ).json()
+    key = await (
+        await hub.post(
+            f"/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": [OFFLINE_ORIGIN]},
+            headers=account.headers,
+        )
+    ).json()
+    public = {"Authorization": f"Bearer {key['key']}", "Origin": OFFLINE_ORIGIN}
+    started = await (
+        await hub.post("/public/conversations", json={"agent_id": agent["id"]}, headers=public)
+    ).json()
+    visitor = {**public, "X-Conversation-Token": started["token"]}
+    return hub, account, started, visitor
+
+
+async def visitor_says(hub, started, visitor, text: str) -> None:
+    sent = await hub.post(
+        f"/public/conversations/{started['id']}/messages", json={"content": text}, headers=visitor
+    )
+    assert sent.status == 201, await sent.text()
+    await hub.app[SERVICES].jobs.join()
+
+
+async def test_offline_replies_are_recorded_as_the_offline_responder_at_no_cost(make_client):
+    hub, account, started, visitor = await offline_visitor(make_client, tools=[])
+    await visitor_says(hub, started, visitor, "What is your refund policy?")
+    messages = await transcript(hub, account, started["id"])
+    assert [m["sender_type"] for m in messages] == ["user", "agent"]
+    meta = messages[1]["ai_metadata"]
+    # Not the agent's configured gpt-4o-mini: no provider was called.
+    assert (meta["model"], meta["served_model"]) == ("offline-responder", "offline-responder")
+    assert (meta["prompt_tokens"], meta["completion_tokens"], meta["tokens_used"]) == (0, 0, 0)
+    assert meta["cost"] == 0
+
+    costs = await (await hub.get("/api/analytics/costs", headers=account.headers)).json()
+    assert costs["estimatedCost"] == 0 and costs["totalTokens"] == 0
+    assert [(m["model"], m["cost"], m["priced"]) for m in costs["byModel"]] == [
+        ("offline-responder", 0, True)
+    ]
+    assert costs["unpriced"] == []
+
+
+async def test_offline_responder_hands_over_a_visitor_who_asks_for_a_person(make_client):
+    hub, account, started, visitor = await offline_visitor(make_client, tools=["handoff_to_human"])
+    recorder = Recorder(hub.app[SERVICES])
+    staff = SocketClient("/dashboard")
+    try:
+        await staff.connect(hub, account.token)
+        await visitor_says(hub, started, visitor, "I want to talk to a human please")
+        handoff = await staff.wait_for("handoff:requested")
+        assert handoff == {
+            "conversation_id": started["id"],
+            "reason": "The visitor asked for a person.",
+        }
+    finally:
+        await staff.close()
+    assert len(recorder.of("conversation.handoff", started["id"])) == 1
+
+    messages = await transcript(hub, account, started["id"])
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent"]
+    assert messages[1]["metadata"]["tool"] == "handoff_to_human"
+    reply = messages[2]
+    assert reply["content"] == HANDED_OFF
+    assert reply["ai_metadata"]["tools"] == ["handoff_to_human"]
+    assert reply["ai_metadata"]["model"] == "offline-responder"
+    conversation = await (
+        await hub.get(f"/api/conversations/{started['id']}", headers=account.headers)
+    ).json()
+    assert conversation["ai_paused"] is True
+    async with hub.app[SERVICES].db.tenant(uuid.UUID(account.company_id)) as conn:
+        notified = await conn.fetchval(
+            "SELECT count(*) FROM notifications WHERE type = 'handoff_requested'"
+        )
+    assert notified == 1
+
+    # Handed over: the AI stays silent, and nothing is handed over twice.
+    await visitor_says(hub, started, visitor, "Hello? Can I speak to a person?")
+    messages = await transcript(hub, account, started["id"])
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent", "user"]
+    assert len(recorder.of("conversation.handoff", started["id"])) == 1
+
+
+async def test_offline_responder_does_not_hand_over_on_a_question_about_people(make_client):
+    hub, account, started, visitor = await offline_visitor(make_client, tools=["handoff_to_human"])
+    await visitor_says(hub, started, visitor, "Are you human?")
+    await visitor_says(hub, started, visitor, "What does a human agent cost?")
+    messages = await transcript(hub, account, started["id"])
+    assert [m["sender_type"] for m in messages] == ["user", "agent", "user", "agent"]
+    conversation = await (
+        await hub.get(f"/api/conversations/{started['id']}", headers=account.headers)
+    ).json()
+    assert conversation["ai_paused"] is False
+
+
+async def test_offline_responder_without_the_handoff_tool_says_it_cannot(make_client):
+    hub, account, started, visitor = await offline_visitor(make_client, tools=[])
+    await visitor_says(hub, started, visitor, "Agent please")
+    messages = await transcript(hub, account, started["id"])
+    assert [(m["sender_type"], m["content"]) for m in messages][1:] == [("agent", NO_HANDOFF)]
+    conversation = await (
+        await hub.get(f"/api/conversations/{started['id']}", headers=account.headers)
+    ).json()
+    assert conversation["ai_paused"] is False

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from aiohttp import FormData
 
-from agents_runtime.llm import OfflineResponder, OpenAIChat
+from agents_runtime.llm import HANDED_OFF, OfflineResponder, OpenAIChat
 from agents_runtime.voice.call import VoiceCall
 from fakes.openai import Reply
 from hub.conversations import set_takeover, start_conversation
@@ -196,13 +196,36 @@ async def test_offline_the_voice_agent_quotes_the_knowledge_base(hub):
     await settled(call)
     user, reply = await transcript(hub, account, conversation["id"])
     assert "original card" in reply["content"] and "[1]" not in reply["content"]
-    assert reply["ai_metadata"]["model"] == "offline"
+    assert reply["ai_metadata"]["model"] == "offline-responder"
+    assert (reply["ai_metadata"]["tokens_used"], reply["ai_metadata"]["cost"]) == (0, 0)
     await call.session.aclose()
     await asyncio.wait_for(call.wait_ended(), 5)
     conv = await (
         await hub.get(f"/api/conversations/{conversation['id']}", headers=account.headers)
     ).json()
     assert conv["status"] == "ended"
+
+
+async def test_offline_the_voice_agent_hands_a_caller_who_asks_for_a_person_over(hub):
+    account, agent, conversation, services = await voice_setup(hub, tools=("handoff_to_human",))
+    call = VoiceCall(services, OfflineResponder(), agent, conversation)
+    await call.start()
+    result = await call.session.run(user_input="I want to talk to a human please")
+    result.expect.next_event().is_function_call(name="handoff_to_human")
+    result.expect.next_event().is_function_call_output()
+    result.expect.next_event().is_message(role="assistant")
+    await settled(call)
+    messages = await transcript(hub, account, conversation["id"])
+    assert [m["sender_type"] for m in messages] == ["user", "system", "agent"]
+    assert messages[1]["metadata"]["tool"] == "handoff_to_human"
+    assert messages[2]["content"] == HANDED_OFF
+    assert messages[2]["ai_metadata"]["model"] == "offline-responder"
+    conv = await (
+        await hub.get(f"/api/conversations/{conversation['id']}", headers=account.headers)
+    ).json()
+    assert conv["ai_paused"] is True
+    await call.session.aclose()
+    await asyncio.wait_for(call.wait_ended(), 5)
 
 
 async def test_a_person_taking_over_silences_the_voice_agent(hub, fake):

@@ -104,8 +104,9 @@ def _as_function_tool(call: VoiceCall, name: str) -> llm.Tool:
     code runs, records itself in the transcript, and ends or hands off the call."""
     tool = tools.TOOLS[name]
 
-    async def run(raw_arguments: dict[str, object]) -> dict[str, Any]:
-        return await call.run_tool(tool, raw_arguments)
+    async def run(raw_arguments: dict[str, object]) -> str:
+        # JSON, as a chat turn feeds a result back (livekit would send str(dict)).
+        return json.dumps(await call.run_tool(tool, raw_arguments), default=str)
 
     return function_tool(
         run,

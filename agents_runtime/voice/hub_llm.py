@@ -19,7 +19,7 @@ from livekit.agents.types import (
 )
 from livekit.agents.utils import shortuuid
 
-from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, Passage
+from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, Passage, recorded_model
 
 PASSAGES = "syntera_passages"  # the key in ChatMessage.extra
 
@@ -40,7 +40,7 @@ class HubLLM(llm.LLM):
 
     @property
     def model(self) -> str:
-        return getattr(self.client, "model", None) or self._model
+        return recorded_model(self.client, self._model)
 
     @property
     def provider(self) -> str:
