@@ -14,7 +14,7 @@ from http_api.routes import api, voice_sockets
 from hub.config import Settings
 from hub.services import Services
 
-MIDDLEWARES = (cors, observe, errors)
+MIDDLEWARES = (observe, cors, errors)
 
 
 def install(

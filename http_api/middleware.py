@@ -1,11 +1,12 @@
-"""Two middlewares wrap every request, REST or not.
+"""Three middlewares wrap every request, REST or not.
 
 `observe` (outermost) gives the request its id, and once a response exists,
 records the audit entry of a mutating call, counts the request in /metrics
-and writes its JSON log line; `stamp_headers` puts the id and the rate-limit
-headers on the response as it is sent. `errors` turns every
-failure — ours, aiohttp's 404/405/413, a database outage, a bug — into the
-standard `{"error", "code", "details"}` body.
+and writes its JSON log line; `stamp_headers` puts the id, the rate-limit
+headers and the CORS headers on the response as it is sent. `cors` answers
+browsers' preflights and decides which origins may read an answer. `errors`
+turns every failure — ours, aiohttp's 404/405/413, a database outage, a
+bug — into the standard `{"error", "code", "details"}` body.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from http_api.routing import (
 )
 from hub.db.database import CONNECTION_ERRORS, database_unavailable
 from hub.errors import ApiError
+from hub.origins import normalise_origin
 from hub.services import SERVICES, Services
 from hub.store import audit
 
@@ -181,6 +183,7 @@ async def stamp_headers(request: web.Request, response: web.StreamResponse) -> N
     quota = request.get(QUOTA)
     if quota is not None:
         response.headers.update(quota.headers())
+    _stamp_cors(request, response)
 
 
 def _route_label(request: web.Request) -> str:
@@ -194,31 +197,81 @@ def _route_label(request: web.Request) -> str:
 _CORS_EXPOSED = (
     "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
 )
+# What a preflight may ask for: the methods the routes under each prefix
+# have (tests/test_browser_clients.py checks them against the route table)
+# and the request headers their clients send.
+_PUBLIC_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, X-Conversation-Token, X-Request-Id"
+    ),
+    "Access-Control-Max-Age": "600",
+}
+STAFF_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+    "Access-Control-Max-Age": "600",
+}
+# The CORS headers a response gets as it is sent (`stamp_headers`), so that
+# every answer carries them: an error, a 429, a streamed export.
+_CORS = web.RequestKey("cors", dict)
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+
+def _add_vary(response: web.StreamResponse, name: str) -> None:
+    present = [v.strip().lower() for v in response.headers.get("Vary", "").split(",") if v.strip()]
+    if name.lower() not in present:
+        response.headers["Vary"] = ", ".join([response.headers["Vary"], name]) if present else name
 
 
 @web.middleware
 async def cors(request: web.Request, handler) -> web.StreamResponse:
-    """CORS for the public routes only: any page may call them, because the
-    publishable key's allowed origins decide, per key, who may (checked in
-    `hub.visitors`). Staff routes get no CORS: browsers keep other sites out."""
+    """CORS, credentials-free: callers send a bearer token, never cookies.
+
+    `/public/...`: any page may call, because the publishable key's allowed
+    origins decide, per key, who may (checked in `hub.visitors`).
+    `/api/...` (staff): only the origins in `CORS_ORIGINS`, none by default.
+    A preflight from any other origin is a 403 `ORIGIN_NOT_ALLOWED`, which
+    browsers take as a refusal; their actual requests get no CORS headers,
+    so browsers keep the answers from the page. Preflights are answered here,
+    before any authentication, rate limit or audit."""
     origin = request.headers.get("Origin")
-    if not origin or not request.path.startswith("/public/"):
+    if request.path.startswith("/public/"):
+        if not origin:
+            return await handler(request)
+        request[_CORS] = {"Access-Control-Allow-Origin": origin}
+        if request.method == "OPTIONS":
+            return web.Response(status=204, headers=_PUBLIC_PREFLIGHT)
         return await handler(request)
-    if request.method == "OPTIONS":
-        response: web.StreamResponse = web.Response(status=204)
-        response.headers.update(
-            {
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": (
-                    "Authorization, Content-Type, X-Conversation-Token, X-Request-Id"
-                ),
-                "Access-Control-Max-Age": "600",
-            }
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    allowed: tuple[str, ...] = request.app[SERVICES].settings.cors_origins
+    if allowed:
+        request[_CORS] = {}  # the answer depends on Origin: Vary says so to caches
+    if origin and normalise_origin(origin) in allowed:
+        request[_CORS] = {"Access-Control-Allow-Origin": origin}
+        if _is_preflight(request):
+            return web.Response(status=204, headers=STAFF_PREFLIGHT)
+    elif origin and _is_preflight(request):
+        return error_response(
+            ApiError(
+                403,
+                "ORIGIN_NOT_ALLOWED",
+                "This origin may not call the staff API: it is not in CORS_ORIGINS",
+                {"origin": origin},
+            )
         )
-    else:
-        response = await handler(request)
-    if not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin
+    return await handler(request)
+
+
+def _stamp_cors(request: web.Request, response: web.StreamResponse) -> None:
+    headers = request.get(_CORS)
+    if headers is None:
+        return
+    if headers:
+        response.headers.update(headers)
         response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSED
-        response.headers["Vary"] = "Origin"
-    return response
+    _add_vary(response, "Origin")

@@ -179,10 +179,13 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
 
 
 def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    if nul := find_nul(dict(request.query)):
+    # Only the parameters the route declares: any other (a browser's cache
+    # buster) is ignored, as a route without a query model ignores them all.
+    query = {name: request.query[name] for name in model.model_fields if name in request.query}
+    if nul := find_nul(query):
         raise ApiError.validation({nul: "NUL characters are not allowed"})
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(query)
     except ValidationError as exc:
         raise ApiError.validation(validation_fields(exc)) from None
 

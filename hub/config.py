@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hub.origins import normalise_origin
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,6 +98,9 @@ class Settings:
     # Load balancers whose X-Forwarded-For is believed (CIDRs). From anyone
     # else the header is ignored: a client could write anything in it.
     trusted_proxies: tuple[Network, ...] = ()
+    # Web pages that may call the staff API (/api/...) from their own origin
+    # (a dashboard elsewhere): CORS for those origins only, none by default.
+    cors_origins: tuple[str, ...] = ()
     # Keys in a shared Redis are prefixed so that several hubs (or test runs)
     # can share one server without seeing each other's counters.
     redis_prefix: str = "syntera"
@@ -169,6 +174,15 @@ class Settings:
                     f"{name} must be comma-separated addresses or CIDRs (e.g. 10.0.0.0/8)"
                 ) from None
 
+        def origins(name: str) -> tuple[str, ...]:
+            parts = [p.strip() for p in (text(name) or "").split(",") if p.strip()]
+            normalised = [normalise_origin(p) for p in parts]
+            if None in normalised or "*" in normalised:
+                raise ConfigError(
+                    f"{name} must be comma-separated origins (e.g. https://dash.example.com)"
+                )
+            return tuple(dict.fromkeys(normalised))
+
         demo = text("SYNTERA_DEMO")
         if demo not in (None, "0", "1"):
             raise ConfigError("SYNTERA_DEMO must be 0 or 1")
@@ -206,6 +220,7 @@ class Settings:
             log_level=log_level,
             redis_prefix=text("REDIS_PREFIX") or "syntera",
             trusted_proxies=networks("TRUSTED_PROXIES"),
+            cors_origins=origins("CORS_ORIGINS"),
             demo=None if demo is None else demo == "1",
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             socket_connects_per_minute=integer("SOCKET_CONNECTS_PER_MINUTE", 60, 1, 1_000_000),

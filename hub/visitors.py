@@ -13,7 +13,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import jwt
@@ -21,12 +20,12 @@ import jwt
 from hub.config import Settings
 from hub.db import Database
 from hub.errors import ApiError
+from hub.origins import normalise_origin
 from hub.store import keys
 
 KEY_PREFIX = "pk_"
 CONVERSATION_AUDIENCE = "syntera:conversation"  # never accepted as a staff token, nor the reverse
 CONVERSATION_TTL = 7 * 24 * 3600
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def new_key() -> tuple[str, bytes, str]:
@@ -37,20 +36,6 @@ def new_key() -> tuple[str, bytes, str]:
 
 def key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
-
-
-def normalise_origin(value: str) -> str | None:
-    """`https://Shop.example.com:443/` → `https://shop.example.com`; None if not an origin."""
-    if value == "*":
-        return value
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        return None
-    # Browsers leave the scheme's default port out of Origin: so do we.
-    port = f":{parts.port}" if parts.port not in (None, DEFAULT_PORTS[parts.scheme]) else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 @dataclass(frozen=True)

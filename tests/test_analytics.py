@@ -256,7 +256,6 @@ async def test_range_errors_name_their_field(client, account):
         "startDate=yesterday",
         "groupBy=year",
         "tz=Nowhere/City",
-        "limit=5",
     ],
 )
 async def test_bad_ranges_are_400(client, account, query):

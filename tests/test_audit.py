@@ -61,7 +61,7 @@ async def test_audit_log_is_per_company_and_for_owners_and_admins(client, base_s
 
 
 async def test_audit_log_paging_is_validated(client, account):
-    for query in ("limit=0", "limit=101", "offset=-1", "limit=abc", "page=2"):
+    for query in ("limit=0", "limit=101", "offset=-1", "limit=abc"):
         response = await client.get(f"/api/audit-log?{query}", headers=account.headers)
         assert response.status == 400, query
         assert_error(await response.json(), "VALIDATION_ERROR")

@@ -1,6 +1,7 @@
 """Analytics (seed: Analytics APIs), over every row of the range.
 
-Ranges are ISO dates, both inclusive, in `tz` (default UTC); without dates,
+Ranges are ISO 8601 dates or date-times, both inclusive (a plain date is a
+whole day in `tz`, default UTC; http_api.schemas.DateRange); without dates,
 the last 30 days up to today. Conversations belong to a range by when they
 started; replies and their tokens by when they were sent.
 """
@@ -27,12 +28,15 @@ DEFAULT_DAYS = 30
 
 class AnalyticsQuery(DateRange):
     def resolved(self):
-        """The range's [start, end) instants, filling in the default range."""
-        end_date = self.endDate or (
-            self.startDate + timedelta(days=DEFAULT_DAYS - 1) if self.startDate else self.today()
-        )
-        start_date = self.startDate or end_date - timedelta(days=DEFAULT_DAYS - 1)
-        return DateRange(startDate=start_date, endDate=end_date, tz=self.tz).bounds()
+        """The range's [start, end) instants, filling in the default range:
+        30 days counted in `tz` from the bound that is given, or up to today."""
+        start, end = self.startDate, self.endDate
+        length = timedelta(days=DEFAULT_DAYS - 1)
+        if end is None:
+            end = self.local_day(start) + length if start else self.today()
+        if start is None:
+            start = self.local_day(end) - length
+        return self.model_copy(update={"startDate": start, "endDate": end}).bounds()
 
 
 class TimelineQuery(AnalyticsQuery):

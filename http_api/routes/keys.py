@@ -12,8 +12,9 @@ from http_api.routing import RESOURCE_ID, Call
 from http_api.schemas import RequestModel
 from hub.errors import found
 from hub.events import Event
+from hub.origins import normalise_origin
 from hub.store import agents, keys
-from hub.visitors import new_key, normalise_origin
+from hub.visitors import new_key
 
 
 class KeyCreate(RequestModel):
