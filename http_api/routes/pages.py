@@ -58,7 +58,7 @@ async def dashboard(call: Call) -> web.Response:
 
 @api.get("/widget.js", produces="text/javascript", conditional=True, **PAGE)
 async def widget_js(call: Call) -> web.Response:
-    """The chat widget's script, embedded by other sites (docs/widget.md)."""
+    """The chat widget's script, embedded by other sites (docs/realtime.md)."""
     script = file_asset(STATIC_DIR / "widget.js")
     # Embedded by other sites.
     return respond(call.request, script, {"Access-Control-Allow-Origin": "*"})
