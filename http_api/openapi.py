@@ -102,6 +102,16 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         }
         for name in _PATH_PARAM.findall(route.template)
     ]
+    if route.conditional:
+        params.append(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "The ETag of the copy the client holds",
+                "schema": {"type": "string"},
+            }
+        )
     if route.query is not None:
         schema = route.query.model_json_schema()
         required = set(schema.get("required", []))
@@ -134,6 +144,8 @@ def _responses(route: Route, ref) -> dict[str, Any]:
         }
     else:
         responses[str(route.status)] = {"description": "Success"}
+    if route.conditional:
+        responses["304"] = {"description": "Not Modified: If-None-Match names the current copy"}
     statuses = {429} if route.rate_limit != "none" else set()
     if route.auth == "user":
         statuses |= {401}

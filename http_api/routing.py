@@ -59,6 +59,15 @@ def client_ip(request: web.Request) -> str:
     return request[CLIENT_IP]
 
 
+def public_base(request: web.Request) -> str:
+    """The hub's address as its users reach it: PUBLIC_URL when set (behind a
+    proxy that ends TLS), else the scheme and Host this request came with."""
+    settings = request.app[SERVICES].settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
 def visitor_metadata(request: web.Request, source: str) -> dict[str, Any]:
     """What a visitor's new conversation records of where it came from."""
     return {
@@ -129,6 +138,8 @@ class Route:
     form: bool = False
     # A WebSocket upgrade: the handler returns the upgraded socket.
     websocket: bool = False
+    # Answers with an ETag, and 304 to an If-None-Match naming it (http_api.assets).
+    conditional: bool = False
 
     @property
     def template(self) -> str:

@@ -7,7 +7,9 @@
  * Everything lives in a shadow root, so the host page's CSS and ours never
  * meet. Message text is only ever put into the DOM as text nodes: nothing a
  * visitor, an agent or a model writes can inject markup. Protocol:
- * docs/realtime.md.
+ * docs/realtime.md. This file (and widget.css) is ASCII only, other
+ * characters written as \u escapes: whatever encoding the host page
+ * declares, and even if a proxy drops our charset, it reads the same.
  */
 (function () {
   "use strict";
@@ -84,19 +86,70 @@
     return out;
   }
 
+  // A paragraph's lines: a line ending in two spaces or a backslash breaks
+  // the line there; any other line break is soft, a space (CommonMark).
+  function paragraph(tag, lines) {
+    const node = el(tag);
+    let run = [];
+    lines.forEach((line, i) => {
+      const hard = i < lines.length - 1 && / {2,}$|\\$/.test(line);
+      run.push(hard ? line.replace(/ +$|\\$/, "") : line);
+      if (hard) { node.append(...inline(run.join("\n")), el("br")); run = []; }
+    });
+    node.append(...inline(run.join("\n")));
+    return node;
+  }
+
+  // Blocks as CommonMark reads them: paragraphs end at a blank line, a list
+  // item runs on over the lines that follow it, "> " lines are a quotation
+  // (its own Markdown inside), ``` fences keep their lines as they are.
   function markdown(text) {
     const root = document.createDocumentFragment();
+    const lines = String(text).split(/\r?\n/);
+    let block = null; // { kind: "p" | "li", lines }
     let list = null;
-    for (const line of String(text).split(/\r?\n/)) {
-      const bullet = line.match(/^\s*(?:[-*]|\d+\.)\s+(.*)$/);
-      if (bullet) {
-        if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul"); root.append(list); }
-        list.append(el("li", {}, ...inline(bullet[1])));
+    function flush() {
+      if (block) {
+        const node = paragraph(block.kind, block.lines);
+        (block.kind === "li" ? list : root).append(node);
+      }
+      block = null;
+    }
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      if (/^\s*```/.test(line)) {
+        flush(); list = null;
+        const code = [];
+        while (++i < lines.length && !/^\s*```/.test(lines[i])) code.push(lines[i]);
+        root.append(el("pre", {}, el("code", {}, code.join("\n"))));
         continue;
       }
-      list = null;
-      if (line.trim()) root.append(el("p", {}, ...inline(line)));
+      if (/^\s*>/.test(line)) {
+        flush(); list = null;
+        const quoted = [];
+        for (; i < lines.length && /^\s*>/.test(lines[i]); i++) {
+          quoted.push(lines[i].replace(/^\s*> ?/, ""));
+        }
+        i--;
+        root.append(el("blockquote", {}, markdown(quoted.join("\n"))));
+        continue;
+      }
+      const bullet = line.match(/^\s*([-*]|\d+\.)\s+(.*)$/);
+      if (bullet) {
+        flush();
+        const kind = /\d/.test(bullet[1]) ? "ol" : "ul";
+        if (!list || list.localName !== kind) { list = el(kind); root.append(list); }
+        block = { kind: "li", lines: [bullet[2]] };
+      } else if (!line.trim()) {
+        flush();  // a list goes on if an item follows the blank line
+      } else if (block) {
+        block.lines.push(line.replace(/^\s+/, ""));  // trailing spaces may be a hard break
+      } else {
+        list = null;
+        block = { kind: "p", lines: [line.replace(/^\s+/, "")] };
+      }
     }
+    flush();
     return root;
   }
 
@@ -125,12 +178,12 @@
     "aria-controls": "syntera-panel",
   }, icon(CHAT));
   const title = el("h2", { id: "syntera-title" }, "Chat");
-  const closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, "×");
+  const closeButton = el("button", { class: "close", type: "button", "aria-label": "Close chat" }, "\u00d7");
   const log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Messages" });
-  const typing = el("div", { class: "typing", hidden: "", "aria-live": "polite" }, "Typing…");
+  const typing = el("div", { class: "typing", hidden: "", "aria-live": "polite" }, "Typing\u2026");
   const notice = el("div", { class: "notice", role: "status" });
   const input = el("textarea", {
-    id: "syntera-input", rows: "2", maxlength: "4000", placeholder: "Write a message…",
+    id: "syntera-input", rows: "2", maxlength: "4000", placeholder: "Write a message\u2026",
   });
   const fileInput = el("input", { type: "file", id: "syntera-file", class: "file",
     accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain" });
@@ -366,7 +419,7 @@
           rating.replaceChildren(el("p", {}, "Thank you!"));
           localStorage.removeItem(STORE);  // the next visit starts afresh
         },
-      }, "★".repeat(stars)));
+      }, "\u2605".repeat(stars)));
     }
     rating.append(group);
   }

@@ -10,7 +10,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
+from aiohttp import web
 from playwright.async_api import expect
 
 from bench.cluster import free_port
@@ -280,3 +282,153 @@ async def test_theme_position_attachment_and_replay_after_a_dropped_connection(d
     )
     assert len(sockets) >= 2  # a new connection brought it
     await page.screenshot(path=str(ARTIFACTS / "widget-dark-left.png"))
+
+
+async def test_a_single_newline_is_a_soft_break_as_in_commonmark(demo_site, browser, fake):
+    """A passage quoted from a hard-wrapped document reads as one paragraph;
+    a blank line, a list, a quotation, a fence and a hard break keep their
+    meaning, and markup in any of them stays text."""
+    fake.then(
+        Reply(
+            text=(
+                "The guide says:\n"
+                "\n"
+                "> Run the hub with one command\n"
+                "> and open the page it prints.\n"
+                "\n"
+                "Then **scale it** when the\n"
+                "traffic <b>grows</b>:\n"
+                "- add web processes\n"
+                "  behind a balancer\n"
+                "- add workers\n"
+                "\n"
+                "```\n"
+                "./scripts/serve\n"
+                "PORT=9000 ./scripts/serve\n"
+                "```\n"
+                "Line one  \n"
+                "line two\\\n"
+                "line three"
+            )
+        )
+    )
+    page = await browser.new_page()
+    await page.goto(demo_site.url + "/")
+    await page.get_by_role("button", name="Open chat").click()
+    await _send(page, "How do I run it?")
+    reply = page.locator(".msg.agent .text").last
+    await expect(reply.locator("pre")).to_have_count(1)
+
+    quote = reply.locator("blockquote p")
+    await expect(quote).to_have_count(1)
+    await expect(quote).to_have_text("Run the hub with one command and open the page it prints.")
+    # The blockquote, then "Then ... grows:", then the list; the fence; the hard breaks.
+    paragraphs = reply.locator(":scope > p")
+    await expect(paragraphs).to_have_count(3)
+    await expect(paragraphs.nth(1)).to_have_text("Then scale it when the traffic <b>grows</b>:")
+    await expect(paragraphs.nth(1).locator("strong")).to_have_text("scale it")
+    await expect(paragraphs.nth(1).locator("b")).to_have_count(0)
+    await expect(reply.locator("ul > li")).to_have_text(
+        ["add web processes behind a balancer", "add workers"]
+    )
+    assert await reply.locator("pre code").text_content() == (
+        "./scripts/serve\nPORT=9000 ./scripts/serve"
+    )
+    last = paragraphs.nth(2)
+    await expect(last.locator("br")).to_have_count(2)
+    assert await last.inner_text() == "Line one\nline two\nline three"
+    await page.screenshot(path=str(ARTIFACTS / "widget-markdown.png"))
+
+
+async def test_embedded_on_another_origin_that_declares_windows_1252(
+    demo_site, browser, fake, aiohttp_server
+):
+    """A customer's page on another origin, served and declared as
+    windows-1252: the widget's own text reads right, also when a proxy
+    drops the charset of its files, and a chat works across origins."""
+    fake.default = Reply(text="Noted.")
+    shop = {}
+
+    async def shop_page(request: web.Request) -> web.Response:
+        body = (
+            '<!doctype html><html><head><meta charset="windows-1252"><title>Café</title>'
+            '<link rel="icon" href="data:,"></head><body><p>Crème brûlée</p>'
+            f'<script src="{demo_site.url}/widget.js" data-agent-id="{shop["agent"]}"'
+            f' data-key="{shop["key"]}" async></script></body></html>'
+        )
+        return web.Response(
+            body=body.encode("windows-1252"),
+            headers={"Content-Type": "text/html; charset=windows-1252"},
+        )
+
+    app = web.Application()
+    app.router.add_get("/", shop_page)
+    server = await aiohttp_server(app)
+    origin = f"http://localhost:{server.port}"  # not the hub's origin: another host and port
+    async with aiohttp.ClientSession(demo_site.url) as http:
+        signup = await http.post(
+            "/api/auth/signup",
+            json={
+                "email": f"shop-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "a long password",
+                "company_name": "Café Shop",
+            },
+        )
+        owner = {"Authorization": f"Bearer {(await signup.json())['access_token']}"}
+        agent = await (await http.post("/api/agents", json={"name": "Shop"}, headers=owner)).json()
+        key = await (
+            await http.post(
+                f"/api/agents/{agent['id']}/keys",
+                json={"allowed_origins": [origin]},
+                headers=owner,
+            )
+        ).json()
+    shop.update(agent=agent["id"], key=key["key"])
+
+    async def without_charset(route) -> None:
+        """A proxy on the way that keeps only the media type."""
+        response = await route.fetch()
+        headers = dict(response.headers)
+        headers["content-type"] = headers["content-type"].split(";")[0]
+        await route.fulfill(response=response, headers=headers)
+
+    errors: list[str] = []
+    for proxied in (False, True):
+        context = await browser.new_context()
+        page = await context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        if proxied:
+            await page.route(re.compile(r"/(widget\.js|static/widget\.css)$"), without_charset)
+        await page.goto(origin + "/")
+        assert await page.evaluate("document.characterSet") == "windows-1252"
+        await expect(page.get_by_text("Crème brûlée")).to_be_visible()  # the page reads right
+
+        await page.get_by_role("button", name="Open chat").click()
+        await expect(page.get_by_role("dialog", name="Shop")).to_be_visible()
+        close = page.locator("button.close")  # the launcher is also named "Close chat" now
+        await expect(close).to_have_text("×")
+        message = page.get_by_role("textbox", name="Message")
+        assert await message.get_attribute("placeholder") == "Write a message…"
+        assert await page.locator(".typing").text_content() == "Typing…"
+
+        await _send(page, f"Hello from the shop, proxied={proxied}")
+        await expect(page.locator(".msg.agent").last).to_contain_text("Noted.")
+        await page.screenshot(path=str(ARTIFACTS / f"widget-windows-1252-{proxied}.png"))
+        await close.click()
+        await expect(page.get_by_role("dialog")).to_be_hidden()
+        await context.close()
+    assert errors == []
+
+    # The conversations are the shop's, started from its page.
+    db = demo_site.services.db
+    async with db.system() as conn:
+        pages = await conn.fetch(
+            "SELECT c.metadata->>'page' AS page, m.content FROM conversations c"
+            " JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.agent_id = $1 AND m.sender_type = 'user' ORDER BY m.created_at",
+            uuid.UUID(agent["id"]),
+        )
+    assert [(r["page"], r["content"]) for r in pages] == [
+        (origin + "/", "Hello from the shop, proxied=False"),
+        (origin + "/", "Hello from the shop, proxied=True"),
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from http_api.assets import file_asset, respond
 from http_api.openapi import build_document
 from http_api.routes import api
 from http_api.routing import Call, json_response
@@ -87,7 +88,7 @@ async def openapi(call: Call) -> web.Response:
     return web.Response(body=_document(), content_type="application/json")
 
 
-@api.get("/api/docs", produces="text/html", **OPS)
-async def docs(call: Call) -> web.FileResponse:
+@api.get("/api/docs", produces="text/html", conditional=True, **OPS)
+async def docs(call: Call) -> web.Response:
     """The API reference page, rendered from this document."""
-    return web.FileResponse(DOCS_PAGE)
+    return respond(call.request, file_asset(DOCS_PAGE))

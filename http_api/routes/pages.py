@@ -9,8 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from http_api.assets import asset, file_asset, respond
 from http_api.routes import api
-from http_api.routing import Call
+from http_api.routing import Call, public_base
 from hub.demo import DEMO
 from hub.errors import ApiError
 
@@ -25,13 +26,16 @@ DASHBOARD_CSP = (
 PAGE = {"tags": ("pages",), "auth": "none", "rate_limit": "none"}
 
 
-@api.get("/", produces="text/html", **PAGE)
+@api.get("/", produces="text/html", conditional=True, **PAGE)
 async def index(call: Call) -> web.Response:
     """The demo page: a chat with the demo agent, and how to log in."""
     demo = call.request.app.get(DEMO)
     data_dir = call.services.settings.data_dir
-    page = (STATIC_DIR / "index.html").read_text()
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     values = {
+        # The snippets name the address this page was reached at (or PUBLIC_URL),
+        # so they work as printed whatever HOST and PORT the hub serves on.
+        "{{HUB_URL}}": public_base(call.request),
         "{{DEMO_AGENT_ID}}": demo.agent_id if demo else "",
         "{{DEMO_KEY}}": demo.key if demo else "",
         "{{DEMO_LOGIN}}": (
@@ -42,29 +46,27 @@ async def index(call: Call) -> web.Response:
     }
     for placeholder, value in values.items():
         page = page.replace(placeholder, html.escape(value))
-    return web.Response(text=page, content_type="text/html")
+    return respond(call.request, asset(page.encode(), "text/html"))
 
 
-@api.get("/app", produces="text/html", **PAGE)
-async def dashboard(call: Call) -> web.FileResponse:
+@api.get("/app", produces="text/html", conditional=True, **PAGE)
+async def dashboard(call: Call) -> web.Response:
     """The staff dashboard (a single page that calls the REST API)."""
-    response = web.FileResponse(STATIC_DIR / "app" / "index.html")
-    response.headers["Content-Security-Policy"] = DASHBOARD_CSP
-    return response
+    page = file_asset(STATIC_DIR / "app" / "index.html")
+    return respond(call.request, page, {"Content-Security-Policy": DASHBOARD_CSP})
 
 
-@api.get("/widget.js", produces="text/javascript", **PAGE)
-async def widget_js(call: Call) -> web.FileResponse:
-    """The chat widget's script, embedded by other sites (docs/widget.md)."""
-    response = web.FileResponse(STATIC_DIR / "widget.js")
-    response.headers["Content-Type"] = "text/javascript; charset=utf-8"  # RFC 9239
-    response.headers["Cache-Control"] = "public, max-age=300"
-    response.headers["Access-Control-Allow-Origin"] = "*"  # embedded by other sites
-    return response
+@api.get("/widget.js", produces="text/javascript", conditional=True, **PAGE)
+async def widget_js(call: Call) -> web.Response:
+    """The chat widget's script, embedded by other sites (docs/realtime.md)."""
+    script = file_asset(STATIC_DIR / "widget.js")
+    # Embedded by other sites.
+    return respond(call.request, script, {"Access-Control-Allow-Origin": "*"})
 
 
-@api.get("/static/{path:.+}", produces="application/octet-stream", **PAGE)
-async def static_file(call: Call) -> web.FileResponse:
+# Whatever the file: a script, a style sheet, a page, a licence text.
+@api.get("/static/{path:.+}", produces="*/*", conditional=True, **PAGE)
+async def static_file(call: Call) -> web.Response:
     """A file of the widget, the demo page or the dashboard."""
     try:
         path = (STATIC_DIR / call.params["path"]).resolve()
@@ -72,4 +74,4 @@ async def static_file(call: Call) -> web.FileResponse:
         raise ApiError.not_found("File") from None
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():
         raise ApiError.not_found("File")
-    return web.FileResponse(path)
+    return respond(call.request, file_asset(path))

@@ -28,7 +28,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from http_api.routes import api
-from http_api.routing import Call
+from http_api.routing import Call, public_base
 from hub.conversations import start_conversation
 from hub.errors import ApiError, found
 from hub.events import Event
@@ -183,13 +183,6 @@ async def _browser_conversation(services: Services, grant: ConversationGrant) ->
 # -- phone calls through Twilio Media Streams --------------------------------------
 
 
-def _public_base(request: web.Request) -> str:
-    settings = request.app[SERVICES].settings
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.scheme}://{request.host}"
-
-
 @api.post(
     "/voice/twilio/incoming",
     tags=("voice",),
@@ -217,7 +210,7 @@ async def twilio_incoming(call: Call) -> web.Response:
             "VOICE_NOT_CONFIGURED",
             "Phone calls through Twilio need TWILIO_AUTH_TOKEN (the account's auth token)",
         )
-    url = _public_base(request) + request.path_qs
+    url = public_base(request) + request.path_qs
     given = request.headers.get("X-Twilio-Signature", "")
     if not twilio.valid_signature(settings.twilio_auth_token, url, params, given):
         raise ApiError(403, "INVALID_SIGNATURE", "The request is not signed by Twilio")
@@ -231,7 +224,7 @@ async def twilio_incoming(call: Call) -> web.Response:
     grant = twilio.StreamGrant(
         route["company_id"], route["agent_id"], call_sid, called, params.get("From")
     )
-    base = _public_base(request).replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    base = public_base(request).replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     twiml = twilio.connect_twiml(
         f"{base}/voice/twilio/stream", twilio.mint_stream_token(settings, grant)
     )
