@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -57,6 +58,7 @@ QUESTION = "Can I get a refund?"
 # software" or "it's free software" ("What does it cost?" as "what does it lost").
 DEMO_QUESTION = "Is it free software?"
 ORIGIN = "https://shop.example.com"
+DASHBOARD_ORIGIN = "https://dash.example"  # a team's own dashboard, on its own origin
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -64,7 +66,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def served(request):
     """`python -m hub serve`, for every test of the module."""
     directory = Path(tempfile.mkdtemp(prefix="syntera-shipped-"))
-    process = Served(directory, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    process = Served(directory, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, CORS_ORIGINS=DASHBOARD_ORIGIN)
     failed = request.session.testsfailed
     await process.start()
     try:
@@ -133,11 +135,14 @@ def no_tracebacks(served: Served, since: int) -> None:
     assert not tracebacks(log), log
 
 
-async def test_a_supabase_user_joins_by_invitation(served, api):
-    """A Supabase access token (no company claim) against the shipped hub: 401
-    until the user links an invitation, then placed in the inviting company.
-    The hub's JWT secret (generated into its data dir, as without JWT_SECRET)
-    plays the Supabase project's."""
+async def test_a_seed_style_dashboard_client(served, api):
+    """A team moving from the seed's stack keeps its Supabase auth and its
+    browser dashboard on another origin. A Supabase access token (no company
+    claim) is refused until the user links an invitation, then placed in the
+    inviting company; the dashboard's preflights, `Date.toISOString()` ranges
+    and cache busters work from its origin, and only from it. The hub's JWT
+    secret (generated into its data dir, as without JWT_SECRET) plays the
+    Supabase project's."""
     secret = (served.data_dir / "jwt_secret").read_text().strip()
     owner = await api.signup(company="Moving from the seed")
     email, sub = f"staff-{uuid.uuid4().hex[:8]}@example.com", str(uuid.uuid4())
@@ -160,6 +165,34 @@ async def test_a_supabase_user_joins_by_invitation(served, api):
     )
     me = await api.request("GET", "/api/auth/me", headers=supabase)
     assert me["company"]["id"] == owner.company_id and me["user"]["role"] == "admin"
+
+    # The dashboard on its own origin, as a browser sends its requests.
+    preflight = {
+        "Origin": DASHBOARD_ORIGIN,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with api.session.options(api.base + "/api/analytics/overview", headers=preflight) as r:
+        assert r.status == 204, await r.text()
+        assert r.headers["Access-Control-Allow-Origin"] == DASHBOARD_ORIGIN
+        assert "authorization" in r.headers["Access-Control-Allow-Headers"].lower()
+    end = datetime.now(UTC)
+    dates = {
+        "startDate": (end - timedelta(days=7)).isoformat(timespec="milliseconds")[:-6] + "Z",
+        "endDate": end.isoformat(timespec="milliseconds")[:-6] + "Z",  # as toISOString()
+        "_": str(int(end.timestamp() * 1000)),  # a cache buster
+    }
+    browser = {**supabase, "Origin": DASHBOARD_ORIGIN}
+    for path in ("/api/analytics/overview", "/api/conversations"):
+        async with api.session.get(api.base + path, params=dates, headers=browser) as r:
+            assert r.status == 200, (path, await r.text())
+            assert r.headers["Access-Control-Allow-Origin"] == DASHBOARD_ORIGIN
+            assert "X-RateLimit-Remaining" in r.headers["Access-Control-Expose-Headers"]
+    # Any other site's page may not call the staff API.
+    other = {**preflight, "Origin": "https://evil.example"}
+    async with api.session.options(api.base + "/api/analytics/overview", headers=other) as r:
+        assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+        assert (await r.json())["code"] == "ORIGIN_NOT_ALLOWED"
 
 
 async def test_browser_voice_call(served, api, tenant):
