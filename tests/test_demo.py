@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from agents_runtime.llm import NOTHING_FOUND
 from hub.demo import DEMO, DEMO_EMAIL, local_origins
+from tests.helpers import SocketClient, wait_for
 
 
 async def test_demo_is_made_once_and_works(make_client, tmp_path):
@@ -45,3 +47,51 @@ async def test_demo_off_by_default_with_a_database_url(client):
 def test_local_origins():
     assert local_origins("127.0.0.1", 8080) == ["http://127.0.0.1:8080", "http://localhost:8080"]
     assert local_origins("hub.example.com", 80) == ["http://hub.example.com:80"]
+
+
+async def test_the_demo_answers_what_its_greeting_invites(make_client, tmp_path):
+    """Through the widget's path (a publishable key, a conversation, the
+    /widget socket) with no model key: the offline responder answers from
+    what retrieval found, so the reply quotes the passage only if the demo's
+    knowledge covers the question and the turn's threshold lets it through."""
+    tmp_path.chmod(0o755)
+    hub = await make_client(demo=True, data_dir=tmp_path, port=8125)
+    demo = hub.app[DEMO]
+    login = await hub.post("/api/auth/login", json={"email": DEMO_EMAIL, "password": demo.password})
+    owner = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+
+    async def processed():
+        listed = await (await hub.get("/api/knowledge-base", headers=owner)).json()
+        return all(d["status"] == "processed" for d in listed["documents"]) and listed["documents"]
+
+    await wait_for(processed)
+
+    origin = "http://127.0.0.1:8125"
+    public = {"Authorization": f"Bearer {demo.key}", "Origin": origin}
+    profile = await (await hub.get(f"/public/agents/{demo.agent_id}", headers=public)).json()
+    assert "how to deploy it" in profile["greeting"] and "what it does" in profile["greeting"]
+    started = await (
+        await hub.post("/public/conversations", json={"agent_id": demo.agent_id}, headers=public)
+    ).json()
+    visitor = SocketClient("/widget", origin=origin)
+    try:
+        await visitor.connect(hub, started["token"])
+        for n, (question, quoted) in enumerate(
+            [
+                (
+                    "How do I deploy it?",
+                    "deploy it on your own server or laptop with one command",
+                ),
+                ("What does it do?", "multi-tenant conversational-AI backend"),
+            ]
+        ):
+            ack = await visitor.call("message:send", {"content": question, "client_id": f"q{n}"})
+            assert ack["ok"] is True, ack
+            reply = await visitor.wait_for(
+                "message:done", lambda d, seq=ack["message"]["seq"]: d["seq"] > seq, within=60
+            )
+            assert reply["sender_type"] == "agent"
+            assert quoted in reply["content"].replace("\n", " "), (question, reply["content"])
+            assert NOTHING_FOUND not in reply["content"]
+    finally:
+        await visitor.close()
