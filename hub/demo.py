@@ -21,7 +21,7 @@ from aiohttp import web
 
 from hub.auth import hash_password
 from hub.services import Services
-from hub.store import agents, companies, keys, users
+from hub.store import agents, companies, keys, knowledge, users
 from hub.visitors import key_hash, new_key
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ GREETING = "Hi! I answer questions about Syntera hub. Ask me how to deploy it, o
 # Written as a visitor asks (the greeting invites "how do I deploy it?" and "what
 # does it do?"): each section's heading is a question, and chunks are embedded
 # with their heading, so the visitor's words find the section that answers them.
+KNOWLEDGE_FILE = "syntera.md"
 KNOWLEDGE = """# Syntera hub
 
 ## What does Syntera hub do?
@@ -107,10 +108,19 @@ async def ensure_demo(services: Services) -> Demo:
         demo = Demo(**json.loads(path.read_text()))
         async with services.db.tenant(UUID(demo.company_id)) as conn:
             # The page is served from wherever this start listens (HOST, PORT).
-            if await agents.get(conn, UUID(demo.agent_id)) is not None and await keys.set_origins(
-                conn, key_hash(demo.key), local_origins(settings.host, settings.port)
-            ):
-                return demo
+            kept = await agents.get(conn, UUID(demo.agent_id)) is not None and (
+                await keys.set_origins(
+                    conn, key_hash(demo.key), local_origins(settings.host, settings.port)
+                )
+            )
+            # A demo made by an earlier release learns this release's text.
+            rewritten = kept and await knowledge.replace_text(
+                conn, UUID(demo.agent_id), KNOWLEDGE_FILE, KNOWLEDGE.encode()
+            )
+        if rewritten:
+            services.knowledge.wake()  # committed: the ingestion loop can claim it
+        if kept:
+            return demo
     password = secrets.token_urlsafe(12)
     key, digest, prefix = new_key()
     async with services.db.system() as conn:
@@ -158,7 +168,7 @@ async def ensure_demo(services: Services) -> Demo:
     await services.knowledge.add_text(
         company_id,
         title="About Syntera hub",
-        filename="syntera.md",
+        filename=KNOWLEDGE_FILE,
         text=KNOWLEDGE,
         agent_id=agent["id"],
     )

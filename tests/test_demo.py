@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 from agents_runtime.llm import NOTHING_FOUND
-from hub.demo import DEMO, DEMO_EMAIL, local_origins
+from hub.demo import DEMO, DEMO_EMAIL, KNOWLEDGE, local_origins
+from hub.services import SERVICES
 from tests.helpers import SocketClient, wait_for
 
 
@@ -25,9 +27,23 @@ async def test_demo_is_made_once_and_works(make_client, tmp_path):
     login = await hub.post("/api/auth/login", json={"email": DEMO_EMAIL, "password": demo.password})
     assert login.status == 200
 
-    # A restart on the same data dir reuses the demo.
+    # A restart on the same data dir reuses the demo; a demo made by an earlier
+    # release (other knowledge) learns this release's text and processes it again.
+    async with hub.app[SERVICES].db.tenant(UUID(demo.company_id)) as conn:
+        await conn.execute("UPDATE documents SET file = 'Older words.', status = 'processed'")
     again = await make_client(demo=True, data_dir=tmp_path, port=8123)
     assert again.app[DEMO].agent_id == demo.agent_id
+
+    async def relearned():
+        async with again.app[SERVICES].db.tenant(UUID(demo.company_id)) as conn:
+            [document] = await conn.fetch("SELECT file, status FROM documents")
+            headings = await conn.fetch("SELECT heading FROM chunks")
+        assert bytes(document["file"]) == KNOWLEDGE.encode()
+        return document["status"] == "processed" and "How do I deploy and run it?" in {
+            h["heading"] for h in headings
+        }
+
+    await wait_for(relearned)
 
     # Restarted on another port, the page's new origin is allowed (and the old one no longer).
     moved = await make_client(demo=True, data_dir=tmp_path, port=8124)
