@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Attempts at one document: a failure that repeats itself ends it sooner.
 MAX_ATTEMPTS = 3
-_EXCLUSION = re.compile(r"(?:^|\s)-\w")  # web-search syntax: -word leaves out what holds it
+_EXCLUSION = re.compile(r"(?:^|\s)-(\w+)")  # web-search syntax: -word leaves out what holds it
 EMBED_BATCH = 16  # small batches: each one is a short, bounded stretch of CPU work
 
 
@@ -195,13 +195,17 @@ class Knowledge:
         """The query's lexemes (PostgreSQL's `english` analysis, as the
         chunks'), and when it is written as a web search, the chunks that
         satisfy all of it — with whether it excludes words (-word)."""
-        excluding = _EXCLUSION.search(query) is not None
+        excluded = _EXCLUSION.findall(query)
         async with self.services.db.tenant(company_id) as conn:
             terms = parse_tsvector(await store.query_terms(conn, query))
+            if excluded:
+                # What is excluded is not asked for: no part of the score's ceiling.
+                for term in parse_tsvector(await store.query_terms(conn, " ".join(excluded))):
+                    terms.pop(term, None)
             strict = None
-            if terms and (excluding or '"' in query):
+            if terms and (excluded or '"' in query):
                 strict = set(await store.strict_matches(conn, company_id, query, agent_id))
-        return terms, strict, excluding
+        return terms, strict, bool(excluded)
 
     async def _keyword(self, company_id, query, limit, agent_id) -> list[tuple[int, float]]:
         """BM25 over the company's chunks: any of the query's words matches.
