@@ -8,8 +8,12 @@ settings are compared here with the product's own pieces, without the hub
 around them: its extraction and chunker (`size:overlap:heading` per chunk
 configuration), its embedder (vectors cached in /tmp per configuration),
 PostgreSQL's `english` analysis for the lexemes (the expression of the
-`chunks.tsv` column), its `KeywordIndex` (BM25) and its `fuse`. Vector search
-is exact inner product, as the FAISS flat index does. Only the `tune` half
+`chunks.tsv` column), its `KeywordIndex` (BM25) and its `fusion.combine`
+(method `combine`, what hybrid search serves). Vector search is exact inner
+product, as the FAISS flat index does. For comparison, the fusions that
+score a candidate relative to the query's other candidates (`rrf`,
+`minmax`, `zscore`: not served, since their scores mean nothing from one
+query to the next) are here too. Only the `tune` half
 of the claims is ever read (`split_of`); the chosen settings are then
 measured once on `heldout` with `bench.retrieval`.
 """
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import hashlib
 import itertools
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -85,6 +90,48 @@ def embed(embedder, texts: list[str], key: str) -> np.ndarray:
     return vectors
 
 
+def relative_fusion(vector, keyword, method: str, weight: float, rrf_k: int = 60):
+    """(vector id, fused score), best first, by a fusion that reads each
+    side's scores relative to its own candidates; ties keep the vector
+    side's order."""
+    sides = []
+    for hits in (vector, keyword):
+        values = [s for _, s in hits]
+        if method == "rrf":
+            scores = {i: 1 / (rrf_k + rank) for rank, (i, _) in enumerate(hits, 1)}
+            missing = 0.0
+        elif method == "minmax":
+            low, high = (min(values), max(values)) if values else (0.0, 1.0)
+            scores = {i: (s - low) / (high - low or 1.0) for i, s in hits}
+            missing = 0.0
+        else:  # zscore: a candidate a side did not return gets its weakest
+            mean = math.fsum(values) / len(values) if values else 0.0
+            spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) or 1))
+            scores = {i: (s - mean) / (spread or 1.0) for i, s in hits}
+            missing = min(scores.values(), default=0.0)
+        sides.append((scores, missing))
+    (v_scores, v_missing), (k_scores, k_missing) = sides
+    order = {i: n for n, (i, _) in enumerate(vector)}
+    for i, _ in keyword:
+        order.setdefault(i, len(order))
+    fused = [
+        (i, weight * v_scores.get(i, v_missing) + (1 - weight) * k_scores.get(i, k_missing))
+        for i in order
+    ]
+    return sorted(fused, key=lambda pair: (-pair[1], order[pair[0]]))
+
+
+def combined(vector, keyword, cosines, index, terms, weight: float):
+    """What hybrid search serves (CompanyIndex.hybrid_search): both sides'
+    candidates, each scored exactly on both sides, then fusion.combine."""
+    candidates = [i for i, _ in vector] + [i for i, _ in keyword if i not in dict(vector)]
+    vector_scores = {i: min(max(float(cosines[i]), 0.0), 1.0) for i in candidates}
+    found = dict(keyword)
+    keyword_scores = {i: found[i] if i in found else index.score(i, terms) for i in candidates}
+    keyword_side = keyword_scores if terms else None
+    return fusion.combine(candidates, vector_scores, keyword_side, weight=weight)
+
+
 def to_documents(hits, owners, k: int = 100) -> list[str]:
     """A document's score is its best chunk's: its first appearance."""
     ranking: list[str] = []
@@ -120,11 +167,12 @@ async def main(args) -> None:
         indexed = [f"{p.heading or ''} {p.content}" for p in pieces]  # as chunks.tsv is made
         terms = await lexemes(conn, indexed)
         print(f"\n== chunks {config} heading={bool(heading)}: {len(pieces)} chunks")
-        vector_hits = []
+        vector_hits, cosines = [], []
         for qv in query_vectors:
             scores = vectors @ qv
             top = np.argsort(-scores)[: args.depth]
-            vector_hits.append([(int(i), float(scores[i])) for i in top])
+            vector_hits.append([(int(i), min(max(float(scores[i]), 0.0), 1.0)) for i in top])
+            cosines.append(scores)
         vector_runs = {
             q["_id"]: to_documents(h, owners) for q, h in zip(questions, vector_hits, strict=True)
         }
@@ -138,9 +186,9 @@ async def main(args) -> None:
             hits = [index.search(t, args.depth) for t in plain_queries]
             runs = {q["_id"]: to_documents(h, owners) for q, h in zip(questions, hits, strict=True)}
             print(f"bm25 'simple' analysis       {evaluate(runs, qrels)}")
-        keyword_by_params, keyword_ndcg = {}, {}
+        keyword_by_params, keyword_ndcg, indexes = {}, {}, {}
         for k1, b in itertools.product(args.k1, args.b):
-            index = KeywordIndex(k1, b)
+            index = indexes[(k1, b)] = KeywordIndex(k1, b)
             for i, t in enumerate(terms):
                 index.add(i, t, None)
             hits = [index.search(t, args.depth) for t in query_terms]
@@ -157,13 +205,18 @@ async def main(args) -> None:
             for depth in args.depths:
                 for method in args.methods:
                     for weight in args.weights:
-                        runs = {
-                            q["_id"]: to_documents(
-                                fusion.fuse(v[:depth], kw[:depth], method=method, weight=weight),
-                                owners,
-                            )
-                            for q, v, kw in zip(questions, vector_hits, keyword_hits, strict=True)
-                        }
+                        runs = {}
+                        for n, (q, v, kw) in enumerate(
+                            zip(questions, vector_hits, keyword_hits, strict=True)
+                        ):
+                            if method == "combine":
+                                index = indexes[(k1, b)]
+                                fused = combined(
+                                    v[:depth], kw[:depth], cosines[n], index, query_terms[n], weight
+                                )
+                            else:
+                                fused = relative_fusion(v[:depth], kw[:depth], method, weight)
+                            runs[q["_id"]] = to_documents(fused, owners)
                         figures = evaluate(runs, qrels)
                         results[(k1, b, depth, method)][weight] = figures["ndcg@10"]
         for (k1, b, depth, method), by_weight in sorted(results.items()):
@@ -190,7 +243,9 @@ if __name__ == "__main__":
     parser.add_argument("--depths", type=int, nargs="+", default=[100])
     parser.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--depth", type=int, default=400, help="candidates kept per side")
-    parser.add_argument("--methods", nargs="+", default=["rrf", "minmax", "zscore"])
+    parser.add_argument(
+        "--methods", nargs="+", default=["combine"], help="combine (served), rrf, minmax, zscore"
+    )
     parser.add_argument("--simple", action="store_true", help="also BM25 on 'simple' lexemes")
     parser.add_argument("--limit", type=int, default=None)
     asyncio.run(main(parser.parse_args()))

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from hub.auth import hash_password
 from hub.services import Services
-from hub.store import agents, companies, keys, users
+from hub.store import agents, companies, keys, knowledge, users
 from hub.visitors import key_hash, new_key
 
 log = logging.getLogger(__name__)
@@ -33,30 +33,41 @@ SYSTEM_PROMPT = (
 )
 GREETING = "Hi! I answer questions about Syntera hub. Ask me how to deploy it, or what it does."
 
+# Written as a visitor asks (the greeting invites "how do I deploy it?" and "what
+# does it do?"): each section's heading is a question, and chunks are embedded
+# with their heading, so the visitor's words find the section that answers them.
+KNOWLEDGE_FILE = "syntera.md"
 KNOWLEDGE = """# Syntera hub
 
-Syntera hub is an open-source, self-hostable, multi-tenant conversational-AI backend.
-Companies define AI agents, give them a knowledge base, and put them in front of their
-customers in a chat widget, in voice calls and behind a REST API.
+## What does Syntera hub do?
 
-## Running it
+Syntera hub is an open-source, self-hostable, multi-tenant conversational-AI backend: it
+does customer conversations for companies. A company defines AI agents, gives them a
+knowledge base, and puts them in front of its customers in a chat widget on its website,
+in voice calls and behind a REST API. Staff watch the conversations live in a dashboard
+and take them over when a person is needed.
 
-One command runs the hub: ./scripts/serve. With no configuration it starts an embedded
-PostgreSQL under ./var and serves http://127.0.0.1:8080. A second command, ./scripts/test,
-runs the whole test suite.
+## How do I deploy and run it?
 
-## Scaling out
+To try it, deploy it on your own server or laptop with one command, which installs and
+runs it: ./scripts/serve. With no configuration it starts an embedded PostgreSQL under
+./var and serves the hub on http://127.0.0.1:8080. To deploy it in production, run three
+commands from the Procfile, configured by environment variables alone: python -m hub
+migrate once per release, then any number of web processes (python -m hub serve) and
+workers (python -m agents_runtime).
+
+## How do I scale it out?
 
 Set DATABASE_URL and REDIS_URL to run several web and worker processes behind a load
 balancer. Redis carries the event bus, the shared rate limits and the job queue, so any
 web process can serve any visitor and any worker can answer any conversation.
 
-## Privacy and tenancy
+## Is my data safe? Privacy and tenancy
 
 Every company's data is kept apart by PostgreSQL row-level security: a query that forgets
 its company filter still sees only one company's rows. GDPR export and erasure are built in.
 
-## Pricing
+## What does it cost? Pricing
 
 Syntera hub is free software under the Apache-2.0 licence. You pay only for the model
 provider you choose; the built-in offline responder costs nothing.
@@ -97,10 +108,19 @@ async def ensure_demo(services: Services) -> Demo:
         demo = Demo(**json.loads(path.read_text()))
         async with services.db.tenant(UUID(demo.company_id)) as conn:
             # The page is served from wherever this start listens (HOST, PORT).
-            if await agents.get(conn, UUID(demo.agent_id)) is not None and await keys.set_origins(
-                conn, key_hash(demo.key), local_origins(settings.host, settings.port)
-            ):
-                return demo
+            kept = await agents.get(conn, UUID(demo.agent_id)) is not None and (
+                await keys.set_origins(
+                    conn, key_hash(demo.key), local_origins(settings.host, settings.port)
+                )
+            )
+            # A demo made by an earlier release learns this release's text.
+            rewritten = kept and await knowledge.replace_text(
+                conn, UUID(demo.agent_id), KNOWLEDGE_FILE, KNOWLEDGE.encode()
+            )
+        if rewritten:
+            services.knowledge.wake()  # committed: the ingestion loop can claim it
+        if kept:
+            return demo
     password = secrets.token_urlsafe(12)
     key, digest, prefix = new_key()
     async with services.db.system() as conn:
@@ -148,7 +168,7 @@ async def ensure_demo(services: Services) -> Demo:
     await services.knowledge.add_text(
         company_id,
         title="About Syntera hub",
-        filename="syntera.md",
+        filename=KNOWLEDGE_FILE,
         text=KNOWLEDGE,
         agent_id=agent["id"],
     )

@@ -22,7 +22,8 @@ class KnowledgeService(Protocol):
         mode: SearchMode = "hybrid",
     ) -> list[dict[str, Any]]:
         """Results in the seed's shape: document_id, chunk_id, content, score,
-        metadata {source, page, heading}; best first."""
+        metadata {source, page, heading}; best first. `score` is 0-1 in every
+        mode, and none below `threshold` is returned (docs/knowledge.md)."""
 
     def wake(self) -> None:
         """A document is waiting to be processed."""

@@ -410,6 +410,56 @@ async def test_widget_chat_turn_seen_live_on_the_dashboard(served, api, tenant):
     no_tracebacks(served, since)
 
 
+async def test_the_demo_answers_its_greeting_and_every_search_mode_scores_0_to_1(served, api):
+    """The demo's greeting invites "how to deploy it, or what it does": asked
+    through the widget's socket, the offline responder quotes the demo's
+    passage on each (not "nothing found"). And search scores mean one thing:
+    0-1 in every mode, nothing below the threshold (hybrid once returned a
+    result scored 0.0 above a threshold over the best)."""
+    since = served.log_size()
+    demo = json.loads((served.data_dir / "demo.json").read_text())
+    staff = await api.login(demo["email"], demo["password"])
+
+    async def processed():
+        listed = await api.request("GET", "/api/knowledge-base", headers=staff.headers)
+        return all(d["status"] == "processed" for d in listed["documents"])
+
+    await wait_for(processed)
+    visitor = SocketClient("/widget")
+    try:
+        started = await api.start_conversation(demo["key"], demo["agent_id"], origin=served.url)
+        await visitor.connect(served.url, started["token"], origin=served.url)
+        for n, (question, quoted) in enumerate(
+            [
+                ("How do I deploy it?", "deploy it on your own server or laptop"),
+                ("What does it do?", "multi-tenant conversational-AI backend"),
+            ]
+        ):
+            ack = await visitor.call("message:send", {"content": question, "client_id": f"d{n}"})
+            assert ack["ok"] is True, ack
+            seq = ack["message"]["seq"]
+            done = await visitor.wait_for("message:done", lambda m, s=seq: m["seq"] > s, within=60)
+            assert quoted in done["content"].replace("\n", " "), (question, done["content"])
+    finally:
+        await visitor.close()
+
+    for mode in ("vector", "keyword", "hybrid"):
+        body = {"query": "How do I run it?", "mode": mode, "limit": 10}
+        found = await api.request(
+            "POST", "/api/knowledge-base/search", json=body, headers=staff.headers
+        )
+        scores = [r["score"] for r in found["results"]]
+        assert scores and all(0 <= s <= 1 for s in scores), (mode, scores)
+        above = await api.request(
+            "POST",
+            "/api/knowledge-base/search",
+            json={**body, "threshold": min(1.0, scores[0] + 0.001)},
+            headers=staff.headers,
+        )
+        assert above["results"] == [], (mode, above)
+    no_tracebacks(served, since)
+
+
 # -- hostile input, from outside -----------------------------------------------------
 
 

@@ -1,5 +1,6 @@
-"""The keyword half of search, checked by hand: BM25 scores, the statistics
-kept right through additions and removals, and the fusion of two rankings."""
+"""The keyword half of search, checked by hand: BM25 scores as a share of
+the query's ceiling, the statistics kept right through additions and
+removals, and the hybrid combination of the two sides."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import Counter
 import pytest
 
 from agents_runtime.knowledge.bm25 import KeywordIndex, parse_tsvector
-from agents_runtime.knowledge.fusion import fuse
+from agents_runtime.knowledge.fusion import combine
 
 
 def test_a_tsvector_reads_as_lexeme_counts():
@@ -39,17 +40,36 @@ def test_bm25_on_a_hand_computed_example():
     # chunk 1, vitamin tf 2, length 3: 2 * 1.9 / (2 + 0.9 * (0.6 + 0.4 * 3 / (8/3))) = 3.8 / 2.945
     # chunk 2, sleep tf 1, length 2:  1.9 / (1 + 0.9 * (0.6 + 0.4 * 0.75)) = 1.9 / 1.81
     # chunk 3, sleep tf 3, length 3:  5.7 / (3 + 0.945) = 5.7 / 3.945
+    # Each is returned as a share of the ceiling: every query term's idf × (k1 + 1).
     vitamin, sleep = math.log(8 / 3), math.log(1.6)
-    hits = index.search(Counter({"vitamin": 1, "sleep": 1}), 10)
+    query = Counter({"vitamin": 1, "sleep": 1})
+    ceiling = (vitamin + sleep) * 1.9
+    assert index.ceiling(query) == pytest.approx(ceiling)
+    hits = index.search(query, 10)
     assert [vector_id for vector_id, _ in hits] == [1, 3, 2]
     scores = dict(hits)
-    assert scores[1] == pytest.approx(vitamin * 3.8 / 2.945)
-    assert scores[3] == pytest.approx(sleep * 5.7 / 3.945)
-    assert scores[2] == pytest.approx(sleep * 1.9 / 1.81)
-    # A word asked twice counts twice; an unknown word changes nothing; k cuts.
+    assert scores[1] == pytest.approx(vitamin * 3.8 / 2.945 / ceiling)
+    assert scores[3] == pytest.approx(sleep * 5.7 / 3.945 / ceiling)
+    assert scores[2] == pytest.approx(sleep * 1.9 / 1.81 / ceiling)
+    # One chunk's score alone is the same number (hybrid asks for it).
+    assert {i: index.score(i, query) for i in scores} == pytest.approx(scores)
+    assert index.score(99, query) == 0.0
+    # A word asked twice counts twice; a word no chunk holds lowers the share
+    # (a chunk without it answers less of the query); k cuts.
+    unheard = math.log(1 + 3.5 / 0.5)
     twice = dict(index.search(Counter({"sleep": 2, "unheard": 1}), 1))
-    assert twice == {3: pytest.approx(2 * sleep * 5.7 / 3.945)}
+    assert twice == {3: pytest.approx(2 * sleep * 5.7 / 3.945 / ((2 * sleep + unheard) * 1.9))}
     assert index.search(Counter({"unheard": 1}), 10) == []
+
+
+def test_keyword_scores_lie_within_0_and_1():
+    index = KeywordIndex(k1=0.9, b=0.4)
+    index.add(1, Counter({"refund": 50}), None)  # a very short chunk saying it over and over
+    for i in range(2, 40):
+        index.add(i, Counter({"shipping": 3, "days": 2, "tracked": 1}), None)
+    [(_, best)] = index.search(Counter({"refund": 1}), 1)
+    assert 0.9 < best < 1
+    assert all(0 < s < 1 for _, s in index.search(Counter({"shipping": 1, "refund": 1}), 50))
 
 
 def test_a_term_in_every_chunk_still_counts():
@@ -87,27 +107,16 @@ def test_agents_and_allowed_chunks_filter_the_hits():
     assert [i for i, _ in index.search(query, 10, allowed={2})] == [2]
 
 
-def test_fusion_by_rank_and_by_normalised_score():
-    vector = [(1, 0.9), (2, 0.5), (3, 0.1)]
-    keyword = [(3, 12.0), (4, 6.0), (2, 0.0)]
-    # Reciprocal ranks, k = 60, equal shares: 2 is 2nd and 3rd, 3 is 3rd and 1st.
-    rrf = dict(fuse(vector, keyword, method="rrf", weight=0.5, rrf_k=60))
-    assert rrf[1] == pytest.approx(0.5 / 61)
-    assert rrf[2] == pytest.approx(0.5 / 62 + 0.5 / 63)
-    assert rrf[3] == pytest.approx(0.5 / 63 + 0.5 / 61)
-    assert rrf[4] == pytest.approx(0.5 / 62)
-    # Min-max: vector 1 -> 1, 2 -> 0.5, 3 -> 0; keyword 3 -> 1, 4 -> 0.5, 2 -> 0; absent -> 0.
-    minmax = fuse(vector, keyword, method="minmax", weight=0.25)
-    assert dict(minmax) == pytest.approx({1: 0.25, 2: 0.125, 3: 0.75, 4: 0.375})
-    assert [i for i, _ in minmax] == [3, 4, 1, 2]
-    # z-scores: vector mean 0.5, sd sqrt(0.32/3); keyword mean 6, sd sqrt(72/3);
-    # a candidate missing from a side gets that side's weakest z.
-    zv = {1: 0.4 / math.sqrt(0.32 / 3), 2: 0.0, 3: -0.4 / math.sqrt(0.32 / 3)}
-    zk = {3: 6 / math.sqrt(24), 4: 0.0, 2: -6 / math.sqrt(24)}
-    z = dict(fuse(vector, keyword, method="zscore", weight=0.5))
-    assert z[1] == pytest.approx(0.5 * zv[1] + 0.5 * zk[2])
-    assert z[4] == pytest.approx(0.5 * zv[3] + 0.5 * zk[4])
-    assert z[3] == pytest.approx(0.5 * zv[3] + 0.5 * zk[3])
-    assert fuse([], [], method="zscore") == []
-    # Ties keep the vector side's order.
-    assert [i for i, _ in fuse([(7, 1.0), (8, 1.0)], [], method="minmax")] == [7, 8]
+def test_hybrid_is_the_weighted_mean_of_the_two_scores():
+    candidates = [1, 2, 3, 4]
+    vector = {1: 0.9, 2: 0.5, 3: 0.1}  # 4 has no vector (yet)
+    keyword = {3: 0.8, 4: 0.4, 2: 0.0}  # 1 shares no word with the query
+    fused = combine(candidates, vector, keyword, weight=0.5)
+    assert dict(fused) == pytest.approx({1: 0.45, 2: 0.25, 3: 0.45, 4: 0.2})
+    assert [i for i, _ in fused] == [1, 3, 2, 4]  # ties keep the candidates' order
+    assert dict(combine(candidates, vector, keyword, weight=0.25)) == pytest.approx(
+        {1: 0.225, 2: 0.125, 3: 0.625, 4: 0.3}
+    )
+    # A query of stop words only has no keyword side: the vector score stands alone.
+    assert dict(combine(candidates, vector, None)) == {1: 0.9, 2: 0.5, 3: 0.1, 4: 0.0}
+    assert combine([], {}, {}) == []

@@ -86,6 +86,13 @@ async def test_exclusions_and_quoted_phrases(client, account):
         "tents.txt",
         "light.txt",
     }
+    # What is excluded is not asked for: it lowers no score (scores are shares of
+    # what the words asked for could score).
+    plain = await search(client, account, "light", mode="keyword")
+    excluding = await search(client, account, "light -stoves", mode="keyword")
+    assert {r["chunk_id"]: r["score"] for r in excluding} == {
+        r["chunk_id"]: r["score"] for r in plain if r["metadata"]["source"] != "stoves.txt"
+    }
     phrase = sources(await search(client, account, '"waterproof and light"', mode="keyword"))
     assert phrase[0] == "tents.txt" and set(phrase) == {"tents.txt", "stoves.txt", "light.txt"}
     assert await search(client, account, "the and of", mode="keyword") == []  # stop words only

@@ -671,3 +671,47 @@ async def test_the_first_document_after_searching_an_empty_base_logs_nothing(
     assert services.knowledge.cache.get(company_id) is empty and empty.index.ntotal == 1
     found = await search(client, account, "which way does a compass point", mode="vector")
     assert found and "north" in found[0]["content"]
+
+
+async def test_every_mode_scores_0_to_1_and_the_threshold_cuts_each_alike(client, account):
+    text = "\n\n".join(
+        [
+            "# Returns",
+            "Unworn shoes can be returned within thirty days for a full refund.",
+            "# Delivery",
+            "Parcels are delivered in two to four working days, tracked all the way.",
+            "# Repairs",
+            "We resole walking boots in our own workshop for a fixed price.",
+        ]
+    )
+    await add(client, account, text.encode(), "shop.md")
+    for query in ("Can I return my shoes for a refund?", "How long does delivery take?"):
+        for mode in ("vector", "keyword", "hybrid"):
+            everything = await search(client, account, query, mode=mode, limit=10)
+            scores = [r["score"] for r in everything]
+            assert scores and all(0 <= s <= 1 for s in scores), (query, mode, scores)
+            assert scores == sorted(scores, reverse=True)
+            # Above the best score: nothing, in every mode (hybrid used to return 0.0).
+            above = min(1.0, scores[0] + 0.001)
+            assert await search(client, account, query, mode=mode, threshold=above) == []
+            # In between: exactly the results scoring at least the threshold.
+            middle = (scores[0] + scores[-1]) / 2 if len(scores) > 1 else scores[0]
+            kept = await search(client, account, query, mode=mode, limit=10, threshold=middle)
+            assert kept == [r for r in everything if r["score"] >= middle], (query, mode)
+            assert kept and all(r["score"] >= middle for r in kept)
+    # The hybrid score is the mean of the two others, for the best chunk of each query.
+    query = "Can I return my shoes for a refund?"
+    [vector] = await search(client, account, query, mode="vector", limit=1)
+    [keyword] = await search(client, account, query, mode="keyword", limit=1)
+    [hybrid] = await search(client, account, query, mode="hybrid", limit=1)
+    assert vector["chunk_id"] == keyword["chunk_id"] == hybrid["chunk_id"]
+    assert hybrid["score"] == pytest.approx((vector["score"] + keyword["score"]) / 2, abs=2e-6)
+    # A scale of 0-1: a threshold outside it is refused, as any bad input.
+    for threshold in (-0.1, 1.5, 1000):
+        response = await client.post(
+            "/api/knowledge-base/search",
+            json={"query": query, "threshold": threshold},
+            headers=account.headers,
+        )
+        assert response.status == 400, threshold
+        assert "threshold" in (await response.json())["details"]["fields"]

@@ -12,7 +12,12 @@ row-level security, kept under its id. Nothing new to migrate, nothing lost
 on a restart.
 
 Scores are Lucene's BM25: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), never
-negative, so a term in most chunks of a tiny knowledge base still counts.
+negative, so a term in most chunks of a tiny knowledge base still counts;
+each is returned as a share of the query's ceiling, the BM25 a chunk would
+score holding every query word infinitely often (each term's
+idf × (k1 + 1)), so that it lies in 0–1 like the other modes' scores
+(fusion.py). Within one query that is a constant factor: the ranking is
+BM25's own.
 """
 
 from __future__ import annotations
@@ -108,6 +113,29 @@ class KeywordIndex:
         n = len(self.terms)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
+    def ceiling(self, query_terms: Counter[str]) -> float:
+        """The most BM25 can give this query: every term's idf × (k1 + 1),
+        as many times as it is asked; a word no chunk holds counts too (with
+        the highest idf), since a chunk without it answers less of the query."""
+        return sum(count * self.idf(term) * (self.k1 + 1) for term, count in query_terms.items())
+
+    def score(self, vector_id: int, query_terms: Counter[str]) -> float:
+        """One chunk's BM25 for the query, as a share of the ceiling (0 for a
+        chunk it does not know): hybrid search asks this of the chunks that
+        only the vector side found."""
+        terms = self.terms.get(vector_id)
+        ceiling = self.ceiling(query_terms)
+        if terms is None or not self.terms or ceiling <= 0:
+            return 0.0
+        average = self.total_length / len(self.terms) or 1.0
+        norm = self.k1 * (1 - self.b + self.b * self.lengths[vector_id] / average)
+        total = 0.0
+        for term, count in query_terms.items():
+            tf = terms.get(term, 0)
+            if tf:
+                total += count * self.idf(term) * tf * (self.k1 + 1) / (tf + norm)
+        return total / ceiling
+
     def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slots, term frequencies, chunk lengths) of the chunks holding `term`."""
         arrays = self._arrays.get(term)
@@ -127,10 +155,11 @@ class KeywordIndex:
         agent_id: UUID | None = None,
         allowed: set[int] | None = None,
     ) -> list[tuple[int, float]]:
-        """(vector id, BM25 score), best first: chunks holding at least one of
-        the query's terms (a term asked twice counts twice, as in Lucene), for
-        the agent's documents and the unattached ones (all, without an agent),
-        and only those in `allowed` when given."""
+        """(vector id, BM25 score as a share of the ceiling), best first:
+        chunks holding at least one of the query's terms (a term asked twice
+        counts twice, as in Lucene), for the agent's documents and the
+        unattached ones (all, without an agent), and only those in `allowed`
+        when given."""
         if not self.terms or k <= 0:
             return []
         average = self.total_length / len(self.terms) or 1.0
@@ -145,6 +174,7 @@ class KeywordIndex:
         matched = np.flatnonzero(scores)
         if not len(matched):
             return []
+        ceiling = self.ceiling(query_terms)
         if agent_id is None and allowed is None and len(matched) > k:
             matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
         # Best first; equal scores in slot order, so the answer is deterministic.
@@ -156,7 +186,7 @@ class KeywordIndex:
                 continue
             if agent_id is not None and self.agents.get(vector_id) not in (None, agent_id):
                 continue
-            hits.append((vector_id, float(scores[slot])))
+            hits.append((vector_id, float(scores[slot]) / ceiling))
             if len(hits) == k:
                 break
         return hits

@@ -1,78 +1,44 @@
-"""Hybrid search's last step: one ranking from the vector and the BM25 ones.
+"""Hybrid search's last step: one score, 0–1, from the vector side's and the
+keyword side's.
 
-Two families, both measured on SciFact's tuning claims (docs/retrieval.md):
-reciprocal-rank fusion (Cormack et al.), which reads only ranks, and
-normalised score fusion, which reads how far ahead a candidate is — a
-chunk that BM25 scores far above the rest counts for more than one that
-merely comes first. The defaults are the measured best.
+Every mode scores on one scale, so that a `threshold` means the same in
+each: the vector score is the cosine similarity (clamped at 0), the keyword
+score is BM25 as a share of the most the query's words could score
+(`KeywordIndex.ceiling`), and the hybrid score is their weighted mean,
+each computed for every candidate either side found — not a score relative
+to the other candidates of the same query (rank or z-score fusion), which
+would give the best chunk of an unrelated knowledge base a high score.
+The weight was measured on SciFact's tuning claims (docs/retrieval.md).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from collections.abc import Mapping
 
-Method = Literal["rrf", "minmax", "zscore"]
 Hits = list[tuple[int, float]]  # (vector id, score), best first
 
-METHOD: Method = "zscore"
-VECTOR_WEIGHT = 0.5  # the vector side's share; BM25 has the rest
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
+VECTOR_WEIGHT = 0.5  # the vector side's share; the keyword side has the rest
 DEPTH = 100  # candidates asked of each side at least (more when more results are wanted)
 
 
-def fuse(
-    vector: Hits,
-    keyword: Hits,
+def combine(
+    candidates: list[int],
+    vector: Mapping[int, float],
+    keyword: Mapping[int, float] | None,
     *,
-    method: Method = METHOD,
     weight: float = VECTOR_WEIGHT,
-    rrf_k: int = RRF_K,
 ) -> Hits:
-    """Fused (vector id, score), best first; ties keep the vector side's order."""
-    if method == "rrf":
-        sides = [_reciprocal_ranks(vector, rrf_k), _reciprocal_ranks(keyword, rrf_k)]
-    elif method == "minmax":
-        sides = [_minmax(vector), _minmax(keyword)]
+    """(vector id, weight × vector + (1 − weight) × keyword), best first; ties
+    keep the candidates' order. A side's score is 0 for a candidate it knows
+    nothing of (no shared word; no vector yet). `keyword` is None when the
+    query has no searchable word at all (only stop words): keyword search
+    cannot judge it, and the vector score stands alone."""
+    if keyword is None:
+        fused = [(i, vector.get(i, 0.0)) for i in candidates]
     else:
-        sides = [_zscores(vector), _zscores(keyword)]
-    (vector_scores, vector_missing), (keyword_scores, keyword_missing) = sides
-    order = {vector_id: i for i, (vector_id, _) in enumerate(vector)}
-    for vector_id, _ in keyword:
-        order.setdefault(vector_id, len(order))
-    fused = [
-        (
-            vector_id,
-            weight * vector_scores.get(vector_id, vector_missing)
-            + (1 - weight) * keyword_scores.get(vector_id, keyword_missing),
-        )
-        for vector_id in order
-    ]
+        fused = [
+            (i, weight * vector.get(i, 0.0) + (1 - weight) * keyword.get(i, 0.0))
+            for i in candidates
+        ]
+    order = {vector_id: n for n, vector_id in enumerate(candidates)}
     return sorted(fused, key=lambda pair: (-pair[1], order[pair[0]]))
-
-
-def _reciprocal_ranks(hits: Hits, k: int) -> tuple[dict[int, float], float]:
-    return {vector_id: 1 / (k + rank) for rank, (vector_id, _) in enumerate(hits, 1)}, 0.0
-
-
-def _minmax(hits: Hits) -> tuple[dict[int, float], float]:
-    """Scores mapped onto 0..1 across this side's candidates; one not among
-    them gets 0, as the weakest would."""
-    if not hits:
-        return {}, 0.0
-    values = [s for _, s in hits]
-    low, high = min(values), max(values)
-    span = high - low or 1.0
-    return {vector_id: (s - low) / span for vector_id, s in hits}, 0.0
-
-
-def _zscores(hits: Hits) -> tuple[dict[int, float], float]:
-    """Standard scores across this side's candidates; one not among them
-    gets the weakest candidate's."""
-    if not hits:
-        return {}, 0.0
-    values = [s for _, s in hits]
-    mean = math.fsum(values) / len(values)
-    spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)) or 1.0
-    scores = {vector_id: (s - mean) / spread for vector_id, s in hits}
-    return scores, min(scores.values())

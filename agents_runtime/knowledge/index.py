@@ -19,6 +19,7 @@ from uuid import UUID
 import faiss
 import numpy as np
 
+from agents_runtime.knowledge import fusion
 from agents_runtime.knowledge.bm25 import KeywordIndex
 
 
@@ -75,15 +76,48 @@ class CompanyIndex:
     def keyword_search(
         self, terms: Counter[str], k: int, agent_id: UUID | None, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
-        """(vector id, BM25 score), best first."""
+        """(vector id, BM25 as a share of the query's ceiling), best first."""
         with self.lock:
             return self.keywords.search(terms, k, agent_id, allowed)
 
     def search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
-        """(vector id, cosine similarity), best first, for the agent's
-        documents and the company's unattached ones (all, without an agent)."""
+        """(vector id, cosine similarity clamped to 0–1), best first, for the
+        agent's documents and the company's unattached ones (all, without an
+        agent)."""
         with self.lock:
             return self._search(query, k, agent_id)
+
+    def hybrid_search(
+        self,
+        query: np.ndarray,
+        terms: Counter[str],
+        k: int,
+        agent_id: UUID | None,
+        allowed: set[int] | None,
+    ) -> list[tuple[int, float]]:
+        """(vector id, hybrid score), best first (fusion.combine): `k`
+        candidates from each side, and each candidate's score on the side
+        that did not find it computed exactly — its cosine from its stored
+        vector, its BM25 from its lexemes (0 outside `allowed`, the chunks a
+        query with -exclusions admits)."""
+        with self.lock:
+            vector = dict(self._search(query, k, agent_id))
+            keyword = dict(self.keywords.search(terms, k, agent_id, allowed)) if terms else {}
+            candidates = list(vector) + [i for i in keyword if i not in vector]
+            for vector_id in candidates:
+                if vector_id not in vector:
+                    vector[vector_id] = self._cosine(query, vector_id)
+                if terms and vector_id not in keyword:
+                    admitted = allowed is None or vector_id in allowed
+                    keyword[vector_id] = self.keywords.score(vector_id, terms) if admitted else 0.0
+        return fusion.combine(candidates, vector, keyword if terms else None)
+
+    def _cosine(self, query: np.ndarray, vector_id: int) -> float:
+        try:
+            stored = self.index.reconstruct(vector_id)
+        except RuntimeError:  # no vector yet (waiting to be embedded by a new model)
+            return 0.0
+        return _similarity(float(stored @ query))
 
     def _search(self, query: np.ndarray, k: int, agent_id: UUID | None) -> list[tuple[int, float]]:
         if self.index.ntotal == 0:
@@ -92,7 +126,7 @@ class CompanyIndex:
         while True:
             scores, ids = self.index.search(query.reshape(1, -1), wanted)
             hits = [
-                (int(i), float(s))
+                (int(i), _similarity(float(s)))
                 for i, s in zip(ids[0], scores[0], strict=True)
                 if i >= 0 and (agent_id is None or self.agents.get(int(i)) in (None, agent_id))
             ]
@@ -100,6 +134,12 @@ class CompanyIndex:
             if len(hits) >= k or wanted >= self.index.ntotal:
                 return hits[:k]
             wanted = min(self.index.ntotal, wanted * 4)
+
+
+def _similarity(cosine: float) -> float:
+    """A cosine as a 0–1 score: opposite meaning is no better than none
+    (and rounding may take a vector's cosine with itself past 1)."""
+    return min(max(cosine, 0.0), 1.0)
 
 
 def build(

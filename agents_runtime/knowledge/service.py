@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Attempts at one document: a failure that repeats itself ends it sooner.
 MAX_ATTEMPTS = 3
-_EXCLUSION = re.compile(r"(?:^|\s)-\w")  # web-search syntax: -word leaves out what holds it
+_EXCLUSION = re.compile(r"(?:^|\s)-(\w+)")  # web-search syntax: -word leaves out what holds it
 EMBED_BATCH = 16  # small batches: each one is a short, bounded stretch of CPU work
 
 
@@ -156,22 +157,15 @@ class Knowledge:
         agent_id: UUID | None = None,
         mode: SearchMode = "hybrid",
     ) -> list[dict[str, Any]]:
+        # Every mode scores 0–1 (fusion.py), so the threshold means the same in each.
         if mode == "vector":
             hits = await self._vector(company_id, query, limit, agent_id)
-            hits = [(i, s) for i, s in hits if threshold is None or s >= threshold]
         elif mode == "keyword":
             hits = await self._keyword(company_id, query, limit, agent_id)
-            hits = [(i, s) for i, s in hits if threshold is None or s >= threshold]
         else:
-            depth = max(limit, fusion.DEPTH)
-            vector_hits, keyword_hits = await asyncio.gather(
-                self._vector(company_id, query, depth, agent_id),
-                self._keyword(company_id, query, depth, agent_id),
-            )
-            # In hybrid mode the threshold is a cosine floor for vector candidates;
-            # a full-text match is evidence of its own and always takes part.
-            vector_hits = [(i, s) for i, s in vector_hits if threshold is None or s >= threshold]
-            hits = [(i, round(s, 6)) for i, s in fusion.fuse(vector_hits, keyword_hits)[:limit]]
+            hits = await self._hybrid(company_id, query, max(limit, fusion.DEPTH), agent_id)
+        hits = [(i, round(s, 6)) for i, s in hits]
+        hits = [(i, s) for i, s in hits if threshold is None or s >= threshold][:limit]
         if not hits:
             return []
         async with self.services.db.tenant(company_id) as conn:
@@ -197,19 +191,29 @@ class Knowledge:
             },
         }
 
+    async def _lexemes(self, company_id, query, agent_id) -> tuple[Counter, set[int] | None, bool]:
+        """The query's lexemes (PostgreSQL's `english` analysis, as the
+        chunks'), and when it is written as a web search, the chunks that
+        satisfy all of it — with whether it excludes words (-word)."""
+        excluded = _EXCLUSION.findall(query)
+        async with self.services.db.tenant(company_id) as conn:
+            terms = parse_tsvector(await store.query_terms(conn, query))
+            if excluded:
+                # What is excluded is not asked for: no part of the score's ceiling.
+                for term in parse_tsvector(await store.query_terms(conn, " ".join(excluded))):
+                    terms.pop(term, None)
+            strict = None
+            if terms and (excluded or '"' in query):
+                strict = set(await store.strict_matches(conn, company_id, query, agent_id))
+        return terms, strict, bool(excluded)
+
     async def _keyword(self, company_id, query, limit, agent_id) -> list[tuple[int, float]]:
         """BM25 over the company's chunks: any of the query's words matches.
         A query written as a web search keeps its meaning: with -exclusions
         only chunks satisfying all of it count; with "quoted phrases" the
         chunks holding them come first."""
         index = await self._index(company_id)
-        excluding = _EXCLUSION.search(query) is not None
-        phrases = '"' in query
-        async with self.services.db.tenant(company_id) as conn:
-            terms = parse_tsvector(await store.query_terms(conn, query))
-            strict = None
-            if terms and (excluding or phrases):
-                strict = set(await store.strict_matches(conn, company_id, query, agent_id))
+        terms, strict, excluding = await self._lexemes(company_id, query, agent_id)
         if not terms:
             return []
         hits = await self._cpu(
@@ -219,6 +223,18 @@ class Knowledge:
             hits.sort(key=lambda hit: hit[0] not in strict)  # stable: BM25 order within each
         return hits
 
+    async def _hybrid(self, company_id, query, depth, agent_id) -> list[tuple[int, float]]:
+        """Both sides' candidates, each scored on both sides (fusion.combine).
+        The query's embedding and its lexemes are made at the same time."""
+        index = await self._index(company_id)
+        if not len(index.keywords):
+            return []  # nothing indexed yet: no query embedding to make
+        embedding, (terms, strict, excluding) = await asyncio.gather(
+            self._cpu(self._embed, query), self._lexemes(company_id, query, agent_id)
+        )
+        allowed = strict if excluding else None
+        return await self._cpu(index.hybrid_search, embedding, terms, depth, agent_id, allowed)
+
     async def _vector(self, company_id, query, limit, agent_id) -> list[tuple[int, float]]:
         index = await self._index(company_id)
         if index.index.ntotal == 0:
@@ -227,7 +243,10 @@ class Knowledge:
 
     def _embed_and_search(self, index, query, limit, agent_id) -> list[tuple[int, float]]:
         """In one trip to the executor: a hop costs more than FAISS's search."""
-        return index.search(self.embedder.embed([query])[0], limit, agent_id)
+        return index.search(self._embed(query), limit, agent_id)
+
+    def _embed(self, query: str) -> np.ndarray:
+        return self.embedder.embed([query])[0]
 
     async def _index(self, company_id: UUID):
         cached = self.cache.get(company_id)

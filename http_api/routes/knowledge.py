@@ -60,7 +60,8 @@ class DocumentList(BaseModel):
 class SearchBody(RequestModel):
     query: str = Field(min_length=1, max_length=2000, pattern=r"\S")
     limit: int = Field(5, ge=1, le=50)
-    threshold: float | None = Field(None, ge=-1, le=1000)
+    # The lowest score returned; every mode scores 0–1 (docs/knowledge.md, "Search").
+    threshold: float | None = Field(None, ge=0, le=1)
     agent_id: UUID | None = None
     mode: Literal["vector", "keyword", "hybrid"] = "hybrid"
 

@@ -81,6 +81,23 @@ async def requeue(conn: asyncpg.Connection, document_id: UUID) -> dict[str, Any]
     return dict(row) if row else None
 
 
+async def replace_text(
+    conn: asyncpg.Connection, agent_id: UUID, filename: str, data: bytes
+) -> list[UUID]:
+    """The agent's documents of this file name now hold `data` and wait to
+    be processed again, unless they held it already (the demo's knowledge,
+    rewritten by an upgrade)."""
+    rows = await conn.fetch(
+        """UPDATE documents SET file = $3, size = length($3), status = 'pending', error = NULL,
+                                last_error = NULL, attempts = 0, lease_until = NULL
+           WHERE agent_id = $1 AND filename = $2 AND file IS DISTINCT FROM $3 RETURNING id""",
+        agent_id,
+        filename,
+        data,
+    )
+    return [r["id"] for r in rows]
+
+
 async def requeue_other_models(conn: asyncpg.Connection, model: str) -> int:
     """Across tenants (system transaction): documents whose chunks were
     embedded by another model than `model` wait to be processed again.
