@@ -51,7 +51,7 @@ and take them over when a person is needed.
 
 To try it, deploy it on your own server or laptop with one command, which installs and
 runs it: ./scripts/serve. With no configuration it starts an embedded PostgreSQL under
-./var and serves the hub on http://127.0.0.1:8080. To deploy it in production, run three
+./var and serves the hub on port 8080 (PORT to change it). To deploy it in production, run three
 commands from the Procfile, configured by environment variables alone: python -m hub
 migrate once per release, then any number of web processes (python -m hub serve) and
 workers (python -m agents_runtime).
