@@ -41,7 +41,7 @@ class TurnSettings:
     window: int = 12  # recent messages sent verbatim; older ones reach the model as a summary
     summary_every: int = 8  # refresh the summary once this many messages fell out of the window
     retrieval_limit: int = 5
-    retrieval_threshold: float | None = 0.3  # see agents_runtime.retrieval
+    retrieval_threshold: float | None = 0.2  # see agents_runtime.retrieval
     retrieval_budget: float = 1.5  # seconds; over it the turn goes on without passages
     max_tool_rounds: int = 3
     flush_chars: int = 48  # deltas are sent in batches of about this size...

@@ -270,7 +270,7 @@ async def test_bad_ranges_are_400(client, account, query):
 async def test_replies_stored_as_a_model_the_offline_responder_stood_in_for_are_rewritten(
     client,
 ):
-    """Migration 0014: replies the offline responder wrote before it was
+    """Migration 0015: replies the offline responder wrote before it was
     recorded as itself (chat: the agent's model with served_model "offline";
     voice: model "offline"), with estimated tokens, stop costing money."""
     from hub.db.migrate import MIGRATIONS_DIR
@@ -313,7 +313,7 @@ async def test_replies_stored_as_a_model_the_offline_responder_stood_in_for_are_
                 agent,
                 meta,
             )
-    sql = next(MIGRATIONS_DIR.glob("0014_*.sql")).read_text()
+    sql = next(MIGRATIONS_DIR.glob("0015_*.sql")).read_text()
     async with db.pool.acquire() as conn:  # as the migrations run: the owner
         await conn.execute(sql)
 
