@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from uuid import UUID
 
 import numpy as np
@@ -121,20 +122,31 @@ class KeywordIndex:
 
     def score(self, vector_id: int, query_terms: Counter[str]) -> float:
         """One chunk's BM25 for the query, as a share of the ceiling (0 for a
-        chunk it does not know): hybrid search asks this of the chunks that
-        only the vector side found."""
-        terms = self.terms.get(vector_id)
+        chunk it does not know)."""
+        return self.scores([vector_id], query_terms)[vector_id]
+
+    def scores(self, vector_ids: Iterable[int], query_terms: Counter[str]) -> dict[int, float]:
+        """Chunks' BM25 for the query, each as a share of the ceiling (0 for
+        a chunk it does not know): hybrid search asks this of the chunks that
+        only the vector side found. The ceiling and the average length are
+        the query's and the index's, so they are worked out once for all."""
         ceiling = self.ceiling(query_terms)
-        if terms is None or not self.terms or ceiling <= 0:
-            return 0.0
+        if not self.terms or ceiling <= 0:
+            return dict.fromkeys(vector_ids, 0.0)
         average = self.total_length / len(self.terms) or 1.0
-        norm = self.k1 * (1 - self.b + self.b * self.lengths[vector_id] / average)
-        total = 0.0
-        for term, count in query_terms.items():
-            tf = terms.get(term, 0)
-            if tf:
-                total += count * self.idf(term) * tf * (self.k1 + 1) / (tf + norm)
-        return total / ceiling
+        idfs = {term: self.idf(term) for term in query_terms}
+        found = {}
+        for vector_id in vector_ids:
+            terms = self.terms.get(vector_id)
+            total = 0.0
+            if terms is not None:
+                norm = self.k1 * (1 - self.b + self.b * self.lengths[vector_id] / average)
+                for term, count in query_terms.items():
+                    tf = terms.get(term, 0)
+                    if tf:
+                        total += count * idfs[term] * tf * (self.k1 + 1) / (tf + norm)
+            found[vector_id] = total / ceiling
+        return found
 
     def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slots, term frequencies, chunk lengths) of the chunks holding `term`."""

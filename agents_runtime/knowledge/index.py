@@ -107,9 +107,11 @@ class CompanyIndex:
             for vector_id in candidates:
                 if vector_id not in vector:
                     vector[vector_id] = self._cosine(query, vector_id)
-                if terms and vector_id not in keyword:
-                    admitted = allowed is None or vector_id in allowed
-                    keyword[vector_id] = self.keywords.score(vector_id, terms) if admitted else 0.0
+            if terms:
+                unscored = [i for i in candidates if i not in keyword]
+                admitted = [i for i in unscored if allowed is None or i in allowed]
+                keyword.update(dict.fromkeys(unscored, 0.0))
+                keyword.update(self.keywords.scores(admitted, terms))
         return fusion.combine(candidates, vector, keyword if terms else None)
 
     def _cosine(self, query: np.ndarray, vector_id: int) -> float:
