@@ -257,11 +257,8 @@ async def cors(request: web.Request, handler) -> web.StreamResponse:
             return web.Response(status=204, headers=STAFF_PREFLIGHT)
     elif origin and _is_preflight(request):
         return error_response(
-            ApiError(
-                403,
-                "ORIGIN_NOT_ALLOWED",
-                "This origin may not call the staff API: it is not in CORS_ORIGINS",
-                {"origin": origin},
+            ApiError.origin_not_allowed(
+                "This origin may not call the staff API: it is not in CORS_ORIGINS", origin
             )
         )
     return await handler(request)

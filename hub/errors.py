@@ -52,6 +52,12 @@ class ApiError(Exception):
         return cls(403, "FORBIDDEN", message)
 
     @classmethod
+    def origin_not_allowed(cls, message: str, origin: str | None) -> ApiError:
+        """A browser page's origin that may not call: a publishable key's
+        allowed origins, or CORS_ORIGINS for the staff API."""
+        return cls(403, "ORIGIN_NOT_ALLOWED", message, {"origin": origin})
+
+    @classmethod
     def conflict(cls, message: str, **details: Any) -> ApiError:
         return cls(409, "CONFLICT", message, details)
 

@@ -76,12 +76,7 @@ async def resolve_key(db: Database, header: str | None, origin: str | None) -> P
 
 def _check_origin(key: PublishableKey, origin: str | None) -> None:
     if not key.allows(origin):
-        raise ApiError(
-            403,
-            "ORIGIN_NOT_ALLOWED",
-            "This key may not be used from this origin",
-            {"origin": origin},
-        )
+        raise ApiError.origin_not_allowed("This key may not be used from this origin", origin)
 
 
 @dataclass(frozen=True)
