@@ -33,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.common import hub_client, scratch_database
+from bench.report import emit, table
 from hub.services import SERVICES
 from hub.store import knowledge as store
 
@@ -195,12 +196,24 @@ async def main(args) -> dict:
             "qps": round(1000 / statistics.mean(latencies), 1),
             "p50_ms": round(statistics.median(latencies), 2),
         }
-    print(f"{'mode':<10}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'qps':>8}{'p50 ms':>8}")
-    for mode, figures in report.items():
-        print(
-            f"{mode:<10}{figures['ndcg@10']:>9}{figures['recall@10']:>8}"
-            f"{figures['recall@100']:>8}{figures['qps']:>8}{figures['p50_ms']:>8}"
-        )
+    names = {"bm25": "bm25 (anchor)", "keyword": "keyword (BM25 in the product)"}
+    emit(
+        "retrieval",
+        table(
+            ["mode", "nDCG@10", "Recall@10", "Recall@100", "qps", "p50"],
+            [
+                (
+                    f"**{mode}**" if mode == "hybrid" else names.get(mode, mode),
+                    f"**{f['ndcg@10']:.3f}**" if mode == "hybrid" else f"{f['ndcg@10']:.3f}",
+                    f"{f['recall@10']:.3f}",
+                    f"{f['recall@100']:.3f}",
+                    f["qps"],
+                    f"{f['p50_ms']:.1f} ms",
+                )  # fmt: skip
+                for mode, f in report.items()
+            ],
+        ),
+    )
     return report
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from agents_runtime import runtime
 from agents_runtime.llm import ChatRequest, OpenAIChat
 from bench.common import scratch_database
+from bench.report import emit, table
 from fakes.openai import FakeOpenAI, Reply
 from fakes.serve import served
 from hub.config import Settings
@@ -205,6 +206,47 @@ async def over_redis(
         await close_services(services)
 
 
+def print_report(figures: dict, conversation_count: int) -> None:
+    def against_bare(p50: str, ratio: str) -> str:
+        return f"{figures[p50]} ms ({figures[ratio]}× the bare call)"
+
+    emit(
+        "turns",
+        table(
+            ["figure", "value"],
+            [
+                ("bare model call (baseline), p50", f"{figures['bare_model_p50_ms']} ms"),
+                (
+                    "in-process: one turn end to end, p50 (message stored → reply stored)",
+                    against_bare("turn_p50_ms", "ratio_turn_to_bare_model"),
+                ),
+                (
+                    "in-process: runtime overhead per turn (turn − bare call)",
+                    f"{figures['overhead_per_turn_ms']} ms",
+                ),
+                (
+                    "Redis Streams, 2 `python -m agents_runtime` workers: one turn end to end,"
+                    " p50 (message stored → reply heard on the event bus)",
+                    against_bare("redis_turn_p50_ms", "ratio_redis_turn_to_bare_model"),
+                ),
+                (
+                    "Redis Streams, 2 workers: runtime overhead per turn",
+                    f"{figures['redis_overhead_per_turn_ms']} ms",
+                ),
+                (
+                    f"in-process queue, {conversation_count} conversations at once",
+                    f"{figures['in_process_turns_per_s']} turns/s",
+                ),
+                (
+                    f"Redis Streams, 2 workers, {conversation_count} conversations at once",
+                    f"{figures['redis_2_workers_turns_per_s']} turns/s",
+                ),
+                ("bare model loop (baseline)", f"{figures['bare_model_calls_per_s']} calls/s"),
+            ],
+        ),
+    )
+
+
 async def main(turns: int, conversation_count: int) -> dict:
     fake = FakeOpenAI()
     fake.default = Reply(text=ANSWER, prompt_tokens=400, completion_tokens=25)
@@ -236,23 +278,7 @@ async def main(turns: int, conversation_count: int) -> dict:
         "redis_2_workers_turns_per_s": round(redis_tps, 1),
         "bare_model_calls_per_s": round(1000 / model_ms, 1),
     }
-    print(f"bare model call p50        {figures['bare_model_p50_ms']:>8} ms")
-    print(
-        f"one turn, end to end p50   {figures['turn_p50_ms']:>8} ms  "
-        f"(ratio {figures['ratio_turn_to_bare_model']}x)"
-    )
-    print(f"runtime overhead per turn  {figures['overhead_per_turn_ms']:>8} ms")
-    print(
-        f"over Redis, 2 workers p50  {figures['redis_turn_p50_ms']:>8} ms  "
-        f"(ratio {figures['ratio_redis_turn_to_bare_model']}x)"
-    )
-    print(f"  runtime overhead per turn {figures['redis_overhead_per_turn_ms']:>7} ms")
-    print(
-        f"in-process, {conversation_count} conversations"
-        f"  {figures['in_process_turns_per_s']:>8} turns/s"
-    )
-    print(f"Redis Streams, 2 workers   {figures['redis_2_workers_turns_per_s']:>8} turns/s")
-    print(f"bare model loop            {figures['bare_model_calls_per_s']:>8} calls/s")
+    print_report(figures, conversation_count)
     return figures
 
 

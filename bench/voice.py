@@ -49,6 +49,7 @@ from agents_runtime.voice import models
 from agents_runtime.voice.offline_tts import PiperTTS
 from bench import wer
 from bench.cluster import children_of, cpu_seconds
+from bench.report import emit, table
 from bench.shipped import Served
 from fakes.voice_line import Line, espeak, silence
 
@@ -385,6 +386,51 @@ async def main(turns: int, levels: list[int], with_wer: bool) -> dict:
     return result
 
 
+STAGES = {
+    "endpointing_wait_ms": "endpointing: the question's last sample → silero's end of speech"
+    " (audio time; 0.35 s of silence + its smoothing)",
+    "recognition_final_pass_ms": "recognition left at the end of speech: pocketsphinx's final"
+    " pass after decoding the question as it came",
+    "first_token_ms": "the offline responder's first words",
+    "first_audio_ms": "Piper's first audio of the reply (its first clause)",
+}
+
+
+def print_report(result: dict) -> None:
+    emit(
+        "voice",
+        table(
+            [
+                "calls at once",
+                "p50",
+                "p90",
+                "max",
+                "web process + its recognisers, cores",
+                "event loop lag p99",
+            ],
+            [
+                (
+                    lv["calls"],
+                    f"{lv['p50_ms']:.0f} ms",
+                    f"{lv['p90_ms']:.0f} ms",
+                    f"{lv['max_ms']:.0f} ms",
+                    lv["web_cpu_cores"],
+                    f"{lv['event_loop_lag_p99_ms']} ms",
+                )
+                for lv in result["levels"]
+            ],
+        ),  # fmt: skip
+    )
+    bound = result["lower_bound_alone_p50_ms"]
+    rows = [(label, f"{bound[key]:.0f} ms") for key, label in STAGES.items()]
+    rows.append(("**sum**", f"**{bound['sum_ms']:.0f} ms**"))
+    rows.append(("**the runtime's own share** (one call's p50 − the sum)",
+                 f"**{result['runtime_share_p50_ms']:.0f} ms**"))  # fmt: skip
+    emit("voice-stages", table(["stage", "alone"], rows))
+    if "wer" in result:
+        wer.print_report(result["wer"])
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -394,4 +440,6 @@ if __name__ == "__main__":
     parser.add_argument("--no-wer", action="store_true")
     args = parser.parse_args()
     levels = [int(n) for n in args.calls.split(",")]
-    print(json.dumps(asyncio.run(main(args.turns, levels, not args.no_wer)), indent=2))
+    measured = asyncio.run(main(args.turns, levels, not args.no_wer))
+    print_report(measured)
+    print(json.dumps(measured, indent=2))

@@ -47,6 +47,7 @@ from livekit import rtc
 
 from agents_runtime.voice import models
 from agents_runtime.voice.offline_stt import FEED_SECONDS
+from bench.report import emit, table
 from fakes.voice_line import espeak, resample, silence
 from hub.voice import twilio
 
@@ -293,6 +294,32 @@ def measure(voices: list[str] | None = None) -> dict:
     return result
 
 
+NAMES = {
+    "product": "**the product** (pocketsphinx for 16 kHz, Whisper tiny.en for phone)",
+    "pocketsphinx": "pocketsphinx alone (its wideband model on both)",
+    "whisper-tiny.en": "Whisper tiny.en alone (faster-whisper, int8, beam 5)",
+}
+
+
+def print_report(result: dict) -> None:
+    def percent(value: float) -> str:
+        return f"{value * 100:.1f} %"
+
+    rows = []
+    for name, entry in result["recognisers"].items():
+        ratio = f"{entry['ratio']}"
+        rows.append(
+            (NAMES.get(name, name), percent(entry["wer_wideband"]), percent(entry["wer_phone"]),
+             f"**{ratio}**" if name == "product" else ratio,
+             f"{entry['ms_per_phrase']['wideband']} / {entry['ms_per_phrase']['phone']} ms")
+        )  # fmt: skip
+    per_phrase = f"per phrase ({result['mean_speech_seconds']} s of speech)"
+    emit(
+        "wer",
+        table(["recogniser", "16 kHz", "μ-law 8 kHz", "ratio", per_phrase], rows),
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -300,4 +327,6 @@ if __name__ == "__main__":
     parser.add_argument("--voices", default=",".join(VOICES))
     args = parser.parse_args()
     models.load_speech()
-    print(json.dumps(measure(args.voices.split(",")), indent=2))
+    measured = measure(args.voices.split(","))
+    print_report(measured)
+    print(json.dumps(measured, indent=2))

@@ -39,6 +39,7 @@ from agents_runtime.llm import OfflineResponder
 from agents_runtime.workflows.engine import fresh_state
 from agents_runtime.workflows.nodes import ACTIONS, Step
 from bench.common import scratch_database
+from bench.report import emit, table
 from hub import crm
 from hub.config import Settings
 from hub.services import Services, close_services, open_services
@@ -245,17 +246,36 @@ async def main(events: int, sequential_n: int) -> dict:
         "redis_2_workers_events_per_s": round(redis_rate, 1),
         "direct_events_per_s": round(1000 / local["direct_ms"], 1),
     }
-    print(f"direct node calls, per event p50   {figures['direct_per_event_p50_ms']:>8} ms")
-    print(
-        f"engine, per event p50              {figures['engine_per_event_p50_ms']:>8} ms"
-        f"  (ratio {figures['ratio_engine_to_direct']}x)"
+    emit(
+        "workflows",
+        table(
+            ["figure", "value"],
+            [
+                (
+                    "direct node calls, per event p50 (baseline)",
+                    f"{figures['direct_per_event_p50_ms']} ms",
+                ),
+                (
+                    "through the engine, per event p50",
+                    f"{figures['engine_per_event_p50_ms']} ms"
+                    f" ({figures['ratio_engine_to_direct']}× the direct calls)",
+                ),
+                ("added by the engine, per node", f"{figures['added_per_node_ms']} ms"),
+                (
+                    f"in-process queue, {events} events at once",
+                    f"{figures['in_process_events_per_s']} events/s",
+                ),
+                (
+                    "Redis Streams, 2 `python -m agents_runtime` workers",
+                    f"{figures['redis_2_workers_events_per_s']} events/s",
+                ),
+                (
+                    "direct calls, one event at a time (baseline)",
+                    f"{figures['direct_events_per_s']} events/s",
+                ),
+            ],  # fmt: skip
+        ),
     )
-    print(f"added by the engine, per node      {figures['added_per_node_ms']:>8} ms")
-    print(f"in-process queue                   {figures['in_process_events_per_s']:>8} events/s")
-    print(
-        f"Redis Streams, 2 workers           {figures['redis_2_workers_events_per_s']:>8} events/s"
-    )
-    print(f"direct, one at a time              {figures['direct_events_per_s']:>8} events/s")
     return figures
 
 
