@@ -272,12 +272,9 @@ class RedisEventBus(EventBus):
         await self.follow(EVERY_PROCESS)
 
     async def _has_sharded_pubsub(self) -> bool:
+        # On a cluster, one node's answer: nodes of one cluster run one version.
         info = await self.client.info("server")
-        if self.cluster:  # one answer per node: the oldest decides
-            versions = [node["redis_version"] for node in info.values() if isinstance(node, dict)]
-        else:
-            versions = [info["redis_version"]]
-        return all(int(str(v).split(".")[0]) >= 7 for v in versions)
+        return int(str(info["redis_version"]).split(".")[0]) >= 7
 
     async def stop(self) -> None:
         for listener in list(self._listeners.values()):
