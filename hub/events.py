@@ -267,11 +267,11 @@ class RedisEventBus(EventBus):
 
     async def start(self) -> None:
         await super().start()
-        self.sharded = await self._has_sharded_pubsub()
+        self.sharded = await self.has_sharded_pubsub()
         self._started = True
         await self.follow(EVERY_PROCESS)
 
-    async def _has_sharded_pubsub(self) -> bool:
+    async def has_sharded_pubsub(self) -> bool:
         # On a cluster, one node's answer: nodes of one cluster run one version.
         info = await self.client.info("server")
         return int(str(info["redis_version"]).split(".")[0]) >= 7
