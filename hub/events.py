@@ -292,14 +292,17 @@ class RedisEventBus(EventBus):
         listener = self._listener_for(channel)
         self._home[channel] = listener
         await listener.add(channel)
+        if listener.lost:
+            return  # Redis is away: no use holding the socket; it will sync when back
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiting), self.CONFIRM_WITHIN)
 
     async def follow(self, topic: str) -> None:
         await super().follow(topic)
         # A second socket must not run ahead of the first one's subscription.
-        waiting = self._waiting.get(self.channel(topic))
-        if waiting is not None and not waiting.done():
+        channel = self.channel(topic)
+        waiting, home = self._waiting.get(channel), self._home.get(channel)
+        if waiting is not None and not waiting.done() and not (home and home.lost):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(waiting), self.CONFIRM_WITHIN)
 

@@ -47,6 +47,11 @@ class Listener:
         self._wake = asyncio.Event()
         self._lost = False
 
+    @property
+    def lost(self) -> bool:
+        """The connection dropped and is not back yet."""
+        return self._lost
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-listener")
 
@@ -83,9 +88,11 @@ class Listener:
                 self._wake.clear()
                 await self._wake.wait()
             try:
+                channels = sorted(self.channels)
+                if not channels:
+                    continue
                 self._client = self._connect()
                 async with self._client.pubsub() as pubsub:
-                    channels = sorted(self.channels)
                     await (pubsub.ssubscribe if self.sharded else pubsub.subscribe)(*channels)
                     self._pubsub = pubsub
                     while pubsub.subscribed:
