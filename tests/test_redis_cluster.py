@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from bench.cluster import Cluster, LocalRedisCluster
 from bench.shipped import source_root
@@ -183,6 +184,48 @@ async def test_the_hub_as_shipped_on_a_redis_cluster(hub_on_cluster):
 
         stored = await api.messages(staff, started["id"])
         assert [m["sender_type"] for m in stored] == ["user", "agent"], stored
+    finally:
+        for socket in sockets:
+            await socket.close()
+        await api.close()
+
+
+async def test_a_lost_node_connection_makes_its_clients_catch_up(hub_on_cluster):
+    """Every listening connection on every node cut (what a node restart does):
+    each web process listens again and tells its clients to `sync`, and live
+    delivery goes on."""
+    cluster = hub_on_cluster
+    first, second = cluster.web_urls
+    api = Api(first)
+    sockets: list[SocketClient] = []
+    try:
+        staff = await api.signup()
+        agent = await api.create_agent(staff, name="Clustered")
+        key = await api.publishable_key(staff, agent["id"])
+        started = await api.start_conversation(key, agent["id"])
+        dashboard = SocketClient("/dashboard")
+        visitor = SocketClient("/widget", origin="https://shop.example.com")
+        sockets += [dashboard, visitor]
+        await dashboard.connect(second, staff.token)
+        await visitor.connect(first, started["token"])
+
+        cut = 0
+        for port in cluster.redis.ports:
+            node = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+            try:
+                for client in await node.client_list():
+                    if client["name"] == "syntera:events":
+                        await node.client_kill_filter(_id=client["id"])
+                        cut += 1
+            finally:
+                await node.aclose()
+        assert cut >= 3  # each process listens on at least one node
+        await visitor.wait_for("sync", within=30)
+        await dashboard.wait_for("sync", within=30)
+
+        await visitor.call("message:send", {"content": "Still there?"})
+        await dashboard.wait_for("message:new", lambda m: m["content"] == "Still there?")
+        await visitor.wait_for("message:done", within=60)
     finally:
         for socket in sockets:
             await socket.close()
