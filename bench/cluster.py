@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import shlex
 import shutil
@@ -97,6 +98,100 @@ class LocalRedis:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None and self.proc.returncode is None else []
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10 000 above) is free and exists."""
+    while True:
+        port = random.randint(20_000, 50_000)
+        with contextlib.suppress(OSError), socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", port))
+            b.bind(("127.0.0.1", port + 10_000))
+            return port
+
+
+class LocalRedisCluster:
+    """A private three-node Redis Cluster on loopback (no replicas, nothing
+    kept on disk): what a hub pointed at a cluster node must work with.
+    `url` names the first node; the hub finds the others."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.directory = directory / "redis-cluster"
+        self.ports = [free_cluster_port() for _ in range(nodes)]
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    @property
+    def proc(self) -> asyncio.subprocess.Process | None:
+        return self.procs[0] if self.procs else None
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.returncode is None]
+
+    async def start(self) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            raise RuntimeError("redis-server and redis-cli are needed (scripts/test installs them)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for port in self.ports:
+            self.procs.append(
+                await asyncio.create_subprocess_exec(
+                    server,
+                    "--port", str(port),
+                    "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(self.directory / f"nodes-{port}.conf"),
+                    "--cluster-node-timeout", "2000",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", str(self.directory),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        for port in self.ports:
+            await wait_for_port(port)
+        create = await asyncio.create_subprocess_exec(
+            cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+            "--cluster-replicas", "0", "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await create.communicate()
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {output.decode()[-2000:]}")
+        await self._wait_ok(cli)
+
+    async def _wait_ok(self, cli: str, within: float = 30) -> None:
+        """Until every node says cluster_state:ok (slots agreed on everywhere)."""
+        deadline = time.monotonic() + within
+        while True:
+            states = []
+            for port in self.ports:
+                info = await asyncio.create_subprocess_exec(
+                    cli, "-p", str(port), "cluster", "info", stdout=asyncio.subprocess.PIPE
+                )
+                out, _ = await info.communicate()
+                states.append(b"cluster_state:ok" in out)
+            if all(states):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        self.procs = []
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class LocalPostgres:
@@ -251,12 +346,14 @@ class Cluster:
     answer: str = ANSWER
     # The checkout the processes run (another one shows how an older commit behaves).
     source: Path = ROOT
+    # A three-node Redis Cluster instead of one redis-server (REDIS_URL names a node).
+    redis_cluster: bool = False
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="syntera-cluster-"))
         self.root.chmod(0o755)
         self.postgres = LocalPostgres(self.root / "pg")
-        self.redis = LocalRedis(self.root)
+        self.redis = LocalRedisCluster(self.root) if self.redis_cluster else LocalRedis(self.root)
         self.model = FakeOpenAI()
         self._model_served = contextlib.AsyncExitStack()
         self.jwt_secret = secrets.token_urlsafe(48)
@@ -277,7 +374,7 @@ class Cluster:
             "web": total(p.proc.pid for p in self.web if p.proc is not None),
             "worker": total(p.proc.pid for p in self.worker if p.proc is not None),
             "postgres": total(self.postgres.pids()),
-            "redis": total([self.redis.proc.pid] if self.redis.proc is not None else []),
+            "redis": total(self.redis.pids()),
             "clients": time.process_time(),  # this process: the visitors, staff and model
         }
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from hub import redis_client
 from hub.auth import Principal, TokenVerifier, invalid_token
 from hub.config import Settings
 from hub.db import Database, connect
@@ -42,7 +42,7 @@ class Core:
     events: EventBus
     jobs: JobQueue
     loops: Loops  # the process's background loops and how they fare (hub.loops)
-    redis: aioredis.Redis | None
+    redis: redis_client.Client | None  # a cluster client on a Redis Cluster
 
     async def authenticate(self, token: str) -> Principal:
         """A staff token, verified, then held against the hub's records on every
@@ -105,9 +105,7 @@ async def open_services(
     metrics = Metrics()
     redis = None
     if settings.redis_url:
-        redis = aioredis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
-        )
+        redis = await redis_client.connect(settings.redis_url)
         limiter = RedisRateLimiter(
             redis, settings.redis_prefix, metrics.rate_limit_backend_errors.inc
         )

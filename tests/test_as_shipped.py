@@ -372,7 +372,8 @@ async def test_widget_mic_button_on_the_demo_page(served, api, tmp_path):
 
 async def test_widget_chat_turn_seen_live_on_the_dashboard(served, api, tenant):
     """python-socketio's client as the widget and as the dashboard: the
-    visitor's message, the reply streamed to the visitor, both live for staff."""
+    visitor's message, the reply streamed to the visitor, both live for staff
+    who opened the conversation."""
     since = served.log_size()
     staff = SocketClient("/dashboard")
     visitor = SocketClient("/widget")
@@ -380,6 +381,9 @@ async def test_widget_chat_turn_seen_live_on_the_dashboard(served, api, tenant):
         await staff.connect(served.url, tenant.staff.token)
         started = await api.start_conversation(tenant.key, tenant.agent["id"], origin=ORIGIN)
         await staff.wait_for("conversation:new", lambda c: c["id"] == started["id"])
+        # Staff open it, as the inbox does: its reply streams to them too.
+        opened = await staff.call("conversation:watch", {"conversation_id": started["id"]})
+        assert opened["ok"] is True, opened
         await visitor.connect(served.url, started["token"], origin=ORIGIN)
         question = "What is your refund policy?"
         ack = await visitor.call("message:send", {"content": question, "client_id": "m1"})

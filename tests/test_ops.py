@@ -71,6 +71,8 @@ async def test_health(client, make_client, redis_url):
     redis = hub.app[SERVICES].redis
     await redis.connection_pool.disconnect()
     redis.connection_pool.connection_kwargs["port"] = 1  # nothing listens there
+    # Pooled connections keep the port they were made with: new ones only.
+    redis.connection_pool.reset()
     degraded = await hub.get("/healthz")
     assert degraded.status == 503
     body = await degraded.json()

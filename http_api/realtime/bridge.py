@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from http_api.realtime.dashboard import company_room, user_room
+from http_api.realtime.dashboard import company_room, user_room, watch_room
 from http_api.realtime.widget import key_room, room
 from hub.events import Event
 from hub.shapes import staff_view, visible_to_visitor, visitor_view
@@ -64,18 +64,20 @@ class Bridge:
             "message:new", staff_view(message), company_room(event.company_id), DASHBOARD
         )
 
+    # A reply's stream and typing go to the dashboards that have the
+    # conversation open (conversation:watch), not to the whole company.
     async def _delta(self, event: Event, data: dict) -> None:
-        await self._emit("message:delta", data, room(data["conversation_id"]), WIDGET)
-        await self._emit("message:delta", data, company_room(event.company_id), DASHBOARD)
+        conversation = data["conversation_id"]
+        await self._emit("message:delta", data, room(conversation), WIDGET)
+        await self._emit("message:delta", data, watch_room(conversation), DASHBOARD)
 
     async def _agent_typing(self, event: Event, data: dict) -> None:
-        await self._emit(
-            "agent:typing", {"typing": data["typing"]}, room(data["conversation_id"]), WIDGET
-        )
-        await self._emit("agent:typing", data, company_room(event.company_id), DASHBOARD)
+        conversation = data["conversation_id"]
+        await self._emit("agent:typing", {"typing": data["typing"]}, room(conversation), WIDGET)
+        await self._emit("agent:typing", data, watch_room(conversation), DASHBOARD)
 
     async def _visitor_typing(self, event: Event, data: dict) -> None:
-        await self._emit("visitor:typing", data, company_room(event.company_id), DASHBOARD)
+        await self._emit("visitor:typing", data, watch_room(data["conversation_id"]), DASHBOARD)
 
     async def _started(self, event: Event, conversation: dict) -> None:
         await self._emit(

@@ -13,10 +13,11 @@ from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.auth import Principal
 from hub.conversations import send_staff_message, set_takeover
 from hub.db.database import CONNECTION_ERRORS
-from hub.errors import ApiError
+from hub.errors import ApiError, found
+from hub.events import company_topic, conversation_topic
 from hub.inputs import NewStaffSocketMessage, validated
 from hub.shapes import conversation_view, staff_view
-from hub.store import audit
+from hub.store import audit, conversations
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def user_room(user_id: UUID | str) -> str:
     return f"user:{user_id}"
 
 
+def watch_room(conversation_id: UUID | str) -> str:
+    """The dashboards that have a conversation open: its deltas and typing go here."""
+    return f"watch:{conversation_id}"
+
+
 class ConversationRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conversation_id: UUID
@@ -39,7 +45,11 @@ class DashboardNamespace(Namespace):
         "conversation:takeover": "takeover",
         "conversation:release": "release",
         "message:send": "send",
+        "conversation:watch": "watch",
+        "conversation:unwatch": "unwatch",
     }
+    # Reading, not acting: not written to the audit log.
+    unaudited = frozenset({"conversation:watch", "conversation:unwatch"})
 
     def __init__(self, realtime) -> None:
         super().__init__("/dashboard", realtime)
@@ -56,15 +66,28 @@ class DashboardNamespace(Namespace):
         limit = services.settings.socket_messages_per_minute
         ip = self.client_address(environ)
         await self.save_session(
-            sid, {"principal": principal, "flood": FloodGuard(limit * 3), "ip": ip}
+            sid,
+            {"principal": principal, "flood": FloodGuard(limit * 3), "ip": ip, "watching": set()},
         )
+        await services.events.follow(company_topic(principal.company_id))
         await self.enter_room(sid, company_room(principal.company_id))
         await self.enter_room(sid, user_room(principal.user_id))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        principal: Principal | None = session.get("principal")
+        if principal is None:
+            return
+        events = self.services.events
+        for conversation_id in session["watching"]:
+            await events.unfollow(conversation_topic(conversation_id))
+        session["watching"].clear()
+        await events.unfollow(company_topic(principal.company_id))
 
     async def handled(self, sid: str, event: str, payload: Any, status: int) -> None:
         """Every staff action is in the audit log, as its REST twin would be:
         method `SOCKET`, path `/dashboard/<event>`, the conversation as the resource."""
-        if event not in self.events:
+        if event not in self.events or event in self.unaudited:
             return
         session = await self.get_session(sid)
         principal: Principal = session["principal"]
@@ -109,6 +132,31 @@ class DashboardNamespace(Namespace):
 
     async def release(self, sid: str, payload: Any) -> dict[str, Any]:
         return await self._takeover(sid, payload, False)
+
+    async def watch(self, sid: str, payload: Any) -> dict[str, Any]:
+        """A person opened a conversation: its reply streams and typing come
+        to this socket from now on (the company's room has only news)."""
+        principal, _ = await self._principal(sid)
+        ref: ConversationRef = validated(ConversationRef, payload)
+        async with self.services.db.tenant(principal.company_id) as conn:
+            found(await conversations.get(conn, ref.conversation_id), "Conversation")
+        watching: set[UUID] = (await self.get_session(sid))["watching"]
+        if ref.conversation_id not in watching:
+            watching.add(ref.conversation_id)
+            await self.services.events.follow(conversation_topic(ref.conversation_id))
+            await self.enter_room(sid, watch_room(ref.conversation_id))
+        return {"ok": True, "conversation_id": str(ref.conversation_id)}
+
+    async def unwatch(self, sid: str, payload: Any) -> dict[str, Any]:
+        """The person left the conversation: no more of its stream."""
+        principal, _ = await self._principal(sid)
+        ref: ConversationRef = validated(ConversationRef, payload)
+        watching: set[UUID] = (await self.get_session(sid))["watching"]
+        if ref.conversation_id in watching:
+            watching.discard(ref.conversation_id)
+            await self.leave_room(sid, watch_room(ref.conversation_id))
+            await self.services.events.unfollow(conversation_topic(ref.conversation_id))
+        return {"ok": True, "conversation_id": str(ref.conversation_id)}
 
     async def send(self, sid: str, payload: Any) -> dict[str, Any]:
         principal, flood = await self._principal(sid)

@@ -39,11 +39,11 @@ class _Server(socketio.AsyncServer):
 class Realtime:
     """Owns the Socket.IO server of one web process.
 
-    Every web process receives every domain event once through the event bus
-    (Redis pub/sub when scaled out) and emits it to the sockets connected to
-    it. That is why the server keeps python-socketio's in-memory client
-    manager: an AsyncRedisManager on top would publish each emit to Redis a
-    second time. docs/realtime.md, "Scaling out".
+    Every web process receives, once, each domain event its sockets need
+    through the event bus (over Redis, the topics they follow: hub/events.py)
+    and emits it to the sockets connected to it. That is why the server keeps
+    python-socketio's in-memory client manager: an AsyncRedisManager on top
+    would publish each emit to Redis a second time. docs/realtime.md, "Scaling out".
     """
 
     def __init__(self, app: web.Application, app_settings: Settings) -> None:

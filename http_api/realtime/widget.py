@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from http_api.realtime.namespace import FloodGuard, Namespace, refuse
 from hub.conversations import send_visitor_message
 from hub.errors import ApiError
-from hub.events import Event
+from hub.events import Event, conversation_topic
 from hub.inputs import MAX_SEQ, NewVisitorMessage, validated
 from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, messages
@@ -71,8 +71,17 @@ class WidgetNamespace(Namespace):
             flood = FloodGuard(services.settings.socket_messages_per_minute)
             self._floods[grant.conversation_id] = flood
         await self.save_session(sid, {"grant": grant, "flood": flood})
+        # Subscribed before the socket joins its room: from here on, nothing
+        # published about its conversation passes this process by.
+        await services.events.follow(conversation_topic(grant.conversation_id))
         await self.enter_room(sid, room(grant.conversation_id))
         await self.enter_room(sid, key_room(grant.key_id))
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        grant: ConversationGrant | None = session.get("grant")
+        if grant is not None:
+            await self.services.events.unfollow(conversation_topic(grant.conversation_id))
 
     async def _grant(self, sid: str) -> tuple[ConversationGrant, FloodGuard]:
         session = await self.get_session(sid)

@@ -6,6 +6,10 @@
 import { ApiError } from "./api.js";
 
 const handlers = new Map(); // event name -> Set of functions
+// Conversations a view has open -> how many views: the hub streams replies
+// and typing only for these (conversation:watch), and forgets them when the
+// socket goes, so they are sent again on every connect.
+const watched = new Map();
 let socket = null;
 let everConnected = false;
 
@@ -22,6 +26,7 @@ export const live = {
     socket = window.io("/dashboard", { auth: { token }, transports: ["websocket", "polling"] });
     socket.onAny((event, data) => dispatch(event, data));
     socket.on("connect", () => {
+      for (const id of watched.keys()) socket.emit("conversation:watch", { conversation_id: id });
       // After a reconnect, pages fetch what they may have missed.
       dispatch(everConnected ? "live:reconnected" : "live:connected", null);
       everConnected = true;
@@ -45,6 +50,7 @@ export const live = {
   reset() {
     this.disconnect();
     handlers.clear();
+    watched.clear();
   },
 
   get connected() { return Boolean(socket?.connected); },
@@ -54,6 +60,23 @@ export const live = {
     if (!handlers.has(event)) handlers.set(event, new Set());
     handlers.get(event).add(fn);
     return () => handlers.get(event).delete(fn);
+  },
+
+  /** A view shows a conversation: its reply streams in and typing shows.
+   *  Returns the function to call when the view leaves it. */
+  watch(conversationId) {
+    const count = watched.get(conversationId) || 0;
+    watched.set(conversationId, count + 1);
+    if (count === 0 && socket?.connected) socket.emit("conversation:watch", { conversation_id: conversationId });
+    let stopped = false;
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      const left = (watched.get(conversationId) || 1) - 1;
+      if (left > 0) { watched.set(conversationId, left); return; }
+      watched.delete(conversationId);
+      if (socket?.connected) socket.emit("conversation:unwatch", { conversation_id: conversationId });
+    };
   },
 
   /** Emit with an acknowledgement; a refusal throws the hub's error. */

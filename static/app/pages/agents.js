@@ -4,6 +4,7 @@
 
 import { api, ApiError, publicRequest } from "../api.js";
 import { field, fill, formatDate, h, newId, pageTitle, sendOnEnter, statusLine, table } from "../dom.js";
+import { live } from "../live.js";
 import { choices, defaults } from "../schema.js";
 import { session } from "../session.js";
 import { createTranscript } from "../transcript.js";
@@ -183,7 +184,7 @@ function keysSection(agent) {
 }
 
 /** The test chat: a conversation started with a key for this page's own origin. */
-function testChat(agent, on) {
+function testChat(agent, on, onLeave) {
   const status = statusLine();
   const transcript = createTranscript({ label: "Test chat" });
   const input = h("textarea", { id: "test-message", rows: "2", maxlength: "4000" });
@@ -191,6 +192,8 @@ function testChat(agent, on) {
   const composer = h("form", { class: "composer", hidden: true },
     h("label", { for: "test-message" }, "Message to the agent"), input, send);
   let chat = null; // {id, token, key}
+  let unwatch = () => {};
+  onLeave(() => unwatch());
 
   async function testKey(fresh) {
     const stored = localStorage.getItem(TEST_KEY(agent.id));
@@ -208,6 +211,9 @@ function testChat(agent, on) {
         body: { agent_id: agent.id, metadata: { source: "dashboard test chat" } },
       });
       chat = { id: started.id, token: started.token, key };
+      // Its reply streams to this page's live connection while it is shown.
+      unwatch();
+      unwatch = live.watch(chat.id);
     } catch (error) {
       // A revoked test key: make a new one, once.
       if (!fresh && error instanceof ApiError && error.code === "INVALID_KEY") return start(true);
@@ -314,13 +320,13 @@ export default {
         heading,
         agentForm(agent, { tools, fresh }, onSaved, onDeleted),
         agent ? keysSection(agent) : null,
-        agent ? testChat(agent, scopedOn) : null);
+        agent ? testChat(agent, scopedOn, (off) => offs.push(off)) : null);
     }
 
     fill(root,
       pageTitle("Agents", h("a", { class: "button primary", href: "#/agents/new" }, "New agent")),
       h("div", { class: "split" }, h("nav", { "aria-label": "Agents" }, list), editor));
     show(params[0]);
-    return { update: (next) => show(next[0]) };
+    return { update: (next) => show(next[0]), unmount: () => offs.forEach((off) => off()) };
   },
 };

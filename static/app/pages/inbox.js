@@ -49,6 +49,7 @@ export default {
     let total = 0; // what the filter matches on the server
     let loaded = 0; // how many of them the list has fetched
     let selected = null; // {id, transcript}
+    let unwatch = () => {}; // stops the selected conversation's live stream
 
     const listStatus = statusLine();
     const count = h("p", { class: "muted" });
@@ -223,6 +224,8 @@ export default {
     async function open(id) {
       unread.delete(id);
       fresh.delete(id);
+      unwatch();
+      unwatch = () => {};
       if (!id) {
         selected = null;
         layout.removeAttribute("data-selected");
@@ -236,6 +239,7 @@ export default {
         conversations.set(id, conversation);
         const transcript = createTranscript({ voice: VOICE.has(conversation.channel) });
         selected = { id, transcript };
+        unwatch = live.watch(id);
         renderList();
         renderHeader();
         viewStatus.clear();
@@ -299,6 +303,6 @@ export default {
 
     await loadList(false);
     await open(params[0]);
-    return { update: (next) => open(next[0]) };
+    return { update: (next) => open(next[0]), unmount: () => unwatch() };
   },
 };
