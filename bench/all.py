@@ -79,6 +79,9 @@ def benches(data: Path) -> list[Bench]:
         Bench("workflows", ["bench.workflows", "--events", "500", "--sequential", "100"]),
         Bench("voice", ["bench.voice"]),
         Bench("load", ["bench.load", "--sessions", "200", "--messages", "3", "--duration", "120"]),
+        Bench(
+            "fanout", ["bench.fanout", "--conversations", "20", "--rate", "1500", "--seconds", "10"]
+        ),  # fmt: skip
         Bench("faults", ["bench.faults"]),
         Bench("rest", ["bench.rest"]),
         Bench("soak", ["bench.soak", "--minutes", "30"]),

@@ -37,6 +37,7 @@ import aiohttp
 
 from bench.cluster import Cluster
 from bench.load import ORIGIN, set_up_company
+from bench.report import emit, number, table
 from hub import redis_client
 from hub.events import Event, RedisEventBus, conversation_topic
 
@@ -139,21 +140,19 @@ async def level(
     }
 
 
-def table(rows: list[dict], conversations: int) -> str:
+def fanout_table(rows: list[dict], conversations: int) -> str:
     base = rows[0]["delivered"] or 1
-    lines = [
-        "| web processes | sockets | offered events/s | delivered events/s | "
-        "delivered per process | vs 1 | web CPU (cores) | web CPU ms per 1 000 delivered |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['webs']} | {r['webs'] * conversations} | {r['offered']:,} | "
-            f"{r['delivered']:,.0f} | {r['delivered'] / r['webs']:,.0f} | "
-            f"{r['delivered'] / base:.2f}x | {r['web_cpu']:.2f} | "
-            f"{r['web_cpu'] * 1e6 / max(r['delivered'], 1):.0f} |"
-        )
-    return "\n".join(lines)
+    return table(
+        ["web processes", "sockets", "offered events/s", "delivered events/s",
+         "delivered per process", "vs 1", "web CPU (cores)", "web CPU ms per 1 000 delivered"],
+        [
+            (r["webs"], r["webs"] * conversations, number(r["offered"]),
+             number(round(r["delivered"])), number(round(r["delivered"] / r["webs"])),
+             f"{r['delivered'] / base:.2f}×", f"{r['web_cpu']:.2f}",
+             f"{r['web_cpu'] * 1e6 / max(r['delivered'], 1):.0f}")
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 async def run(conversations: int, rate: int, seconds: float, webs: int = 3) -> list[dict]:
@@ -204,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per level")
     args = parser.parse_args()
     rows = asyncio.run(run(args.conversations, args.rate, args.seconds))
-    print(table(rows, args.conversations))
+    emit("fanout", fanout_table(rows, args.conversations))
     print(json.dumps({"fanout": rows, "args": vars(args)}))
 
 
