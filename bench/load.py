@@ -2,6 +2,7 @@
 dashboard at once, then a ledger of what was acknowledged.
 
     python -m bench.load [--sessions 200] [--messages 3] [--duration 120] [--rest-rps 20]
+    python -m bench.load --against /tmp/base [--rounds 2] ...   # another checkout, then this one
 
 Starts bench.cluster (2 web, 2 worker, PostgreSQL, Redis, a model that
 streams at about 50 tokens/s). Each of the K visitors starts a conversation
@@ -31,13 +32,14 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import socketio
 
-from bench.cluster import Cluster
+from bench.cluster import ROOT, Cluster
 from bench.common import percentile
 
 ORIGIN = "https://load.example.com"
@@ -526,30 +528,84 @@ async def run(
     }
 
 
+CPU_COLUMNS = [("web", "web"), ("worker", "worker"), ("postgres", "PostgreSQL"), ("redis", "Redis")]
+
+
 def print_report(figures: dict[str, Any]) -> None:
     print(
         f"{figures['sessions']} sessions, {figures['turns']} turns in {figures['seconds']} s"
-        f" = {figures['turns_per_s']} turns/s"
+        f" = {figures['turns_per_s']} turns/s\n"
     )
-    print(f"{'operation':<28}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}")
+    print("| operation | count | p50 ms | p99 ms |\n|---|---|---|---|")
     for name, row in figures["latency"].items():
-        print(f"{name:<28}{row['count']:>7}{row['p50_ms']:>10}{row['p99_ms']:>10}")
-    print(f"errors: {figures['errors'] or 'none'}")
-    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}")
-    print(f"CPU ms per turn: {figures['cpu_ms_per_turn']}")
+        print(f"| {name} | {row['count']} | {row['p50_ms']} | {row['p99_ms']} |")
+    print(f"\nerrors: {figures['errors'] or 'none'}")
+    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}\n")
+    print_cpu([("this checkout", figures)])
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with Cluster(token_delay=args.token_delay) as cluster:
-        figures = await run(
+def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """CPU per completed turn, one row per run; with two runs, their ratio."""
+    header = " | ".join(title for _, title in CPU_COLUMNS)
+    print(f"| CPU ms per turn | turns | {header} | hub total | clients and model |")
+    print("|---" * (len(CPU_COLUMNS) + 4) + "|")
+    for label, figures in rows:
+        cpu = figures["cpu_ms_per_turn"]
+        cells = " | ".join(f"{cpu[key]}" for key, _ in CPU_COLUMNS)
+        print(
+            f"| {label} | {figures['turns']} | {cells} | {hub_total(figures)} | {cpu['clients']} |"
+        )
+    if len(rows) == 2:
+        (_, before), (_, after) = rows
+        ratios = [
+            _ratio(after["cpu_ms_per_turn"][key], before["cpu_ms_per_turn"][key])
+            for key, _ in CPU_COLUMNS
+        ]
+        total = _ratio(hub_total(after), hub_total(before))
+        clients = _ratio(after["cpu_ms_per_turn"]["clients"], before["cpu_ms_per_turn"]["clients"])
+        print(f"| ratio (second / first) | | {' | '.join(ratios)} | {total} | {clients} |")
+
+
+def hub_total(figures: dict[str, Any]) -> float:
+    cpu = figures["cpu_ms_per_turn"]
+    return round(sum(cpu[key] for key, _ in CPU_COLUMNS), 1)
+
+
+def _ratio(after: float, before: float) -> str:
+    return f"{after / before:.2f}x" if before else "-"
+
+
+async def measure(args: argparse.Namespace, source: Path) -> dict[str, Any]:
+    async with Cluster(token_delay=args.token_delay, source=source) as cluster:
+        return await run(
             cluster,
             sessions=args.sessions,
             messages=args.messages,
             duration=args.duration,
             rest_rps=args.rest_rps,
         )
-    print_report(figures)
-    return figures
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.against is None:
+        figures = await measure(args, ROOT)
+        print_report(figures)
+        return figures
+    # The same load on another checkout's processes, then on this one's, back
+    # to back on the same machine: compare the ratio, not the figures of a
+    # machine that other work shares.
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for _round in range(args.rounds):
+        for label, source in ((str(args.against), args.against), ("this checkout", ROOT)):
+            figures = await measure(args, source)
+            print(f"\n## {label}\n")
+            print_report(figures)
+            runs.append((label, figures))
+    print("\n## CPU per turn, side by side\n")
+    for i in range(0, len(runs), 2):
+        print_cpu(runs[i : i + 2])
+        print()
+    return {"runs": [{"source": label, **figures} for label, figures in runs]}
 
 
 if __name__ == "__main__":
@@ -561,4 +617,11 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=120)
     parser.add_argument("--rest-rps", type=float, default=20)
     parser.add_argument("--token-delay", type=float, default=0.02)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C /tmp/base`): run the same "
+        "load on its processes first, then on this one's, and print CPU per turn side by side",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --against: pairs of runs")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
