@@ -395,6 +395,22 @@ async def rest_traffic(
             await asyncio.wait_for(stop.wait(), 1 / rps)
 
 
+async def transactions(cluster: Cluster) -> int | None:
+    """Transactions PostgreSQL has committed or rolled back in the cluster's
+    database; None while it is down (a fault)."""
+    try:
+        conn = await asyncpg.connect(cluster.postgres.url)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        return await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+
+
 async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) -> dict[str, Any]:
     """Every acknowledged message stored once, answered once, seen by every dashboard."""
     conn = await asyncpg.connect(cluster.postgres.url)
@@ -487,6 +503,7 @@ async def run(
                 await visitor.turn(random.choice(QUESTIONS) + f" ({n})")
                 await asyncio.sleep(random.uniform(*think))
 
+        transactions_before = await transactions(cluster)
         started, cpu_before = time.perf_counter(), cluster.cpu()
         side = asyncio.create_task(during(visitors)) if during else None
         results = await asyncio.gather(*(visit(v) for v in visitors), return_exceptions=True)
@@ -494,6 +511,8 @@ async def run(
         cpu = {k: v - cpu_before[k] for k, v in cluster.cpu().items()}
         if side is not None:
             await side
+        await asyncio.sleep(1.0)  # backends report their counts to the statistics within a second
+        transactions_after = await transactions(cluster)
         stop.set()
         await rest
         for result in results:
@@ -525,6 +544,13 @@ async def run(
         "cpu_ms_per_turn": {
             k: round(v * 1000 / max(stats.turns_done, 1), 1) for k, v in cpu.items()
         },
+        # Each statement outside a transaction counts as one too (a pool's reset query).
+        # None when a fault restarted PostgreSQL (its statistics start again).
+        "pg_transactions_per_turn": round(
+            (transactions_after - transactions_before) / max(stats.turns_done, 1), 1
+        )
+        if transactions_before is not None and transactions_after is not None and side is None
+        else None,
     }
 
 
@@ -547,13 +573,17 @@ def print_report(figures: dict[str, Any]) -> None:
 def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
     """CPU per completed turn, one row per run; with two runs, their ratio."""
     header = " | ".join(title for _, title in CPU_COLUMNS)
-    print(f"| CPU ms per turn | turns | {header} | hub total | clients and model |")
-    print("|---" * (len(CPU_COLUMNS) + 4) + "|")
+    print(
+        f"| CPU ms per turn | turns | {header} | hub total | clients and model"
+        " | PostgreSQL transactions per turn |"
+    )
+    print("|---" * (len(CPU_COLUMNS) + 5) + "|")
     for label, figures in rows:
         cpu = figures["cpu_ms_per_turn"]
         cells = " | ".join(f"{cpu[key]}" for key, _ in CPU_COLUMNS)
         print(
-            f"| {label} | {figures['turns']} | {cells} | {hub_total(figures)} | {cpu['clients']} |"
+            f"| {label} | {figures['turns']} | {cells} | {hub_total(figures)} | {cpu['clients']}"
+            f" | {figures['pg_transactions_per_turn']} |"
         )
     if len(rows) == 2:
         (_, before), (_, after) = rows
@@ -563,7 +593,10 @@ def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
         ]
         total = _ratio(hub_total(after), hub_total(before))
         clients = _ratio(after["cpu_ms_per_turn"]["clients"], before["cpu_ms_per_turn"]["clients"])
-        print(f"| ratio (second / first) | | {' | '.join(ratios)} | {total} | {clients} |")
+        xacts = _ratio(after["pg_transactions_per_turn"] or 0, before["pg_transactions_per_turn"])
+        print(
+            f"| ratio (second / first) | | {' | '.join(ratios)} | {total} | {clients} | {xacts} |"
+        )
 
 
 def hub_total(figures: dict[str, Any]) -> float:
