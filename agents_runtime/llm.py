@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx2
 import openai
 
+from agents_runtime.chat_stream import ChatStream, StreamError
 from agents_runtime.handoff_intent import asks_for_a_person
 from hub.pricing import OFFLINE_RESPONDER
 
@@ -125,20 +127,24 @@ class OpenAIChat:
         self.attempts = attempts
         self.backoff = backoff
 
-    async def _open(self, request: ChatRequest):
-        options: dict[str, Any] = {}
+    async def _open(self, request: ChatRequest) -> httpx2.Response:
+        """The streaming response, its status checked: the `openai` client
+        sends it (auth, timeouts, its error types), but the body is returned
+        unread, for ChatStream to parse (agents_runtime.chat_stream says why)."""
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if request.tools:
-            options["tools"] = request.tools
+            body["tools"] = request.tools
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self.client.chat.completions.create(
-                    model=request.model,
-                    messages=request.messages,
-                    temperature=request.temperature,
-                    max_tokens=request.max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    **options,
+                return await self.client.post(
+                    "/chat/completions", cast_to=httpx2.Response, body=body, stream=True
                 )
             except openai.APITimeoutError as exc:
                 # Not retried: the caller's wait is already as long as it should be.
@@ -152,47 +158,31 @@ class OpenAIChat:
         raise AssertionError("unreachable")
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
-        stream = await self._open(request)
-        text: list[str] = []
-        calls: dict[int, dict[str, str]] = {}
-        usage = None
-        finish = None
-        model = request.model
+        response = await self._open(request)
+        parsed = ChatStream(request.model)
         try:
-            async for chunk in stream:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices:
-                    finish = choice.finish_reason or finish
-                    delta = choice.delta
-                    if delta is None:
-                        continue
-                    if delta.content:
-                        text.append(delta.content)
-                        yield delta.content
-                    for call in delta.tool_calls or []:
-                        slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                        slot["id"] = call.id or slot["id"]
-                        if call.function is not None:
-                            slot["name"] += call.function.name or ""
-                            slot["arguments"] += call.function.arguments or ""
-        except openai.APIError as exc:
+            # Read to the end, past `[DONE]`, so the connection goes back to the pool.
+            async for data in response.aiter_bytes():
+                for delta in parsed.feed(data):
+                    yield delta
+            for delta in parsed.end():
+                yield delta
+        except (StreamError, httpx2.HTTPError) as exc:
             raise LLMError(f"the model's stream broke off: {exc}") from exc
         except ValueError as exc:  # a chunk that is not JSON
             raise LLMError(f"the model sent malformed output: {exc}") from exc
         finally:
-            await stream.close()
-        whole = "".join(text)
+            await response.aclose()
         yield Completion(
-            model=model,
-            text=whole,
+            model=parsed.model,
+            text="".join(parsed.text),
             tool_calls=[
-                ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())
+                ToolCall(call["id"], call["name"], call["arguments"])
+                for _, call in sorted(parsed.calls.items())
             ],
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=finish,
+            prompt_tokens=parsed.prompt_tokens,
+            completion_tokens=parsed.completion_tokens,
+            finish_reason=parsed.finish_reason,
         )
 
 

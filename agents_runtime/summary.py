@@ -34,12 +34,13 @@ class Summarizer:
         self._tasks: set[asyncio.Task] = set()
 
     async def maybe_refresh(
-        self, company_id: UUID, conversation_id: UUID, settings, agent: dict[str, Any]
+        self, company_id: UUID, conversation: dict[str, Any], settings, agent: dict[str, Any]
     ) -> None:
-        async with self.services.db.tenant(company_id) as conn:
-            conversation = await conversations.for_turn(conn, conversation_id)
-        if conversation is None:
-            return
+        """Refresh the summary in the background once enough messages fell out
+        of the window. `conversation`: its `id`, `summary`, `summary_seq` and
+        `last_seq` as the turn just left them (a refresh another process
+        finished meanwhile makes this one lose set_summary's check, no more)."""
+        conversation_id = conversation["id"]
         upto = conversation["last_seq"] - settings.window
         if upto - conversation["summary_seq"] < settings.summary_every:
             return

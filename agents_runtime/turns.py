@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from agents_runtime import tools
 from agents_runtime.llm import LLM, ChatRequest, Completion, LLMError, recorded_model
 from agents_runtime.prompt import build_messages
@@ -44,8 +46,12 @@ class TurnSettings:
     retrieval_threshold: float | None = 0.2  # see agents_runtime.retrieval
     retrieval_budget: float = 1.5  # seconds; over it the turn goes on without passages
     max_tool_rounds: int = 3
-    flush_chars: int = 48  # deltas are sent in batches of about this size...
-    flush_seconds: float = 0.05  # ...or at least this often
+    # After the first token, which goes out at once, deltas are sent in batches
+    # of about this size or this age. Each batch is one event that every web
+    # process and every worker decodes (docs/performance.md, CPU per turn): at
+    # 50 tokens/s, 0.1 s is 5 tokens a batch, 10 updates a second on screen.
+    flush_chars: int = 48
+    flush_seconds: float = 0.1
 
 
 class _Deltas:
@@ -55,14 +61,17 @@ class _Deltas:
         self.runner, self.company_id = runner, company_id
         self.conversation_id, self.reply_id = conversation_id, reply_id
         self.buffer: list[str] = []
+        self.size = 0  # characters in the buffer
         self.index = 0
         self.last_flush = time.monotonic()
 
     async def add(self, delta: str) -> None:
         self.buffer.append(delta)
+        self.size += len(delta)
         settings = self.runner.settings
         if (
-            sum(map(len, self.buffer)) >= settings.flush_chars
+            self.index == 0  # the first token: the visitor sees the reply begin at once
+            or self.size >= settings.flush_chars
             or time.monotonic() - self.last_flush >= settings.flush_seconds
         ):
             await self.flush()
@@ -70,7 +79,7 @@ class _Deltas:
     async def flush(self) -> None:
         if not self.buffer:
             return
-        text, self.buffer = "".join(self.buffer), []
+        text, self.buffer, self.size = "".join(self.buffer), [], 0
         self.last_flush = time.monotonic()
         await self.runner.services.events.publish(
             Event(
@@ -113,31 +122,45 @@ class TurnRunner:
     async def handle(self, job: Job) -> None:
         company_id = UUID(job.company_id)
         conversation_id = UUID(job.payload["conversation_id"])
+        # One transaction finds what is unanswered and loads what answering the
+        # first of it (usually all of it) needs: a transaction fewer per turn.
         async with self.services.db.tenant(company_id) as conn:
             pending = await messages.unanswered(conn, conversation_id, job.payload["seq"])
-        for message in pending:
-            if not await self._answer(company_id, conversation_id, message):
+            loaded = await self._load(conn, conversation_id, pending[0]) if pending else None
+        for position, message in enumerate(pending):
+            if position:
+                async with self.services.db.tenant(company_id) as conn:
+                    loaded = await self._load(conn, conversation_id, message)
+            if loaded is None or not await self._answer(company_id, message, *loaded):
                 break
 
-    async def _answer(self, company_id: UUID, conversation_id: UUID, message: dict) -> bool:
-        """Reply to one user message; False when the AI must stay silent."""
-        db = self.services.db
-        async with db.tenant(company_id) as conn:
-            conversation = await conversations.for_turn(conn, conversation_id)
-            if conversation is None or conversation["status"] != "active":
-                return False
-            if conversation["ai_paused"] or conversation["agent_id"] is None:
-                return False
-            agent = await agents.get_enabled(conn, conversation["agent_id"])
-            if agent is None:
-                return False
-            history = await messages.window(
-                conn,
-                conversation_id,
-                after_seq=conversation["summary_seq"],
-                up_to_seq=message["seq"],
-                limit=self.settings.window * 2,
-            )
+    async def _load(
+        self, conn: asyncpg.Connection, conversation_id: UUID, message: dict
+    ) -> tuple[dict, dict, list[dict]] | None:
+        """The conversation, its agent and the history a reply to `message`
+        needs; None when the AI must stay silent."""
+        conversation = await conversations.for_turn(conn, conversation_id)
+        if conversation is None or conversation["status"] != "active":
+            return None
+        if conversation["ai_paused"] or conversation["agent_id"] is None:
+            return None
+        agent = await agents.get_enabled(conn, conversation["agent_id"])
+        if agent is None:
+            return None
+        history = await messages.window(
+            conn,
+            conversation_id,
+            after_seq=conversation["summary_seq"],
+            up_to_seq=message["seq"],
+            limit=self.settings.window * 2,
+        )
+        return conversation, agent, history
+
+    async def _answer(
+        self, company_id: UUID, message: dict, conversation: dict, agent: dict, history: list[dict]
+    ) -> bool:
+        """Reply to one user message; False when the turn was abandoned."""
+        conversation_id = conversation["id"]
         await self._typing(company_id, conversation_id, True)
         try:
             generation = asyncio.create_task(
@@ -145,7 +168,7 @@ class TurnRunner:
             )
             self._generating[conversation_id] = generation
             try:
-                await asyncio.shield(generation)
+                reply_seq = await asyncio.shield(generation)
             except asyncio.CancelledError:
                 if not generation.done():
                     # We are cancelled ourselves (shutdown): the generation goes with us.
@@ -160,7 +183,10 @@ class TurnRunner:
                 self._generating.pop(conversation_id, None)
         finally:
             await self._typing(company_id, conversation_id, False)
-        await self.summarizer.maybe_refresh(company_id, conversation_id, self.settings, agent)
+        if reply_seq is not None:
+            # What the summary needs to know is known: no read of the conversation again.
+            known = {**conversation, "last_seq": reply_seq}
+            await self.summarizer.maybe_refresh(company_id, known, self.settings, agent)
         return True
 
     async def _generate(
@@ -170,7 +196,8 @@ class TurnRunner:
         agent: dict,
         message: dict,
         history: list[dict],
-    ) -> None:
+    ) -> int | None:
+        """Stream and store the reply; its `seq`."""
         started = time.perf_counter()
         conversation_id = conversation["id"]
         retrieval = await self.retriever.retrieve(company_id, agent["id"], message["content"])
@@ -271,7 +298,7 @@ class TurnRunner:
         db = self.services.db
         async with db.tenant(company_id) as conn:
             await messages.free_reply_slot(conn, conversation_id, message["id"])
-            await append_message(
+            stored, _ = await append_message(
                 db,
                 conn,
                 company_id=company_id,
@@ -283,6 +310,7 @@ class TurnRunner:
                 reply_to=message["id"],
                 id=reply_id,
             )
+        return stored["seq"] if stored is not None else None  # None: the conversation is gone
 
     async def _typing(self, company_id: UUID, conversation_id: UUID, typing: bool) -> None:
         await self.services.events.publish(

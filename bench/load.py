@@ -2,6 +2,7 @@
 dashboard at once, then a ledger of what was acknowledged.
 
     python -m bench.load [--sessions 200] [--messages 3] [--duration 120] [--rest-rps 20]
+    python -m bench.load --against /tmp/base [--rounds 2] ...   # another checkout, then this one
 
 Starts bench.cluster (2 web, 2 worker, PostgreSQL, Redis, a model that
 streams at about 50 tokens/s). Each of the K visitors starts a conversation
@@ -31,13 +32,14 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import socketio
 
-from bench.cluster import Cluster
+from bench.cluster import ROOT, Cluster
 from bench.common import percentile
 
 ORIGIN = "https://load.example.com"
@@ -393,6 +395,22 @@ async def rest_traffic(
             await asyncio.wait_for(stop.wait(), 1 / rps)
 
 
+async def transactions(cluster: Cluster) -> int | None:
+    """Transactions PostgreSQL has committed or rolled back in the cluster's
+    database; None while it is down (a fault)."""
+    try:
+        conn = await asyncpg.connect(cluster.postgres.url)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        return await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+
+
 async def ledger(cluster: Cluster, stats: Stats, dashboards: list[Dashboard]) -> dict[str, Any]:
     """Every acknowledged message stored once, answered once, seen by every dashboard."""
     conn = await asyncpg.connect(cluster.postgres.url)
@@ -485,6 +503,7 @@ async def run(
                 await visitor.turn(random.choice(QUESTIONS) + f" ({n})")
                 await asyncio.sleep(random.uniform(*think))
 
+        transactions_before = await transactions(cluster)
         started, cpu_before = time.perf_counter(), cluster.cpu()
         side = asyncio.create_task(during(visitors)) if during else None
         results = await asyncio.gather(*(visit(v) for v in visitors), return_exceptions=True)
@@ -492,6 +511,8 @@ async def run(
         cpu = {k: v - cpu_before[k] for k, v in cluster.cpu().items()}
         if side is not None:
             await side
+        await asyncio.sleep(1.0)  # backends report their counts to the statistics within a second
+        transactions_after = await transactions(cluster)
         stop.set()
         await rest
         for result in results:
@@ -523,33 +544,101 @@ async def run(
         "cpu_ms_per_turn": {
             k: round(v * 1000 / max(stats.turns_done, 1), 1) for k, v in cpu.items()
         },
+        # Each statement outside a transaction counts as one too (a pool's reset query).
+        # None when a fault restarted PostgreSQL (its statistics start again).
+        "pg_transactions_per_turn": round(
+            (transactions_after - transactions_before) / max(stats.turns_done, 1), 1
+        )
+        if transactions_before is not None and transactions_after is not None and side is None
+        else None,
     }
+
+
+CPU_COLUMNS = [("web", "web"), ("worker", "worker"), ("postgres", "PostgreSQL"), ("redis", "Redis")]
 
 
 def print_report(figures: dict[str, Any]) -> None:
     print(
         f"{figures['sessions']} sessions, {figures['turns']} turns in {figures['seconds']} s"
-        f" = {figures['turns_per_s']} turns/s"
+        f" = {figures['turns_per_s']} turns/s\n"
     )
-    print(f"{'operation':<28}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}")
+    print("| operation | count | p50 ms | p99 ms |\n|---|---|---|---|")
     for name, row in figures["latency"].items():
-        print(f"{name:<28}{row['count']:>7}{row['p50_ms']:>10}{row['p99_ms']:>10}")
-    print(f"errors: {figures['errors'] or 'none'}")
-    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}")
-    print(f"CPU ms per turn: {figures['cpu_ms_per_turn']}")
+        print(f"| {name} | {row['count']} | {row['p50_ms']} | {row['p99_ms']} |")
+    print(f"\nerrors: {figures['errors'] or 'none'}")
+    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}\n")
+    print_cpu([("this checkout", figures)])
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with Cluster(token_delay=args.token_delay) as cluster:
-        figures = await run(
+def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """CPU per completed turn, one row per run; with two runs, their ratio."""
+    header = " | ".join(title for _, title in CPU_COLUMNS)
+    print(
+        f"| CPU ms per turn | turns | {header} | hub total | clients and model"
+        " | PostgreSQL transactions per turn |"
+    )
+    print("|---" * (len(CPU_COLUMNS) + 5) + "|")
+    for label, figures in rows:
+        cpu = figures["cpu_ms_per_turn"]
+        cells = " | ".join(f"{cpu[key]}" for key, _ in CPU_COLUMNS)
+        print(
+            f"| {label} | {figures['turns']} | {cells} | {hub_total(figures)} | {cpu['clients']}"
+            f" | {figures['pg_transactions_per_turn']} |"
+        )
+    if len(rows) == 2:
+        (_, before), (_, after) = rows
+        ratios = [
+            _ratio(after["cpu_ms_per_turn"][key], before["cpu_ms_per_turn"][key])
+            for key, _ in CPU_COLUMNS
+        ]
+        total = _ratio(hub_total(after), hub_total(before))
+        clients = _ratio(after["cpu_ms_per_turn"]["clients"], before["cpu_ms_per_turn"]["clients"])
+        xacts = _ratio(after["pg_transactions_per_turn"] or 0, before["pg_transactions_per_turn"])
+        print(
+            f"| ratio (second / first) | | {' | '.join(ratios)} | {total} | {clients} | {xacts} |"
+        )
+
+
+def hub_total(figures: dict[str, Any]) -> float:
+    cpu = figures["cpu_ms_per_turn"]
+    return round(sum(cpu[key] for key, _ in CPU_COLUMNS), 1)
+
+
+def _ratio(after: float, before: float) -> str:
+    return f"{after / before:.2f}x" if before else "-"
+
+
+async def measure(args: argparse.Namespace, source: Path) -> dict[str, Any]:
+    async with Cluster(token_delay=args.token_delay, source=source) as cluster:
+        return await run(
             cluster,
             sessions=args.sessions,
             messages=args.messages,
             duration=args.duration,
             rest_rps=args.rest_rps,
         )
-    print_report(figures)
-    return figures
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.against is None:
+        figures = await measure(args, ROOT)
+        print_report(figures)
+        return figures
+    # The same load on another checkout's processes, then on this one's, back
+    # to back on the same machine: compare the ratio, not the figures of a
+    # machine that other work shares.
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for _round in range(args.rounds):
+        for label, source in ((str(args.against), args.against), ("this checkout", ROOT)):
+            figures = await measure(args, source)
+            print(f"\n## {label}\n")
+            print_report(figures)
+            runs.append((label, figures))
+    print("\n## CPU per turn, side by side\n")
+    for i in range(0, len(runs), 2):
+        print_cpu(runs[i : i + 2])
+        print()
+    return {"runs": [{"source": label, **figures} for label, figures in runs]}
 
 
 if __name__ == "__main__":
@@ -561,4 +650,11 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=120)
     parser.add_argument("--rest-rps", type=float, default=20)
     parser.add_argument("--token-delay", type=float, default=0.02)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C /tmp/base`): run the same "
+        "load on its processes first, then on this one's, and print CPU per turn side by side",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --against: pairs of runs")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -31,6 +31,9 @@ class Reply:
     delay: float = 0.0  # seconds before the first byte
     chunk_delay: float = 0.0  # seconds between streamed chunks
     malformed: bool = False  # stream invalid JSON after the first chunk
+    # Stream this many words, then an error event (as OpenAI reports a failure
+    # after its 200) and end.
+    error_after: int | None = None
     prompt_tokens: int = 50
     completion_tokens: int | None = None  # default: one per word
     # The model name the answer carries (OpenAI names a dated snapshot, e.g.
@@ -142,6 +145,12 @@ class FakeOpenAI:
             return response
         words = reply.text.split(" ") if reply.text else []
         for i, word in enumerate(words):
+            if i == reply.error_after:
+                await send(
+                    {"error": {"message": "scripted mid-stream failure", "type": "server_error"}}
+                )
+                await response.write_eof()
+                return response
             await send(chunk({"content": word if i == 0 else " " + word}))
         for index, call in enumerate(reply.tool_calls):
             call_id = call.get("id") or f"call_{uuid.uuid4().hex[:12]}"

@@ -113,3 +113,29 @@ async def test_tenant_settings_do_not_leak_between_transactions(db):
         await conn.execute("SET LOCAL ROLE syntera_app")
         # A tenant role with no company set sees nothing at all.
         assert await conn.fetchval("SELECT count(*) FROM companies") == 0
+
+
+async def test_the_helper_gives_a_connection_back_without_the_reset_round_trip(base_settings):
+    """Its transactions set only SET LOCAL, so the pool's reset query is not sent
+    after them; a connection used directly from the pool is still reset."""
+    db = await connect(base_settings, max_size=1)  # one connection: every block shares it
+    sent: list[str] = []
+    try:
+        async with db.system() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            company = await conn.fetchval("INSERT INTO companies (name) VALUES ('R') RETURNING id")
+        async with db.tenant(company) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM companies") == 1
+        with pytest.raises(ZeroDivisionError):
+            async with db.tenant(company) as conn:
+                await conn.execute("SELECT 1")
+                raise ZeroDivisionError  # rolled back: nothing left to reset either
+        assert sent and not [q for q in sent if "RESET ALL" in q]
+        async with db.pool.acquire() as conn:
+            await conn.execute("SET application_name = 'left behind'")
+        assert [q for q in sent if "RESET ALL" in q]
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") != "left behind"
+            assert await conn.fetchval("SELECT current_user") != "syntera_app"
+    finally:
+        await db.close()

@@ -321,6 +321,21 @@ async def test_malformed_model_output_is_a_failure_not_a_garbage_reply(hub, fake
     assert [m["sender_type"] for m in messages] == ["user", "system"]
 
 
+async def test_the_first_token_goes_out_at_once_and_the_rest_in_batches(hub, fake):
+    _, _, services, company_id, conversation_id = await setup_conversation(hub)
+    runner = runtime.install(services)
+    runner.settings = TurnSettings(flush_chars=20, flush_seconds=60)  # batches by size only
+    recorder = Recorder(services)
+    fake.then(Reply(text="Hello! Our refund window is thirty days from delivery, no questions."))
+    await say(services, company_id, conversation_id, "Refunds?")
+    await services.jobs.join()
+    await asyncio.sleep(0.05)  # let the bus deliver
+    deltas = [d["delta"] for d in recorder.of("message.delta", conversation_id)]
+    assert deltas[0] == "Hello!"  # not held back for a batch
+    assert all(len(d) >= 20 for d in deltas[1:-1]) and len(deltas) < 8
+    assert "".join(deltas).startswith("Hello! Our refund window")
+
+
 async def test_the_rolling_summary_reaches_the_model(hub, fake):
     account, _, services, company_id, conversation_id = await setup_conversation(hub)
     runner = runtime.install(services)  # a runner with a small window, replacing the default

@@ -58,10 +58,35 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+class _Reset:
+    """What the pool does to a connection given back: asyncpg's default sends
+    a reset query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL`), one more round trip after every transaction, which profiled as a
+    tenth of a web process's CPU under load. A connection the transaction
+    helper gives back needs none: all it set was `SET LOCAL` (gone at commit
+    or rollback), its cursors closed with the transaction, and nothing it
+    runs listens or takes a session lock. Any other use of the pool
+    (`pool.acquire()`: migrations, seeding) still gets the full reset."""
+
+    def __init__(self) -> None:
+        # Server pids of connections the helper gives back, their transaction
+        # ended (the pool hands the reset the connection, not the proxy the
+        # helper held: the pid names both).
+        self.settled: set[int] = set()
+
+    async def __call__(self, conn: asyncpg.Connection) -> None:
+        pid = conn.get_server_pid()
+        if pid in self.settled:
+            self.settled.discard(pid)
+            return
+        await conn.execute(conn.get_reset_query())
+
+
 class Database:
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, reset: _Reset | None = None) -> None:
         self.pool = pool
         self.url = url
+        self._reset = reset
         self.events: EventBus | None = None  # attached by the app; CLI commands have none
         # Called as each event is published in a transaction (hub.workflows keeps
         # an outbox of the events that start workflows, in that transaction).
@@ -93,6 +118,8 @@ class Database:
         finally:
             del self._after_commit[id(conn)]
             del self._before_commit[id(conn)]
+            if self._reset is not None and not conn.is_closed() and not conn.is_in_transaction():
+                self._reset.settled.add(conn.get_server_pid())  # committed or rolled back
             await self.pool.release(conn)
         # Reached only when the transaction committed: nobody hears of a change
         # that was rolled back.
@@ -144,12 +171,14 @@ def database_url(settings: Settings) -> str:
 
 async def connect(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> Database:
     url = database_url(settings)
+    reset = _Reset()
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=reset,
         command_timeout=30,
         max_inactive_connection_lifetime=300,
     )
-    return Database(pool, url)
+    return Database(pool, url, reset)
