@@ -1,15 +1,21 @@
-"""REST throughput of one `web` process, next to a bare aiohttp server.
+"""REST throughput of one `web` process, next to two bare aiohttp servers.
 
-    python -m bench.rest [--seconds 15] [--concurrency 32]
+    python -m bench.rest [--seconds 15] [--concurrency 32] [--profile hub.prof]
 
 Starts `python -m hub serve` on a scratch database (with REDIS_URL, as when
-scaled out) and, as the baseline, a bare aiohttp process that answers a
-constant JSON body. The same client — N concurrent keep-alive connections
-from this process — drives each for the same time. The hub's requests go the
-whole way: JWT check, rate limit in Redis, a row-level-security transaction,
-queries, JSON, the audit and metrics middleware.
+scaled out) and two baselines, each a bare aiohttp process: one answers a
+constant JSON body; the other reads the same agent row by id from the same
+PostgreSQL through its own small asyncpg pool and returns it as JSON (what a
+hand-written one-row endpoint costs). The same client — N concurrent
+keep-alive connections from this process — drives each for the same time, one
+after the other, in one run. The hub's requests go the whole way: token
+check, rate limit in Redis, a row-level-security transaction, queries, JSON,
+the audit and metrics middleware.
 
-The last line is one JSON object with every figure.
+`--profile PATH` runs the hub under cProfile and writes its profile there
+(read it with `python -m pstats PATH`); its figures are then not comparable.
+
+Prints a markdown table; the last line is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -41,6 +47,30 @@ async def answer(request):
     return web.json_response({"conversations": [], "total": 0})
 app = web.Application()
 app.router.add_get("/bare", answer)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+# The same row the hub's GET /api/agents/:id returns, by id, with the same
+# pool size as the hub's; the hub's JSON encoder (orjson), so JSON costs the same.
+BARE_ROW = """
+import sys, uuid
+import asyncpg
+from aiohttp import web
+from hub.jsoncodec import dumps
+from hub.store.agents import COLUMNS
+async def pool(app):
+    app["pool"] = await asyncpg.create_pool(sys.argv[2], min_size=1, max_size=10)
+    yield
+    await app["pool"].close()
+async def answer(request):
+    row = await request.app["pool"].fetchrow(
+        f"SELECT {COLUMNS} FROM agents WHERE id = $1", uuid.UUID(request.match_info["id"])
+    )
+    if row is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=dumps(dict(row)), content_type="application/json")
+app = web.Application()
+app.cleanup_ctx.append(pool)
+app.router.add_get("/agents/{id}", answer)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
@@ -85,18 +115,62 @@ async def start(argv: list[str], env: dict, port: int) -> asyncio.subprocess.Pro
     return process
 
 
-async def main(seconds: float, concurrency: int) -> dict:
-    figures: dict[str, dict] = {}
-    bare_port, hub_port = free_port(), free_port()
-    bare = await start([sys.executable, "-c", BARE, str(bare_port)], dict(os.environ), bare_port)
-    try:
-        figures["bare_aiohttp"] = await drive(
-            f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency
-        )
-    finally:
-        bare.terminate()
-        await bare.wait()
+async def stop(process: asyncio.subprocess.Process) -> None:
+    process.terminate()
+    await process.wait()
 
+
+async def prepare(base: str) -> tuple[dict, str]:
+    """A company with an agent and 40 conversations; (staff headers, agent id)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base}/api/auth/signup",
+            json={
+                "email": f"rest-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "a long password",
+                "company_name": "Bench",
+            },
+        ) as response:
+            token = (await response.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(
+            f"{base}/api/agents", json={"name": "Bench"}, headers=headers
+        ) as response:
+            agent = await response.json()
+        async with http.post(
+            f"{base}/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": ["https://bench.example.com"]},
+            headers=headers,
+        ) as response:
+            key = (await response.json())["key"]
+        public = {"Authorization": f"Bearer {key}", "Origin": "https://bench.example.com"}
+        for _ in range(40):  # something to list
+            async with http.post(
+                f"{base}/public/conversations", json={"agent_id": agent["id"]}, headers=public
+            ) as response:
+                await response.read()
+    return headers, agent["id"]
+
+
+def table(figures: dict[str, dict]) -> str:
+    constant = figures["bare aiohttp, constant JSON"]["requests_per_s"]
+    row = figures["bare aiohttp + asyncpg, one row"]["requests_per_s"]
+    lines = [
+        "| endpoint | req/s | p50 ms | p99 ms | of bare constant | of bare one-row |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in figures.items():
+        rate = f["requests_per_s"]
+        lines.append(
+            f"| {name} | {rate:.0f} | {f['p50_ms']} | {f['p99_ms']} "
+            f"| {rate / constant:.2f}× | {rate / row:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+async def main(seconds: float, concurrency: int, profile: str | None = None) -> dict:
+    figures: dict[str, dict] = {}
+    bare_port, row_port, hub_port = free_port(), free_port(), free_port()
     async with scratch_database() as database_url:
         env = {
             **os.environ,
@@ -109,52 +183,37 @@ async def main(seconds: float, concurrency: int) -> dict:
             "RATE_LIMIT_PER_HOUR": "10000000",
             "SYNTERA_DATA_DIR": str(Path("/tmp/syntera-bench-rest")),
         }
-        hub = await start([sys.executable, "-m", "hub", "serve"], env, hub_port)
+        hub_argv = [sys.executable, "-m", "hub", "serve"]
+        if profile:
+            hub_argv[1:1] = ["-m", "cProfile", "-o", profile]
+        hub = await start(hub_argv, env, hub_port)
         base = f"http://127.0.0.1:{hub_port}"
         try:
-            async with aiohttp.ClientSession() as http:
-                async with http.post(
-                    f"{base}/api/auth/signup",
-                    json={
-                        "email": f"rest-{uuid.uuid4().hex[:6]}@example.com",
-                        "password": "a long password",
-                        "company_name": "Bench",
-                    },
-                ) as response:
-                    token = (await response.json())["access_token"]
-                headers = {"Authorization": f"Bearer {token}"}
-                async with http.post(
-                    f"{base}/api/agents", json={"name": "Bench"}, headers=headers
-                ) as response:
-                    agent = await response.json()
-                async with http.post(
-                    f"{base}/api/agents/{agent['id']}/keys",
-                    json={"allowed_origins": ["https://bench.example.com"]},
-                    headers=headers,
-                ) as response:
-                    key = (await response.json())["key"]
-                public = {"Authorization": f"Bearer {key}", "Origin": "https://bench.example.com"}
-                for _ in range(40):  # something to list
-                    async with http.post(
-                        f"{base}/public/conversations",
-                        json={"agent_id": agent["id"]},
-                        headers=public,
-                    ) as response:
-                        await response.read()
+            headers, agent_id = await prepare(base)
+            bare = await start([sys.executable, "-c", BARE, str(bare_port)], env, bare_port)
+            try:
+                figures["bare aiohttp, constant JSON"] = await drive(
+                    f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency
+                )
+            finally:
+                await stop(bare)
+            argv = [sys.executable, "-c", BARE_ROW, str(row_port), database_url]
+            bare_row = await start(argv, env, row_port)
+            try:
+                figures["bare aiohttp + asyncpg, one row"] = await drive(
+                    f"http://127.0.0.1:{row_port}/agents/{agent_id}", {}, seconds, concurrency
+                )
+            finally:
+                await stop(bare_row)
             for name, path in [
+                ("GET /api/agents/:id", f"/api/agents/{agent_id}"),
                 ("GET /api/agents", "/api/agents"),
                 ("GET /api/conversations?limit=20", "/api/conversations?limit=20"),
             ]:
                 figures[name] = await drive(base + path, headers, seconds, concurrency)
         finally:
-            hub.terminate()
-            await hub.wait()
-
-    bare_rate = figures["bare_aiohttp"]["requests_per_s"]
-    print(f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'of bare':>9}")
-    for name, row in figures.items():
-        share = f"{row['requests_per_s'] / bare_rate:.2f}"
-        print(f"{name:<34}{row['requests_per_s']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}{share:>9}")
+            await stop(hub)
+    print(table(figures))
     return {"concurrency": concurrency, "seconds": seconds, **figures}
 
 
@@ -164,5 +223,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", metavar="PATH", help="run the hub under cProfile")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.seconds, args.concurrency))))
+    print(json.dumps(asyncio.run(main(args.seconds, args.concurrency, args.profile))))
