@@ -12,6 +12,11 @@ after the other, in one run. The hub's requests go the whole way: token
 check, rate limit in Redis, a row-level-security transaction, queries, JSON,
 the audit and metrics middleware.
 
+`--before DIR` also runs the hub from another checkout (e.g. `git archive`
+of an older commit unpacked in DIR) on the same database, and measures
+GET /api/agents/:id on it in the same run: a before/after pair whose ratio
+the machine's load does not skew.
+
 `--profile PATH` runs the hub under cProfile and writes its profile there
 (read it with `python -m pstats PATH`); its figures are then not comparable.
 
@@ -103,9 +108,11 @@ async def drive(url: str, headers: dict, seconds: float, concurrency: int) -> di
     }
 
 
-async def start(argv: list[str], env: dict, port: int) -> asyncio.subprocess.Process:
+async def start(
+    argv: list[str], env: dict, port: int, cwd: Path = ROOT
+) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.DEVNULL
     )
     try:
         await wait_for_port(port, within=60)
@@ -168,7 +175,9 @@ def table(figures: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-async def main(seconds: float, concurrency: int, profile: str | None = None) -> dict:
+async def main(
+    seconds: float, concurrency: int, profile: str | None = None, before: Path | None = None
+) -> dict:
     figures: dict[str, dict] = {}
     bare_port, row_port, hub_port = free_port(), free_port(), free_port()
     async with scratch_database() as database_url:
@@ -205,6 +214,23 @@ async def main(seconds: float, concurrency: int, profile: str | None = None) -> 
                 )
             finally:
                 await stop(bare_row)
+            if before is not None:
+                port = free_port()
+                old_env = {
+                    **env,
+                    "PORT": str(port),
+                    "REDIS_PREFIX": env["REDIS_PREFIX"] + "-before",
+                }
+                old = await start([sys.executable, "-m", "hub", "serve"], old_env, port, before)
+                try:
+                    figures["before: GET /api/agents/:id"] = await drive(
+                        f"http://127.0.0.1:{port}/api/agents/{agent_id}",
+                        headers,
+                        seconds,
+                        concurrency,
+                    )
+                finally:
+                    await stop(old)
             for name, path in [
                 ("GET /api/agents/:id", f"/api/agents/{agent_id}"),
                 ("GET /api/agents", "/api/agents"),
@@ -224,5 +250,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--profile", metavar="PATH", help="run the hub under cProfile")
+    parser.add_argument("--before", metavar="DIR", type=Path, help="another checkout to compare")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.seconds, args.concurrency, args.profile))))
+    figures = asyncio.run(main(args.seconds, args.concurrency, args.profile, args.before))
+    print(json.dumps(figures))
