@@ -80,7 +80,19 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-async def drive(url: str, headers: dict, seconds: float, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(
+    url: str, headers: dict, seconds: float, concurrency: int, server: int | None = None
+) -> dict:
+    """`concurrency` keep-alive clients for `seconds`; `server`: the pid whose
+    CPU time per request is reported (the server process alone, not
+    PostgreSQL or Redis)."""
+    cpu_before = cpu_seconds(server) if server else 0.0
     samples: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -100,8 +112,10 @@ async def drive(url: str, headers: dict, seconds: float, concurrency: int) -> di
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+    cpu = (cpu_seconds(server) - cpu_before) if server else 0.0
     return {
         "requests_per_s": round(len(samples) / elapsed, 1),
+        "server_cpu_ms_per_request": round(cpu * 1000 / max(1, len(samples)), 3),
         "p50_ms": round(percentile(samples, 50), 2),
         "p99_ms": round(percentile(samples, 99), 2),
         "errors": errors,
@@ -163,13 +177,15 @@ def table(figures: dict[str, dict]) -> str:
     constant = figures["bare aiohttp, constant JSON"]["requests_per_s"]
     row = figures["bare aiohttp + asyncpg, one row"]["requests_per_s"]
     lines = [
-        "| endpoint | req/s | p50 ms | p99 ms | of bare constant | of bare one-row |",
-        "|---|---|---|---|---|---|",
+        "| endpoint | req/s | p50 ms | p99 ms | server CPU per request | of bare constant"
+        " | of bare one-row |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in figures.items():
         rate = f["requests_per_s"]
         lines.append(
             f"| {name} | {rate:.0f} | {f['p50_ms']} | {f['p99_ms']} "
+            f"| {f['server_cpu_ms_per_request']:.3f} ms "
             f"| {rate / constant:.2f}× | {rate / row:.2f}× |"
         )
     return "\n".join(lines)
@@ -202,7 +218,7 @@ async def main(
             bare = await start([sys.executable, "-c", BARE, str(bare_port)], env, bare_port)
             try:
                 figures["bare aiohttp, constant JSON"] = await drive(
-                    f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency
+                    f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency, bare.pid
                 )
             finally:
                 await stop(bare)
@@ -210,7 +226,11 @@ async def main(
             bare_row = await start(argv, env, row_port)
             try:
                 figures["bare aiohttp + asyncpg, one row"] = await drive(
-                    f"http://127.0.0.1:{row_port}/agents/{agent_id}", {}, seconds, concurrency
+                    f"http://127.0.0.1:{row_port}/agents/{agent_id}",
+                    {},
+                    seconds,
+                    concurrency,
+                    bare_row.pid,
                 )
             finally:
                 await stop(bare_row)
@@ -228,6 +248,7 @@ async def main(
                         headers,
                         seconds,
                         concurrency,
+                        old.pid,
                     )
                 finally:
                     await stop(old)
@@ -236,7 +257,7 @@ async def main(
                 ("GET /api/agents", "/api/agents"),
                 ("GET /api/conversations?limit=20", "/api/conversations?limit=20"),
             ]:
-                figures[name] = await drive(base + path, headers, seconds, concurrency)
+                figures[name] = await drive(base + path, headers, seconds, concurrency, hub.pid)
         finally:
             await stop(hub)
     print(table(figures))

@@ -68,6 +68,15 @@ class MemoryRateLimiter:
         return _quota(count, limit, start + window)
 
 
+# INCR and EXPIREAT as one atomic script: the same as a MULTI/EXEC pipeline
+# of the two, for one command and one reply (it runs on every request).
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+return count
+"""
+
+
 class RedisRateLimiter:
     def __init__(
         self, client: aioredis.Redis, prefix: str, on_failure: Callable[[], None] = lambda: None
@@ -75,15 +84,13 @@ class RedisRateLimiter:
         self.client = client
         self.prefix = prefix
         self.on_failure = on_failure
+        self._count = client.register_script(_COUNT)  # EVALSHA, loading it when Redis lacks it
 
     async def hit(self, key: str, limit: int, window: int) -> Quota:
         start = int(time.time() // window * window)
         redis_key = f"{self.prefix}:rl:{key}:{start}"
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.incr(redis_key)
-                pipe.expireat(redis_key, start + window + 5)
-                count, _ = await pipe.execute()
+            count = await self._count(keys=[redis_key], args=[start + window + 5])
         except (RedisError, OSError) as exc:
             # Fail open: a Redis outage must not take the API down with it.
             # The outage shows in /healthz and in this counter.

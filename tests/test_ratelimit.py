@@ -83,6 +83,32 @@ async def test_redis_outage_fails_open_and_is_counted():
     await dead.aclose()
 
 
+async def test_a_redis_window_counts_expires_and_survives_a_script_flush(redis_url):
+    """Each hit is one script (INCR and EXPIREAT, atomically); the window's key
+    expires after the window, and a Redis that lost its scripts (a restart,
+    SCRIPT FLUSH) is sent the script again."""
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    prefix = f"rl-test-{uuid.uuid4().hex[:8]}"
+    limiter = RedisRateLimiter(client, prefix)
+    try:
+        quotas = [await limiter.hit("k", 2, 3600) for _ in range(2)]
+        assert [q.remaining for q in quotas] == [1, 0] and all(q.allowed for q in quotas)
+        key = f"{prefix}:rl:k:{quotas[0].reset_at - 3600}"
+        expires_at = await client.expiretime(key)
+        assert expires_at == quotas[0].reset_at + 5
+        await client.script_flush()
+        third = await limiter.hit("k", 2, 3600)
+        assert not third.allowed and third.remaining == 0
+        assert int(await client.get(key)) == 3
+    finally:
+        await client.delete(*[k async for k in client.scan_iter(f"{prefix}:*")])
+        await client.aclose()
+
+
 async def test_behind_a_trusted_proxy_limits_and_audit_follow_x_forwarded_for(make_client):
     hub = await make_client(
         auth_rate_limit_per_hour=2, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)
