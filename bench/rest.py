@@ -1,24 +1,28 @@
 """REST throughput of one `web` process, next to two bare aiohttp servers.
 
-    python -m bench.rest [--seconds 15] [--concurrency 32] [--profile hub.prof]
+    python -m bench.rest [--seconds 15] [--rounds 3] [--concurrency 32] [--before DIR]
 
 Starts `python -m hub serve` on a scratch database (with REDIS_URL, as when
 scaled out) and two baselines, each a bare aiohttp process: one answers a
 constant JSON body; the other reads the same agent row by id from the same
 PostgreSQL through its own small asyncpg pool and returns it as JSON (what a
 hand-written one-row endpoint costs). The same client — N concurrent
-keep-alive connections from this process — drives each for the same time, one
-after the other, in one run. The hub's requests go the whole way: token
-check, rate limit in Redis, a row-level-security transaction, queries, JSON,
-the audit and metrics middleware.
+keep-alive connections from this process — drives each for the same time in
+one run, in `--rounds` turns taken round-robin, so that a load swing on a
+shared machine falls on every target alike. The hub's requests go the whole
+way: token check, rate limit in Redis, a row-level-security transaction,
+queries, JSON, the audit and metrics middleware. Each row also gives the
+server process's own CPU time per request (PostgreSQL's and Redis's not
+included).
 
 `--before DIR` also runs the hub from another checkout (e.g. `git archive`
 of an older commit unpacked in DIR) on the same database, and measures
 GET /api/agents/:id on it in the same run: a before/after pair whose ratio
 the machine's load does not skew.
 
-`--profile PATH` runs the hub under cProfile and writes its profile there
-(read it with `python -m pstats PATH`); its figures are then not comparable.
+`--profile PATH` runs the hub under cProfile (CPU time) and writes its
+profile there (read it with `python -m pstats PATH`); its figures are then
+not comparable.
 
 Prints a markdown table; the last line is one JSON object with every figure.
 """
@@ -33,6 +37,7 @@ import secrets
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -86,40 +91,64 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The hub under cProfile timed in CPU seconds: on a shared machine a wall-clock
+# profile is dominated by sends that wait for the scheduler.
+PROFILED = """
+import cProfile, runpy, sys, time
+profile = cProfile.Profile(time.process_time)
+sys.argv = ["hub", "serve"]
+try:
+    profile.runcall(runpy.run_module, "hub", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profile.dump_stats(sys.orig_argv[-1])
+"""
+
+
+@dataclass
+class Tally:
+    """One target's requests over every round."""
+
+    samples: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    errors: int = 0
+
+    def figures(self) -> dict:
+        return {
+            "requests_per_s": round(len(self.samples) / self.elapsed, 1),
+            "server_cpu_ms_per_request": round(self.cpu * 1000 / max(1, len(self.samples)), 3),
+            "p50_ms": round(percentile(self.samples, 50), 2),
+            "p99_ms": round(percentile(self.samples, 99), 2),
+            "errors": self.errors,
+        }
+
+
 async def drive(
-    url: str, headers: dict, seconds: float, concurrency: int, server: int | None = None
-) -> dict:
-    """`concurrency` keep-alive clients for `seconds`; `server`: the pid whose
-    CPU time per request is reported (the server process alone, not
-    PostgreSQL or Redis)."""
-    cpu_before = cpu_seconds(server) if server else 0.0
-    samples: list[float] = []
-    errors = 0
+    tally: Tally, url: str, headers: dict, seconds: float, concurrency: int, server: int
+) -> None:
+    """`concurrency` keep-alive clients for `seconds`, counted into `tally`,
+    with the CPU time the server process (`server`, a pid; not PostgreSQL or
+    Redis) spent meanwhile."""
+    cpu_before = cpu_seconds(server)
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
 
         async def worker() -> None:
-            nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 async with http.get(url) as response:
                     await response.read()
                     if response.status != 200:
-                        errors += 1
-                samples.append((time.perf_counter() - started) * 1000)
+                        tally.errors += 1
+                tally.samples.append((time.perf_counter() - started) * 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    cpu = (cpu_seconds(server) - cpu_before) if server else 0.0
-    return {
-        "requests_per_s": round(len(samples) / elapsed, 1),
-        "server_cpu_ms_per_request": round(cpu * 1000 / max(1, len(samples)), 3),
-        "p50_ms": round(percentile(samples, 50), 2),
-        "p99_ms": round(percentile(samples, 99), 2),
-        "errors": errors,
-    }
+        tally.elapsed += time.perf_counter() - started
+    tally.cpu += cpu_seconds(server) - cpu_before
 
 
 async def start(
@@ -192,10 +221,14 @@ def table(figures: dict[str, dict]) -> str:
 
 
 async def main(
-    seconds: float, concurrency: int, profile: str | None = None, before: Path | None = None
+    seconds: float,
+    concurrency: int,
+    rounds: int = 3,
+    profile: str | None = None,
+    before: Path | None = None,
 ) -> dict:
-    figures: dict[str, dict] = {}
     bare_port, row_port, hub_port = free_port(), free_port(), free_port()
+    processes: list[asyncio.subprocess.Process] = []
     async with scratch_database() as database_url:
         env = {
             **os.environ,
@@ -210,58 +243,58 @@ async def main(
         }
         hub_argv = [sys.executable, "-m", "hub", "serve"]
         if profile:
-            hub_argv[1:1] = ["-m", "cProfile", "-o", profile]
-        hub = await start(hub_argv, env, hub_port)
-        base = f"http://127.0.0.1:{hub_port}"
+            hub_argv = [sys.executable, "-c", PROFILED, profile]
         try:
+            hub = await start(hub_argv, env, hub_port)
+            processes.append(hub)
+            base = f"http://127.0.0.1:{hub_port}"
             headers, agent_id = await prepare(base)
             bare = await start([sys.executable, "-c", BARE, str(bare_port)], env, bare_port)
-            try:
-                figures["bare aiohttp, constant JSON"] = await drive(
-                    f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency, bare.pid
-                )
-            finally:
-                await stop(bare)
+            processes.append(bare)
             argv = [sys.executable, "-c", BARE_ROW, str(row_port), database_url]
             bare_row = await start(argv, env, row_port)
-            try:
-                figures["bare aiohttp + asyncpg, one row"] = await drive(
+            processes.append(bare_row)
+            targets = [
+                ("bare aiohttp, constant JSON", f"http://127.0.0.1:{bare_port}/bare", {}, bare),
+                (
+                    "bare aiohttp + asyncpg, one row",
                     f"http://127.0.0.1:{row_port}/agents/{agent_id}",
                     {},
-                    seconds,
-                    concurrency,
-                    bare_row.pid,
-                )
-            finally:
-                await stop(bare_row)
+                    bare_row,
+                ),
+            ]
             if before is not None:
                 port = free_port()
-                old_env = {
-                    **env,
-                    "PORT": str(port),
-                    "REDIS_PREFIX": env["REDIS_PREFIX"] + "-before",
-                }
+                old_env = {**env, "PORT": str(port), "REDIS_PREFIX": env["REDIS_PREFIX"] + "-old"}
                 old = await start([sys.executable, "-m", "hub", "serve"], old_env, port, before)
-                try:
-                    figures["before: GET /api/agents/:id"] = await drive(
-                        f"http://127.0.0.1:{port}/api/agents/{agent_id}",
-                        headers,
-                        seconds,
-                        concurrency,
-                        old.pid,
-                    )
-                finally:
-                    await stop(old)
+                processes.append(old)
+                url = f"http://127.0.0.1:{port}/api/agents/{agent_id}"
+                targets.append(("before: GET /api/agents/:id", url, headers, old))
             for name, path in [
                 ("GET /api/agents/:id", f"/api/agents/{agent_id}"),
                 ("GET /api/agents", "/api/agents"),
                 ("GET /api/conversations?limit=20", "/api/conversations?limit=20"),
             ]:
-                figures[name] = await drive(base + path, headers, seconds, concurrency, hub.pid)
+                targets.append((name, base + path, headers, hub))
+            # Round-robin in short turns: a load swing on a shared machine
+            # then falls on every target alike instead of on one.
+            tallies = {name: Tally() for name, *_ in targets}
+            for _ in range(rounds):
+                for name, url, target_headers, process in targets:
+                    await drive(
+                        tallies[name],
+                        url,
+                        target_headers,
+                        seconds / rounds,
+                        concurrency,
+                        process.pid,
+                    )
         finally:
-            await stop(hub)
+            for process in processes:
+                await stop(process)
+    figures = {name: tally.figures() for name, tally in tallies.items()}
     print(table(figures))
-    return {"concurrency": concurrency, "seconds": seconds, **figures}
+    return {"concurrency": concurrency, "seconds": seconds, "rounds": rounds, **figures}
 
 
 if __name__ == "__main__":
@@ -270,8 +303,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="turns each target's time is cut in")
     parser.add_argument("--profile", metavar="PATH", help="run the hub under cProfile")
     parser.add_argument("--before", metavar="DIR", type=Path, help="another checkout to compare")
     args = parser.parse_args()
-    figures = asyncio.run(main(args.seconds, args.concurrency, args.profile, args.before))
+    figures = asyncio.run(
+        main(args.seconds, args.concurrency, args.rounds, args.profile, args.before)
+    )
     print(json.dumps(figures))

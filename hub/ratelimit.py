@@ -5,6 +5,7 @@ attempts per address)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -68,16 +69,22 @@ class MemoryRateLimiter:
         return _quota(count, limit, start + window)
 
 
-# INCR and EXPIREAT as one atomic script: the same as a MULTI/EXEC pipeline
-# of the two, for one command and one reply (it runs on every request).
+# INCRBY and EXPIREAT as one atomic script: one command and one reply where
+# a MULTI/EXEC pipeline of the two takes four (it runs on every request).
 _COUNT = """
-local count = redis.call('INCR', KEYS[1])
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[1])
 return count
 """
 
 
 class RedisRateLimiter:
+    """Counts in Redis. Hits on the same counter within one turn of the event
+    loop (a dashboard's burst from one user, a page's parallel calls) go to
+    Redis as one INCRBY of their number, and each gets the count a separate
+    INCR would have given it, in arrival order: the same counting, a Redis
+    call per burst instead of per request."""
+
     def __init__(
         self, client: aioredis.Redis, prefix: str, on_failure: Callable[[], None] = lambda: None
     ) -> None:
@@ -85,19 +92,54 @@ class RedisRateLimiter:
         self.prefix = prefix
         self.on_failure = on_failure
         self._count = client.register_script(_COUNT)  # EVALSHA, loading it when Redis lacks it
+        # Redis key -> the hits of this loop turn waiting for their count.
+        self._waiting: dict[str, list[asyncio.Future[int]]] = {}
+        self._sending: set[asyncio.Task] = set()
 
     async def hit(self, key: str, limit: int, window: int) -> Quota:
         start = int(time.time() // window * window)
         redis_key = f"{self.prefix}:rl:{key}:{start}"
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(redis_key)
+        if waiting is None:
+            waiting = self._waiting[redis_key] = []
+            loop.call_soon(self._send, redis_key, start + window + 5)
+        counted: asyncio.Future[int] = loop.create_future()
+        waiting.append(counted)
         try:
-            count = await self._count(keys=[redis_key], args=[start + window + 5])
+            count = await counted
         except (RedisError, OSError) as exc:
             # Fail open: a Redis outage must not take the API down with it.
             # The outage shows in /healthz and in this counter.
             self.on_failure()
             log.warning('{"event":"rate_limit_unavailable","error":"%s"}', exc)
             return Quota(limit, limit, start + window, True)
-        return _quota(int(count), limit, start + window)
+        return _quota(count, limit, start + window)
+
+    def _send(self, redis_key: str, expire_at: int) -> None:
+        waiting = self._waiting.pop(redis_key)
+        task = asyncio.create_task(self._count_all(redis_key, expire_at, waiting))
+        self._sending.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._sending.discard)
+
+    async def _count_all(
+        self, redis_key: str, expire_at: int, waiting: list[asyncio.Future[int]]
+    ) -> None:
+        try:
+            last = int(await self._count(keys=[redis_key], args=[expire_at, len(waiting)]))
+        except Exception as exc:
+            for counted in waiting:
+                if not counted.done():
+                    counted.set_exception(exc)
+            return
+        except BaseException:  # cancelled (the process stopping): so are the hits
+            for counted in waiting:
+                counted.cancel()
+            raise
+        first = last - len(waiting) + 1
+        for n, counted in enumerate(waiting):
+            if not counted.done():  # a request cancelled meanwhile still counted
+                counted.set_result(first + n)
 
 
 async def count_socket_connect(

@@ -3,6 +3,7 @@ shared through Redis across processes, per IP for sign-up and log-in."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 
@@ -84,9 +85,10 @@ async def test_redis_outage_fails_open_and_is_counted():
 
 
 async def test_a_redis_window_counts_expires_and_survives_a_script_flush(redis_url):
-    """Each hit is one script (INCR and EXPIREAT, atomically); the window's key
-    expires after the window, and a Redis that lost its scripts (a restart,
-    SCRIPT FLUSH) is sent the script again."""
+    """Each hit is counted by one script (INCRBY and EXPIREAT, atomically),
+    a burst on one counter by one call; the window's key expires after the
+    window, and a Redis that lost its scripts (a restart, SCRIPT FLUSH) is
+    sent the script again."""
     import uuid
 
     import redis.asyncio as aioredis
@@ -100,6 +102,20 @@ async def test_a_redis_window_counts_expires_and_survives_a_script_flush(redis_u
         key = f"{prefix}:rl:k:{quotas[0].reset_at - 3600}"
         expires_at = await client.expiretime(key)
         assert expires_at == quotas[0].reset_at + 5
+        # A burst on one counter: one Redis call, each hit its own count, in order.
+        calls = []
+        count = limiter._count
+
+        async def counting(**kwargs):
+            calls.append(kwargs["args"][1])
+            return await count(**kwargs)
+
+        limiter._count = counting
+        burst = await asyncio.gather(*(limiter.hit("burst", 3, 3600) for _ in range(5)))
+        assert calls == [5]
+        assert [q.remaining for q in burst] == [2, 1, 0, 0, 0]
+        assert [q.allowed for q in burst] == [True, True, True, False, False]
+        limiter._count = count
         await client.script_flush()
         third = await limiter.hit("k", 2, 3600)
         assert not third.allowed and third.remaining == 0
