@@ -10,6 +10,7 @@ default.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,7 +127,10 @@ class Database:
     @asynccontextmanager
     async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
         try:
-            conn = await self.pool.acquire(timeout=10)
+            # asyncio.timeout, not acquire(timeout=): asyncpg's wraps each
+            # acquire in a task of its own (asyncio.wait_for), per transaction.
+            async with asyncio.timeout(10):
+                conn = await self.pool.acquire()
         except CONNECTION_ERRORS as exc:
             raise database_unavailable() from exc
         pending = self._after_commit[id(conn)] = []
