@@ -136,8 +136,8 @@ class Database:
         pending = self._after_commit[id(conn)] = []
         last_writes = self._before_commit[id(conn)] = []
         try:
-            await conn.execute(_begin(company_id))
             try:
+                await conn.execute(_begin(company_id))
                 yield conn
                 for callback in last_writes:
                     await callback()
