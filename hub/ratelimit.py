@@ -79,11 +79,12 @@ return count
 
 
 class RedisRateLimiter:
-    """Counts in Redis. Hits on the same counter within one turn of the event
-    loop (a dashboard's burst from one user, a page's parallel calls) go to
-    Redis as one INCRBY of their number, and each gets the count a separate
-    INCR would have given it, in arrival order: the same counting, a Redis
-    call per burst instead of per request."""
+    """Counts in Redis, with at most one call per counter under way: hits on
+    a counter that arrive in the same turn of the event loop, or while its
+    previous call is out, go to Redis together as one INCRBY of their number
+    (a dashboard's burst from one user, a page's parallel calls), and each
+    gets the count a separate INCR would have given it, in arrival order.
+    The same counting, a Redis call per burst instead of per request."""
 
     def __init__(
         self, client: aioredis.Redis, prefix: str, on_failure: Callable[[], None] = lambda: None
@@ -92,20 +93,20 @@ class RedisRateLimiter:
         self.prefix = prefix
         self.on_failure = on_failure
         self._count = client.register_script(_COUNT)  # EVALSHA, loading it when Redis lacks it
-        # Redis key -> the hits of this loop turn waiting for their count.
+        # Redis key -> the hits waiting to be sent; the keys with a call out.
         self._waiting: dict[str, list[asyncio.Future[int]]] = {}
-        self._sending: set[asyncio.Task] = set()
+        self._out: dict[str, asyncio.Task] = {}
 
     async def hit(self, key: str, limit: int, window: int) -> Quota:
         start = int(time.time() // window * window)
         redis_key = f"{self.prefix}:rl:{key}:{start}"
         loop = asyncio.get_running_loop()
-        waiting = self._waiting.get(redis_key)
-        if waiting is None:
-            waiting = self._waiting[redis_key] = []
-            loop.call_soon(self._send, redis_key, start + window + 5)
         counted: asyncio.Future[int] = loop.create_future()
+        waiting = self._waiting.setdefault(redis_key, [])
         waiting.append(counted)
+        if len(waiting) == 1 and redis_key not in self._out:
+            # After the callbacks already due this turn: their hits join.
+            loop.call_soon(self._send, redis_key, start + window + 5)
         try:
             count = await counted
         except (RedisError, OSError) as exc:
@@ -117,10 +118,12 @@ class RedisRateLimiter:
         return _quota(count, limit, start + window)
 
     def _send(self, redis_key: str, expire_at: int) -> None:
-        waiting = self._waiting.pop(redis_key)
-        task = asyncio.create_task(self._count_all(redis_key, expire_at, waiting))
-        self._sending.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(self._sending.discard)
+        waiting = self._waiting.pop(redis_key, None)
+        if waiting:
+            # Kept here until done, which is also what marks the call as out.
+            self._out[redis_key] = asyncio.create_task(
+                self._count_all(redis_key, expire_at, waiting)
+            )
 
     async def _count_all(
         self, redis_key: str, expire_at: int, waiting: list[asyncio.Future[int]]
@@ -131,15 +134,18 @@ class RedisRateLimiter:
             for counted in waiting:
                 if not counted.done():
                     counted.set_exception(exc)
-            return
         except BaseException:  # cancelled (the process stopping): so are the hits
-            for counted in waiting:
+            del self._out[redis_key]
+            for counted in [*waiting, *self._waiting.pop(redis_key, [])]:
                 counted.cancel()
             raise
-        first = last - len(waiting) + 1
-        for n, counted in enumerate(waiting):
-            if not counted.done():  # a request cancelled meanwhile still counted
-                counted.set_result(first + n)
+        else:
+            first = last - len(waiting) + 1
+            for n, counted in enumerate(waiting):
+                if not counted.done():  # a request cancelled meanwhile still counted
+                    counted.set_result(first + n)
+        del self._out[redis_key]
+        self._send(redis_key, expire_at)  # the hits that came while this call was out
 
 
 async def count_socket_connect(

@@ -115,6 +115,25 @@ async def test_a_redis_window_counts_expires_and_survives_a_script_flush(redis_u
         assert calls == [5]
         assert [q.remaining for q in burst] == [2, 1, 0, 0, 0]
         assert [q.allowed for q in burst] == [True, True, True, False, False]
+        # Hits that come while a counter's call is out wait for it, then go together.
+        calls.clear()
+        release = asyncio.Event()
+
+        async def held(**kwargs):
+            calls.append(kwargs["args"][1])
+            await release.wait()
+            return await count(**kwargs)
+
+        limiter._count = held
+        first = asyncio.ensure_future(limiter.hit("queued", 10, 3600))
+        await asyncio.sleep(0.05)  # its call is out, and held
+        later = [asyncio.ensure_future(limiter.hit("queued", 10, 3600)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert calls == [1]
+        release.set()
+        counted = await asyncio.gather(first, *later)
+        assert calls == [1, 2]
+        assert [q.remaining for q in counted] == [9, 8, 7]
         limiter._count = count
         await client.script_flush()
         third = await limiter.hit("k", 2, 3600)
