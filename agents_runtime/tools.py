@@ -14,6 +14,7 @@ from asyncpg import Connection
 
 from hub import crm
 from hub.conversations import append_message, hand_off, update_conversation
+from hub.db.database import savepoint
 from hub.services import Services
 from hub.store import conversations, messages
 
@@ -203,7 +204,7 @@ async def call(
         arguments = json.loads(raw_arguments or "{}")
         if not isinstance(arguments, dict):
             raise ToolError("arguments must be a JSON object")
-        async with conn.transaction():  # a savepoint: rolled back on ToolError
+        async with savepoint(conn):  # a savepoint: rolled back on ToolError
             return await tool.run(ctx, conn, arguments)
     except json.JSONDecodeError:
         return {"error": "arguments are not valid JSON"}

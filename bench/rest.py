@@ -1,15 +1,30 @@
-"""REST throughput of one `web` process, next to a bare aiohttp server.
+"""REST throughput of one `web` process, next to two bare aiohttp servers.
 
-    python -m bench.rest [--seconds 15] [--concurrency 32]
+    python -m bench.rest [--seconds 15] [--rounds 3] [--concurrency 32] [--before DIR]
 
 Starts `python -m hub serve` on a scratch database (with REDIS_URL, as when
-scaled out) and, as the baseline, a bare aiohttp process that answers a
-constant JSON body. The same client — N concurrent keep-alive connections
-from this process — drives each for the same time. The hub's requests go the
-whole way: JWT check, rate limit in Redis, a row-level-security transaction,
-queries, JSON, the audit and metrics middleware.
+scaled out) and two baselines, each a bare aiohttp process: one answers a
+constant JSON body; the other reads the same agent row by id from the same
+PostgreSQL through its own small asyncpg pool and returns it as JSON (what a
+hand-written one-row endpoint costs). The same client — N concurrent
+keep-alive connections from this process — drives each for the same time in
+one run, in `--rounds` turns taken round-robin, so that a load swing on a
+shared machine falls on every target alike. The hub's requests go the whole
+way: token check, rate limit in Redis, a row-level-security transaction,
+queries, JSON, the audit and metrics middleware. Each row also gives the
+server process's own CPU time per request (PostgreSQL's and Redis's not
+included).
 
-The last line is one JSON object with every figure.
+`--before DIR` also runs the hub from another checkout (e.g. `git archive`
+of an older commit unpacked in DIR) on the same database, and measures
+GET /api/agents/:id on it in the same run: a before/after pair whose ratio
+the machine's load does not skew.
+
+`--profile PATH` runs the hub under cProfile (CPU time) and writes its
+profile there (read it with `python -m pstats PATH`); its figures are then
+not comparable.
+
+Prints a markdown table; the last line is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import secrets
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -43,39 +59,103 @@ app = web.Application()
 app.router.add_get("/bare", answer)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
+# The same row the hub's GET /api/agents/:id returns, by id, with the same
+# pool size as the hub's; the hub's JSON encoder (orjson), so JSON costs the same.
+BARE_ROW = """
+import sys, uuid
+import asyncpg
+from aiohttp import web
+from hub.jsoncodec import dumps
+from hub.store.agents import COLUMNS
+async def pool(app):
+    app["pool"] = await asyncpg.create_pool(sys.argv[2], min_size=1, max_size=10)
+    yield
+    await app["pool"].close()
+async def answer(request):
+    row = await request.app["pool"].fetchrow(
+        f"SELECT {COLUMNS} FROM agents WHERE id = $1", uuid.UUID(request.match_info["id"])
+    )
+    if row is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=dumps(dict(row)), content_type="application/json")
+app = web.Application()
+app.cleanup_ctx.append(pool)
+app.router.add_get("/agents/{id}", answer)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
 
 
-async def drive(url: str, headers: dict, seconds: float, concurrency: int) -> dict:
-    samples: list[float] = []
-    errors = 0
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The hub under cProfile timed in CPU seconds: on a shared machine a wall-clock
+# profile is dominated by sends that wait for the scheduler.
+PROFILED = """
+import cProfile, runpy, sys, time
+profile = cProfile.Profile(time.process_time)
+sys.argv = ["hub", "serve"]
+try:
+    profile.runcall(runpy.run_module, "hub", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profile.dump_stats(sys.orig_argv[-1])
+"""
+
+
+@dataclass
+class Tally:
+    """One target's requests over every round."""
+
+    samples: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    cpu: float = 0.0
+    errors: int = 0
+
+    def figures(self) -> dict:
+        return {
+            "requests_per_s": round(len(self.samples) / self.elapsed, 1),
+            "server_cpu_ms_per_request": round(self.cpu * 1000 / max(1, len(self.samples)), 3),
+            "p50_ms": round(percentile(self.samples, 50), 2),
+            "p99_ms": round(percentile(self.samples, 99), 2),
+            "errors": self.errors,
+        }
+
+
+async def drive(
+    tally: Tally, url: str, headers: dict, seconds: float, concurrency: int, server: int
+) -> None:
+    """`concurrency` keep-alive clients for `seconds`, counted into `tally`,
+    with the CPU time the server process (`server`, a pid; not PostgreSQL or
+    Redis) spent meanwhile."""
+    cpu_before = cpu_seconds(server)
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
 
         async def worker() -> None:
-            nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 async with http.get(url) as response:
                     await response.read()
                     if response.status != 200:
-                        errors += 1
-                samples.append((time.perf_counter() - started) * 1000)
+                        tally.errors += 1
+                tally.samples.append((time.perf_counter() - started) * 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {
-        "requests_per_s": round(len(samples) / elapsed, 1),
-        "p50_ms": round(percentile(samples, 50), 2),
-        "p99_ms": round(percentile(samples, 99), 2),
-        "errors": errors,
-    }
+        tally.elapsed += time.perf_counter() - started
+    tally.cpu += cpu_seconds(server) - cpu_before
 
 
-async def start(argv: list[str], env: dict, port: int) -> asyncio.subprocess.Process:
+async def start(
+    argv: list[str], env: dict, port: int, cwd: Path = ROOT
+) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+        *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.DEVNULL
     )
     try:
         await wait_for_port(port, within=60)
@@ -85,18 +165,70 @@ async def start(argv: list[str], env: dict, port: int) -> asyncio.subprocess.Pro
     return process
 
 
-async def main(seconds: float, concurrency: int) -> dict:
-    figures: dict[str, dict] = {}
-    bare_port, hub_port = free_port(), free_port()
-    bare = await start([sys.executable, "-c", BARE, str(bare_port)], dict(os.environ), bare_port)
-    try:
-        figures["bare_aiohttp"] = await drive(
-            f"http://127.0.0.1:{bare_port}/bare", {}, seconds, concurrency
-        )
-    finally:
-        bare.terminate()
-        await bare.wait()
+async def stop(process: asyncio.subprocess.Process) -> None:
+    process.terminate()
+    await process.wait()
 
+
+async def prepare(base: str) -> tuple[dict, str]:
+    """A company with an agent and 40 conversations; (staff headers, agent id)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base}/api/auth/signup",
+            json={
+                "email": f"rest-{uuid.uuid4().hex[:6]}@example.com",
+                "password": "a long password",
+                "company_name": "Bench",
+            },
+        ) as response:
+            token = (await response.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(
+            f"{base}/api/agents", json={"name": "Bench"}, headers=headers
+        ) as response:
+            agent = await response.json()
+        async with http.post(
+            f"{base}/api/agents/{agent['id']}/keys",
+            json={"allowed_origins": ["https://bench.example.com"]},
+            headers=headers,
+        ) as response:
+            key = (await response.json())["key"]
+        public = {"Authorization": f"Bearer {key}", "Origin": "https://bench.example.com"}
+        for _ in range(40):  # something to list
+            async with http.post(
+                f"{base}/public/conversations", json={"agent_id": agent["id"]}, headers=public
+            ) as response:
+                await response.read()
+    return headers, agent["id"]
+
+
+def table(figures: dict[str, dict]) -> str:
+    constant = figures["bare aiohttp, constant JSON"]["requests_per_s"]
+    row = figures["bare aiohttp + asyncpg, one row"]["requests_per_s"]
+    lines = [
+        "| endpoint | req/s | p50 ms | p99 ms | server CPU per request | of bare constant"
+        " | of bare one-row |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in figures.items():
+        rate = f["requests_per_s"]
+        lines.append(
+            f"| {name} | {rate:.0f} | {f['p50_ms']} | {f['p99_ms']} "
+            f"| {f['server_cpu_ms_per_request']:.3f} ms "
+            f"| {rate / constant:.2f}× | {rate / row:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+async def main(
+    seconds: float,
+    concurrency: int,
+    rounds: int = 3,
+    profile: str | None = None,
+    before: Path | None = None,
+) -> dict:
+    bare_port, row_port, hub_port = free_port(), free_port(), free_port()
+    processes: list[asyncio.subprocess.Process] = []
     async with scratch_database() as database_url:
         env = {
             **os.environ,
@@ -109,53 +241,60 @@ async def main(seconds: float, concurrency: int) -> dict:
             "RATE_LIMIT_PER_HOUR": "10000000",
             "SYNTERA_DATA_DIR": str(Path("/tmp/syntera-bench-rest")),
         }
-        hub = await start([sys.executable, "-m", "hub", "serve"], env, hub_port)
-        base = f"http://127.0.0.1:{hub_port}"
+        hub_argv = [sys.executable, "-m", "hub", "serve"]
+        if profile:
+            hub_argv = [sys.executable, "-c", PROFILED, profile]
         try:
-            async with aiohttp.ClientSession() as http:
-                async with http.post(
-                    f"{base}/api/auth/signup",
-                    json={
-                        "email": f"rest-{uuid.uuid4().hex[:6]}@example.com",
-                        "password": "a long password",
-                        "company_name": "Bench",
-                    },
-                ) as response:
-                    token = (await response.json())["access_token"]
-                headers = {"Authorization": f"Bearer {token}"}
-                async with http.post(
-                    f"{base}/api/agents", json={"name": "Bench"}, headers=headers
-                ) as response:
-                    agent = await response.json()
-                async with http.post(
-                    f"{base}/api/agents/{agent['id']}/keys",
-                    json={"allowed_origins": ["https://bench.example.com"]},
-                    headers=headers,
-                ) as response:
-                    key = (await response.json())["key"]
-                public = {"Authorization": f"Bearer {key}", "Origin": "https://bench.example.com"}
-                for _ in range(40):  # something to list
-                    async with http.post(
-                        f"{base}/public/conversations",
-                        json={"agent_id": agent["id"]},
-                        headers=public,
-                    ) as response:
-                        await response.read()
+            hub = await start(hub_argv, env, hub_port)
+            processes.append(hub)
+            base = f"http://127.0.0.1:{hub_port}"
+            headers, agent_id = await prepare(base)
+            bare = await start([sys.executable, "-c", BARE, str(bare_port)], env, bare_port)
+            processes.append(bare)
+            argv = [sys.executable, "-c", BARE_ROW, str(row_port), database_url]
+            bare_row = await start(argv, env, row_port)
+            processes.append(bare_row)
+            targets = [
+                ("bare aiohttp, constant JSON", f"http://127.0.0.1:{bare_port}/bare", {}, bare),
+                (
+                    "bare aiohttp + asyncpg, one row",
+                    f"http://127.0.0.1:{row_port}/agents/{agent_id}",
+                    {},
+                    bare_row,
+                ),
+            ]
+            if before is not None:
+                port = free_port()
+                old_env = {**env, "PORT": str(port), "REDIS_PREFIX": env["REDIS_PREFIX"] + "-old"}
+                old = await start([sys.executable, "-m", "hub", "serve"], old_env, port, before)
+                processes.append(old)
+                url = f"http://127.0.0.1:{port}/api/agents/{agent_id}"
+                targets.append(("before: GET /api/agents/:id", url, headers, old))
             for name, path in [
+                ("GET /api/agents/:id", f"/api/agents/{agent_id}"),
                 ("GET /api/agents", "/api/agents"),
                 ("GET /api/conversations?limit=20", "/api/conversations?limit=20"),
             ]:
-                figures[name] = await drive(base + path, headers, seconds, concurrency)
+                targets.append((name, base + path, headers, hub))
+            # Round-robin in short turns: a load swing on a shared machine
+            # then falls on every target alike instead of on one.
+            tallies = {name: Tally() for name, *_ in targets}
+            for _ in range(rounds):
+                for name, url, target_headers, process in targets:
+                    await drive(
+                        tallies[name],
+                        url,
+                        target_headers,
+                        seconds / rounds,
+                        concurrency,
+                        process.pid,
+                    )
         finally:
-            hub.terminate()
-            await hub.wait()
-
-    bare_rate = figures["bare_aiohttp"]["requests_per_s"]
-    print(f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'of bare':>9}")
-    for name, row in figures.items():
-        share = f"{row['requests_per_s'] / bare_rate:.2f}"
-        print(f"{name:<34}{row['requests_per_s']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}{share:>9}")
-    return {"concurrency": concurrency, "seconds": seconds, **figures}
+            for process in processes:
+                await stop(process)
+    figures = {name: tally.figures() for name, tally in tallies.items()}
+    print(table(figures))
+    return {"concurrency": concurrency, "seconds": seconds, "rounds": rounds, **figures}
 
 
 if __name__ == "__main__":
@@ -164,5 +303,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="turns each target's time is cut in")
+    parser.add_argument("--profile", metavar="PATH", help="run the hub under cProfile")
+    parser.add_argument("--before", metavar="DIR", type=Path, help="another checkout to compare")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.seconds, args.concurrency))))
+    figures = asyncio.run(
+        main(args.seconds, args.concurrency, args.rounds, args.profile, args.before)
+    )
+    print(json.dumps(figures))

@@ -158,19 +158,20 @@ async def observe(request: web.Request, handler) -> web.StreamResponse:
 
     route = request.get(ROUTE) or _route_label(request)
     services.metrics.observe_request(request.method, route, response.status, elapsed)
-    log.info(
-        orjson.dumps(
-            {
-                "event": "request",
-                "request_id": request[REQUEST_ID],
-                "method": request.method,
-                "route": route,
-                "path": request.path,
-                "status": response.status,
-                "latency_ms": round(elapsed * 1000, 2),
-            }
-        ).decode()
-    )
+    if log.isEnabledFor(logging.INFO):  # LOG_LEVEL=WARNING: not even built
+        log.info(
+            orjson.dumps(
+                {
+                    "event": "request",
+                    "request_id": request[REQUEST_ID],
+                    "method": request.method,
+                    "route": route,
+                    "path": request.path,
+                    "status": response.status,
+                    "latency_ms": round(elapsed * 1000, 2),
+                }
+            ).decode()
+        )
     return response
 
 

@@ -47,6 +47,7 @@ class Identity:
     hub_user: bool = False
     # Supabase's anonymous sign-ins: a session with no person behind it.
     anonymous: bool = False
+    expires_at: float | None = None  # the token's `exp`, unix seconds
 
 
 @dataclass(frozen=True)
@@ -232,4 +233,5 @@ def identity_from_claims(claims: dict[str, Any]) -> Identity:
         email if isinstance(email, str) else None,
         hub_user=claims.get(HUB_USER_CLAIM) is True,
         anonymous=claims.get("is_anonymous") is True,
+        expires_at=exp if isinstance(exp := claims.get("exp"), int | float) else None,
     )

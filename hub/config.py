@@ -36,6 +36,9 @@ class Settings:
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_ttl_seconds: int = 3600
+    # How long a staff token's check is kept (hub/tokencache.py); a change to
+    # the users or companies it read drops it at once. 0: every request checks.
+    token_cache_seconds: int = 5
     rate_limit_per_hour: int = 1000
     auth_rate_limit_per_hour: int = 60
     public_key_rate_limit_per_hour: int = 20_000
@@ -196,6 +199,7 @@ class Settings:
             jwt_jwks_url=url("JWT_JWKS_URL", ("http", "https")),
             jwt_audience=text("JWT_AUDIENCE"),
             jwt_issuer=text("JWT_ISSUER"),
+            token_cache_seconds=integer("TOKEN_CACHE_SECONDS", 5, 0, 300),
             rate_limit_per_hour=integer("RATE_LIMIT_PER_HOUR", 1000, 1, 10_000_000),
             auth_rate_limit_per_hour=integer("AUTH_RATE_LIMIT_PER_HOUR", 60, 1, 10_000_000),
             public_key_rate_limit_per_hour=integer(

@@ -52,7 +52,6 @@ PROCESS_WIDE = frozenset(
         "knowledge.queued",
         "conversation.takeover",
         "conversation.ended",
-        "auth.changed",
     }
 )
 # The high-volume events: only those who have the conversation open get them,

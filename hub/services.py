@@ -12,9 +12,10 @@ from typing import Protocol
 from aiohttp import web
 
 from hub import redis_client
-from hub.auth import Principal, TokenVerifier, invalid_token
+from hub.auth import Identity, Principal, TokenVerifier, invalid_token
 from hub.config import Settings
 from hub.db import Database, connect
+from hub.db.auth_changes import AuthChanges
 from hub.db.migrate import migrate
 from hub.events import EventBus, RedisEventBus
 from hub.jobs import InProcessQueue, JobQueue, QueuePolicy, RedisStreamQueue
@@ -23,6 +24,7 @@ from hub.loops import Loops
 from hub.metrics import Metrics
 from hub.ratelimit import MemoryRateLimiter, Quota, RedisRateLimiter
 from hub.store import companies, users
+from hub.tokencache import TokenCache
 from hub.workflows import WorkflowService, keep_trigger_events
 
 
@@ -43,6 +45,8 @@ class Core:
     jobs: JobQueue
     loops: Loops  # the process's background loops and how they fare (hub.loops)
     redis: redis_client.Client | None  # a cluster client on a Redis Cluster
+    tokens: TokenCache  # recent checks, dropped as what they read changes
+    auth_changes: AuthChanges  # hears those changes for `tokens`
 
     async def authenticate(self, token: str) -> Principal:
         """A staff token, verified, then held against the hub's records on every
@@ -51,8 +55,20 @@ class Core:
         users table: its `sub` is a hub user's id or the external id linked to
         one, whose company and role count. A user of the hub belongs to one
         company, and a token of a deleted user is dead. A company first named
-        by an identity provider's token gets its row."""
+        by an identity provider's token gets its row.
+
+        What a check found is kept a few seconds (hub/tokencache.py), and
+        dropped the moment the users or companies it read change."""
+        cached = self.tokens.get(token)
+        if cached is not None:
+            return cached
+        generation = self.tokens.generation
         identity = await self.verifier.verify(token)
+        principal = await self._standing(identity)
+        self.tokens.put(token, identity, principal, generation)
+        return principal
+
+    async def _standing(self, identity: Identity) -> Principal:
         async with self.db.system() as conn:
             user, company_exists = await users.standing(conn, identity.subject, identity.company_id)
             if identity.company_id is None:
@@ -129,6 +145,9 @@ async def open_services(
     )
     # Events that start workflows: an outbox.
     db.event_hooks.append(keep_trigger_events(jobs, metrics.job_enqueue_failures))
+    tokens = TokenCache(ttl=settings.token_cache_seconds)
+    auth_changes = AuthChanges(db.url, tokens)
+    await auth_changes.start()
     core = Core(
         settings=settings,
         db=db,
@@ -139,6 +158,8 @@ async def open_services(
         jobs=jobs,
         loops=Loops(metrics.background_failures),
         redis=redis,
+        tokens=tokens,
+        auth_changes=auth_changes,
     )
     knowledge, workflows = parts(core)
     shared = {field.name: getattr(core, field.name) for field in fields(Core)}
@@ -150,6 +171,7 @@ async def close_services(services: Services) -> None:
     await services.workflows.close()
     services.knowledge.close()
     await services.events.stop()
+    await services.auth_changes.stop()
     if services.redis is not None:
         await services.redis.aclose()
     await services.db.close()

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from hub.db import connect
+from hub.db.database import savepoint
 from hub.db.migrate import migrate, migration_files
 from tests.conftest import _with_database
 
@@ -115,27 +116,54 @@ async def test_tenant_settings_do_not_leak_between_transactions(db):
         assert await conn.fetchval("SELECT count(*) FROM companies") == 0
 
 
-async def test_the_helper_gives_a_connection_back_without_the_reset_round_trip(base_settings):
-    """Its transactions set only SET LOCAL, so the pool's reset query is not sent
-    after them; a connection used directly from the pool is still reset."""
-    db = await connect(base_settings, max_size=1)  # one connection: every block shares it
-    sent: list[str] = []
+async def test_a_session_setting_is_reset_on_commit_on_rollback_and_on_failed_commit(base_settings):
+    """The helper sends the pool's session reset with COMMIT (one round trip);
+    whichever way a transaction ends, the next user of the connection starts
+    clean."""
+    db = await connect(base_settings, max_size=1)  # one connection: the next acquire is it
     try:
+
+        async def leftover() -> str | None:
+            async with db.pool.acquire() as conn:
+                return await conn.fetchval("SELECT current_setting('app.leftover', true)")
+
         async with db.system() as conn:
-            conn.add_query_logger(lambda record: sent.append(record.query))
-            company = await conn.fetchval("INSERT INTO companies (name) VALUES ('R') RETURNING id")
-        async with db.tenant(company) as conn:
-            assert await conn.fetchval("SELECT count(*) FROM companies") == 1
-        with pytest.raises(ZeroDivisionError):
-            async with db.tenant(company) as conn:
-                await conn.execute("SELECT 1")
-                raise ZeroDivisionError  # rolled back: nothing left to reset either
-        assert sent and not [q for q in sent if "RESET ALL" in q]
-        async with db.pool.acquire() as conn:
-            await conn.execute("SET application_name = 'left behind'")
-        assert [q for q in sent if "RESET ALL" in q]
-        async with db.pool.acquire() as conn:
-            assert await conn.fetchval("SHOW application_name") != "left behind"
-            assert await conn.fetchval("SELECT current_user") != "syntera_app"
+            await conn.execute("SELECT set_config('app.leftover', 'committed', false)")
+        assert not await leftover()
+        with pytest.raises(LookupError):
+            async with db.system() as conn:
+                await conn.execute("SELECT set_config('app.leftover', 'rolled back', false)")
+                raise LookupError("the block fails")
+        assert not await leftover()
+        with pytest.raises(asyncpg.exceptions.ForeignKeyViolationError):
+            async with db.system() as conn:
+                await conn.execute("SELECT set_config('app.leftover', 'failed commit', false)")
+                await conn.execute(
+                    "CREATE TEMP TABLE parent (id int PRIMARY KEY);"
+                    "CREATE TEMP TABLE child (id int REFERENCES parent"
+                    " DEFERRABLE INITIALLY DEFERRED);"
+                    "INSERT INTO child VALUES (1)"
+                )
+        assert not await leftover()
+        async with db.system() as conn:  # and the connection still works
+            assert await conn.fetchval("SELECT 1") == 1
     finally:
         await db.close()
+
+
+async def test_a_savepoint_undoes_its_block_alone(db):
+    async with db.system() as conn:
+        company = await conn.fetchval("INSERT INTO companies (name) VALUES ('S') RETURNING id")
+    add = "INSERT INTO contacts (id, company_id, first_name) VALUES ($1, $2, $3)"
+    kept = uuid.uuid4()
+    async with db.tenant(company) as conn:
+        await conn.execute(add, kept, company, "kept")
+        with pytest.raises(asyncpg.exceptions.UniqueViolationError):
+            async with savepoint(conn):
+                await conn.execute(add, uuid.uuid4(), company, "undone")
+                await conn.execute(add, kept, company, "a second id")
+        async with savepoint(conn):
+            await conn.execute(add, uuid.uuid4(), company, "released")
+    async with db.tenant(company) as conn:
+        names = await conn.fetch("SELECT first_name FROM contacts ORDER BY first_name")
+    assert [r["first_name"] for r in names] == ["kept", "released"]

@@ -40,7 +40,7 @@ def test_each_event_goes_to_the_topics_that_need_it():
         conv,
     )
     assert topics(Event("conversation.takeover", COMPANY, about)) == (EVERY_PROCESS, conv)
-    for wide in ("key.revoked", "knowledge.changed", "knowledge.queued", "auth.changed"):
+    for wide in ("key.revoked", "knowledge.changed", "knowledge.queued"):
         assert topics(Event(wide, COMPANY, {})) == (EVERY_PROCESS,)
     assert topics(Event("notification.created", COMPANY, {"user_id": "u"})) == (c,)
 
@@ -107,7 +107,7 @@ async def test_a_process_hears_what_it_follows_and_the_process_wide_events(buses
     mine = Event("message.created", COMPANY, {"conversation_id": str(uuid.uuid4())})
     theirs = Event("message.created", OTHER, {"conversation_id": str(uuid.uuid4())})
     delta = Event("message.delta", COMPANY, {"conversation_id": str(CONVERSATION), "delta": "x"})
-    wide = Event("auth.changed", OTHER, {"user_id": "u"})
+    wide = Event("key.revoked", OTHER, {"key_id": "k"})
     for event in (theirs, delta, mine, wide):
         await publisher.publish(event)
     await wait_for(lambda: _has(heard, wide.id))

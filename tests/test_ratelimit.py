@@ -3,6 +3,7 @@ shared through Redis across processes, per IP for sign-up and log-in."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 
@@ -81,6 +82,66 @@ async def test_redis_outage_fails_open_and_is_counted():
     quota = await limiter.hit("k", 5, 3600)
     assert quota.allowed and failures == [1]
     await dead.aclose()
+
+
+async def test_a_redis_window_counts_expires_and_survives_a_script_flush(redis_url):
+    """Each hit is counted by one script (INCRBY and EXPIREAT, atomically),
+    a burst on one counter by one call; the window's key expires after the
+    window, and a Redis that lost its scripts (a restart, SCRIPT FLUSH) is
+    sent the script again."""
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    prefix = f"rl-test-{uuid.uuid4().hex[:8]}"
+    limiter = RedisRateLimiter(client, prefix)
+    try:
+        quotas = [await limiter.hit("k", 2, 3600) for _ in range(2)]
+        assert [q.remaining for q in quotas] == [1, 0] and all(q.allowed for q in quotas)
+        key = f"{prefix}:rl:k:{quotas[0].reset_at - 3600}"
+        expires_at = await client.expiretime(key)
+        assert expires_at == quotas[0].reset_at + 5
+        # A burst on one counter: one Redis call, each hit its own count, in order.
+        calls = []
+        count = limiter._count
+
+        async def counting(**kwargs):
+            calls.append(kwargs["args"][1])
+            return await count(**kwargs)
+
+        limiter._count = counting
+        burst = await asyncio.gather(*(limiter.hit("burst", 3, 3600) for _ in range(5)))
+        assert calls == [5]
+        assert [q.remaining for q in burst] == [2, 1, 0, 0, 0]
+        assert [q.allowed for q in burst] == [True, True, True, False, False]
+        # Hits that come while a counter's call is out wait for it, then go together.
+        calls.clear()
+        release = asyncio.Event()
+
+        async def held(**kwargs):
+            calls.append(kwargs["args"][1])
+            await release.wait()
+            return await count(**kwargs)
+
+        limiter._count = held
+        first = asyncio.ensure_future(limiter.hit("queued", 10, 3600))
+        await asyncio.sleep(0.05)  # its call is out, and held
+        later = [asyncio.ensure_future(limiter.hit("queued", 10, 3600)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        assert calls == [1]
+        release.set()
+        counted = await asyncio.gather(first, *later)
+        assert calls == [1, 2]
+        assert [q.remaining for q in counted] == [9, 8, 7]
+        limiter._count = count
+        await client.script_flush()
+        third = await limiter.hit("k", 2, 3600)
+        assert not third.allowed and third.remaining == 0
+        assert int(await client.get(key)) == 3
+    finally:
+        await client.delete(*[k async for k in client.scan_iter(f"{prefix}:*")])
+        await client.aclose()
 
 
 async def test_behind_a_trusted_proxy_limits_and_audit_follow_x_forwarded_for(make_client):

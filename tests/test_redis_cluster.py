@@ -83,7 +83,7 @@ async def test_the_bus_listens_on_the_nodes_owning_what_it_follows(redis_cluster
         published.append(Event("message.created", company, {**about, "sender_type": "agent"}))
         published.append(Event("conversation.ended", company, {"id": conversation, "by": "staff"}))
         other = Event("message.created", uuid.uuid4(), {"conversation_id": str(uuid.uuid4())})
-        wide = Event("auth.changed", uuid.uuid4(), {"user_id": "u"})
+        wide = Event("key.revoked", uuid.uuid4(), {"key_id": "k"})
         for event in [*published, other, wide]:
             await publisher.publish(event)
 

@@ -10,6 +10,9 @@ default.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -58,35 +61,62 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-class _Reset:
-    """What the pool does to a connection given back: asyncpg's default sends
-    a reset query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
-    ALL`), one more round trip after every transaction, which profiled as a
-    tenth of a web process's CPU under load. A connection the transaction
-    helper gives back needs none: all it set was `SET LOCAL` (gone at commit
-    or rollback), its cursors closed with the transaction, and nothing it
-    runs listens or takes a session lock. Any other use of the pool
-    (`pool.acquire()`: migrations, seeding) still gets the full reset."""
+class HubConnection(asyncpg.Connection):
+    """A pooled connection that knows whether the transaction helper already
+    reset its session (`COMMIT; <reset>` in one round trip), so that the
+    pool's release does not send the same reset again."""
 
-    def __init__(self) -> None:
-        # Server pids of connections the helper gives back, their transaction
-        # ended (the pool hands the reset the connection, not the proxy the
-        # helper held: the pid names both).
-        self.settled: set[int] = set()
+    _reset_done = False
 
-    async def __call__(self, conn: asyncpg.Connection) -> None:
-        pid = conn.get_server_pid()
-        if pid in self.settled:
-            self.settled.discard(pid)
-            return
-        await conn.execute(conn.get_reset_query())
+    def reset_sent(self) -> None:
+        self._reset_done = True
+
+
+async def _reset_on_release(conn: HubConnection) -> None:
+    # What asyncpg's release does by default (RESET ALL, UNLISTEN *, advisory
+    # locks, cursors) — unless the commit carried it already.
+    if conn._reset_done:
+        conn._reset_done = False
+        return
+    await conn.execute(conn.get_reset_query())
+
+
+_savepoints = itertools.count()
+
+
+@asynccontextmanager
+async def savepoint(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Inside a transaction of `Database`: what runs in the block is undone
+    alone when it raises, and the transaction goes on. (asyncpg's nested
+    `conn.transaction()` refuses to run inside a transaction it did not
+    begin, which the helper's are: it begins them with the tenant settings
+    in one round trip.)"""
+    name = f"hub_savepoint_{next(_savepoints)}"
+    await conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        await conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        raise
+    await conn.execute(f"RELEASE SAVEPOINT {name}")
+
+
+def _begin(company_id: UUID | None) -> str:
+    if company_id is None:
+        return "BEGIN"
+    # Literals, so that BEGIN and both settings go in one simple query (one
+    # round trip; bound parameters would need one statement, hence two). A
+    # UUID's text is hex digits and dashes only, and the role is ours.
+    return (
+        f"BEGIN; SELECT set_config('role', '{APP_ROLE}', true),"
+        f" set_config('app.company_id', '{UUID(str(company_id))}', true)"
+    )
 
 
 class Database:
-    def __init__(self, pool: asyncpg.Pool, url: str, reset: _Reset | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.url = url
-        self._reset = reset
         self.events: EventBus | None = None  # attached by the app; CLI commands have none
         # Called as each event is published in a transaction (hub.workflows keeps
         # an outbox of the events that start workflows, in that transaction).
@@ -97,29 +127,34 @@ class Database:
     @asynccontextmanager
     async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
         try:
-            conn = await self.pool.acquire(timeout=10)
+            # asyncio.timeout, not acquire(timeout=): asyncpg's wraps each
+            # acquire in a task of its own (asyncio.wait_for), per transaction.
+            async with asyncio.timeout(10):
+                conn = await self.pool.acquire()
         except CONNECTION_ERRORS as exc:
             raise database_unavailable() from exc
         pending = self._after_commit[id(conn)] = []
         last_writes = self._before_commit[id(conn)] = []
         try:
-            async with conn.transaction():
-                if company_id is not None:
-                    # One round trip: SET LOCAL ROLE and SET LOCAL app.company_id.
-                    await conn.execute(
-                        "SELECT set_config('role', $1, true),"
-                        " set_config('app.company_id', $2, true)",
-                        APP_ROLE,
-                        str(company_id),
-                    )
+            try:
+                await conn.execute(_begin(company_id))
                 yield conn
                 for callback in last_writes:
                     await callback()
+            except BaseException:
+                # A broken connection cannot roll back; the pool's release
+                # then closes it, which ends the transaction just the same.
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            # The commit and the session reset the pool would send on release,
+            # in one round trip. If the commit fails, PostgreSQL skips the
+            # rest and the pool resets the connection as usual.
+            await conn.execute("COMMIT; " + conn.get_reset_query())
+            conn.reset_sent()
         finally:
             del self._after_commit[id(conn)]
             del self._before_commit[id(conn)]
-            if self._reset is not None and not conn.is_closed() and not conn.is_in_transaction():
-                self._reset.settled.add(conn.get_server_pid())  # committed or rolled back
             await self.pool.release(conn)
         # Reached only when the transaction committed: nobody hears of a change
         # that was rolled back.
@@ -171,14 +206,14 @@ def database_url(settings: Settings) -> str:
 
 async def connect(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> Database:
     url = database_url(settings)
-    reset = _Reset()
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        reset=reset,
+        connection_class=HubConnection,
+        reset=_reset_on_release,
         command_timeout=30,
         max_inactive_connection_lifetime=300,
     )
-    return Database(pool, url, reset)
+    return Database(pool, url)

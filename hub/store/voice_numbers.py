@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from hub.db.database import savepoint
+
 COLUMNS = (
     "id, company_id, agent_id, phone_number, sip_trunk_id, sip_dispatch_rule_id, "
     "created_at, updated_at"
@@ -25,7 +27,7 @@ async def claim(
     if row is not None:
         return dict(row)
     try:
-        async with conn.transaction():  # a savepoint: the violation must not end the caller's
+        async with savepoint(conn):  # a savepoint: the violation must not end the caller's
             row = await conn.fetchrow(
                 f"""INSERT INTO voice_numbers (company_id, agent_id, phone_number)
                     VALUES ($1, $2, $3) RETURNING {COLUMNS}""",
