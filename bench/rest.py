@@ -44,6 +44,7 @@ import aiohttp
 
 from bench.cluster import ROOT, free_port, wait_for_port
 from bench.common import percentile, scratch_database
+from bench.report import emit, number, table
 
 REDIS_URL = (
     os.environ.get("BENCH_REDIS_URL")
@@ -202,22 +203,19 @@ async def prepare(base: str) -> tuple[dict, str]:
     return headers, agent["id"]
 
 
-def table(figures: dict[str, dict]) -> str:
+def rest_table(figures: dict[str, dict]) -> str:
     constant = figures["bare aiohttp, constant JSON"]["requests_per_s"]
     row = figures["bare aiohttp + asyncpg, one row"]["requests_per_s"]
-    lines = [
-        "| endpoint | req/s | p50 ms | p99 ms | server CPU per request | of bare constant"
-        " | of bare one-row |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, f in figures.items():
-        rate = f["requests_per_s"]
-        lines.append(
-            f"| {name} | {rate:.0f} | {f['p50_ms']} | {f['p99_ms']} "
-            f"| {f['server_cpu_ms_per_request']:.3f} ms "
-            f"| {rate / constant:.2f}× | {rate / row:.2f}× |"
-        )
-    return "\n".join(lines)
+    return table(
+        ["endpoint", "req/s", "p50", "p99", "server CPU per request", "of bare constant",
+         "of bare one-row"],
+        [
+            (name, number(round(f["requests_per_s"])), f"{f['p50_ms']} ms", f"{f['p99_ms']} ms",
+             f"{f['server_cpu_ms_per_request']:.3f} ms",
+             f"{f['requests_per_s'] / constant:.2f}×", f"{f['requests_per_s'] / row:.2f}×")
+            for name, f in figures.items()
+        ],
+    )  # fmt: skip
 
 
 async def main(
@@ -293,7 +291,7 @@ async def main(
             for process in processes:
                 await stop(process)
     figures = {name: tally.figures() for name, tally in tallies.items()}
-    print(table(figures))
+    emit("rest", rest_table(figures))
     return {"concurrency": concurrency, "seconds": seconds, "rounds": rounds, **figures}
 
 
