@@ -2,10 +2,13 @@
 company's backlog is deeper than the workers' slots.
 
     python -m bench.fairness [--flood 300] [--quiet 4] [--turns 3] [--concurrency 8]
+                             [--per-company 4]
 
 On bench.cluster (2 web, 2 worker, PostgreSQL, Redis, a model streaming a
-30-word answer at 50 words/s), with JOB_CONCURRENCY lowered (8 per worker,
-and so 8 for one company too) so that the backlog is many times the slots:
+30-word answer at 50 words/s), with JOB_CONCURRENCY lowered (8 per worker)
+so that the backlog is many times the slots, and JOB_CONCURRENCY_PER_COMPANY
+half of it as shipped (64 and 32); `--per-company 8` lets one company take
+every slot, so that the quiet company's job waits for one to free:
 
 1. alone: the quiet company's visitors (`--quiet`) each chat `--turns`
    turns, one at a time, with nothing else running;
@@ -69,6 +72,7 @@ async def run(cluster: Cluster, *, flood: int, quiet: int, turns: int) -> dict[s
             await asyncio.sleep(0.02)
         await chat(visitors, turns)
         quiet_done = time.perf_counter() - started
+        flood_left = flood - noisy_stats.turns_done  # still to answer when the quiet were done
         await asyncio.gather(*backlog)
         drained = time.perf_counter() - started
         for visitor in [*visitors, *noisy]:
@@ -91,18 +95,19 @@ async def run(cluster: Cluster, *, flood: int, quiet: int, turns: int) -> dict[s
         "ratio_p50": round(f["p50_ms"] / a["p50_ms"], 2),
         "ratio_p99": round(f["p99_ms"] / a["p99_ms"], 2),
         "quiet_done_s": round(quiet_done, 1),
+        "flood_left_when_quiet_done": flood_left,
         "flood_drained_s": round(drained, 1),
         "flood_turns": noisy_stats.turns_done,
         "errors": {**alone.errors, **flooded.errors, **noisy_stats.errors},
     }
 
 
-def print_report(result: dict[str, Any], concurrency: int) -> None:
+def print_report(result: dict[str, Any], concurrency: int, per_company: int) -> None:
     a, f = result["alone"], result["under_flood"]
     print(
         f"Quiet company's first token, {result['quiet_visitors']} visitors; the other company"
         f" opens {result['flood']} conversations at once (JOB_CONCURRENCY={concurrency},"
-        f" 2 workers)"
+        f" JOB_CONCURRENCY_PER_COMPANY={per_company}, 2 workers)"
     )
     print()
     print("| quiet company | turns | first token p50 | p99 |")
@@ -112,17 +117,21 @@ def print_report(result: dict[str, Any], concurrency: int) -> None:
     print(f"| ratio | | {result['ratio_p50']}x | {result['ratio_p99']}x |")
     print()
     print(
-        f"The quiet company's turns were done {result['quiet_done_s']} s into the flood;"
+        f"The quiet company's turns were done {result['quiet_done_s']} s into the flood,"
+        f" {result['flood_left_when_quiet_done']} of its turns still to answer;"
         f" the flood's {result['flood_turns']} turns drained in {result['flood_drained_s']} s."
         f" Errors: {result['errors'] or 'none'}"
     )
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    env = {"JOB_CONCURRENCY": str(args.concurrency)}
+    env = {
+        "JOB_CONCURRENCY": str(args.concurrency),
+        "JOB_CONCURRENCY_PER_COMPANY": str(args.per_company),
+    }
     async with Cluster(extra_env=env, source=args.source) as cluster:
         result = await run(cluster, flood=args.flood, quiet=args.quiet, turns=args.turns)
-    print_report(result, args.concurrency)
+    print_report(result, args.concurrency, args.per_company)
     return result
 
 
@@ -134,5 +143,6 @@ if __name__ == "__main__":
     parser.add_argument("--quiet", type=int, default=4)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--per-company", type=int, default=4)
     parser.add_argument("--source", type=Path, default=ROOT)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
