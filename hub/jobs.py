@@ -414,24 +414,25 @@ class RedisStreamQueue(_Runner):
         concurrency, per_company = self.policy.concurrency, self.scheduler.per_company
         spare = 2 * concurrency - len(self._held)
         room = min(concurrency - (len(self._held) - self._locking), spare)
+        held = self._held_by_company.get
         order = sorted(
-            (c for c in companies if self._held_by_company[c] < per_company),
+            (c for c in companies if held(c, 0) < per_company),
             key=lambda c: self._served.get(c, 0),
         )
         counts = dict.fromkeys(order, 0)
         for company in order:
-            if spare > 0 and not self._held_by_company[company]:
+            if spare > 0 and not held(company, 0):
                 counts[company] = 1
                 spare -= 1
                 room -= 1
-        open_ = [c for c in order if self._held_by_company[c] + counts[c] < per_company]
+        open_ = [c for c in order if held(c, 0) + counts[c] < per_company]
         while room > 0 and open_:
             for company in list(open_):
                 if room == 0:
                     break
                 counts[company] += 1
                 room -= 1
-                if self._held_by_company[company] + counts[company] >= per_company:
+                if held(company, 0) + counts[company] >= per_company:
                     open_.remove(company)
         return [(c, n) for c, n in counts.items() if n]
 
