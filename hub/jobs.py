@@ -565,11 +565,13 @@ class RedisStreamQueue(_Runner):
     return 1
     """
 
-    # 1: renewed (or taken again, after a Redis that restarted empty); -1: another token holds it.
+    # 1: renewed; 0: gone (a Redis that restarted empty, or the job released
+    # it since this renewal was sent: not taken again, or the conversation's
+    # next job would wait out a lease); -1: another token holds it.
     _RENEW_LOCK = """
     local v = redis.call('get', KEYS[1])
     if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-    if not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
+    if not v then return 0 end
     return -1
     """
 
