@@ -108,8 +108,9 @@ async def kill_worker(cluster: Cluster, sessions: int) -> dict[str, Any]:
     kill: dict[str, Any] = {}
 
     async def fault(visitors):
+        # Half the visitors' turns streaming, so that both workers have some.
         requests = len(cluster.model.requests)
-        while len(cluster.model.requests) < requests + 2:  # noqa: ASYNC110 (turns are streaming)
+        while len(cluster.model.requests) < requests + max(2, sessions // 2):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         # What each visitor awaited and the streams it had seen, as the worker dies.
