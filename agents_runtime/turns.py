@@ -37,6 +37,8 @@ from hub.store import agents, conversations, messages
 
 log = logging.getLogger(__name__)
 
+REPLY_IDS = UUID("5b0c52f4-52a3-4d5e-9a53-1d1f6c0b7a61")  # the namespace of reply ids
+
 
 @dataclass
 class TurnSettings:
@@ -60,6 +62,9 @@ class _Deltas:
     def __init__(self, runner: TurnRunner, company_id: UUID, conversation_id: UUID, reply_id: UUID):
         self.runner, self.company_id = runner, company_id
         self.conversation_id, self.reply_id = conversation_id, reply_id
+        # This attempt at the reply: a turn taken over from a worker that died
+        # streams the same reply again from the start, under a new attempt.
+        self.attempt = uuid.uuid4().hex[:12]
         self.buffer: list[str] = []
         self.size = 0  # characters in the buffer
         self.index = 0
@@ -90,6 +95,7 @@ class _Deltas:
                     "message_id": self.reply_id,
                     "delta": text,
                     "index": self.index,
+                    "attempt": self.attempt,
                 },
             )
         )
@@ -217,7 +223,10 @@ class TurnRunner:
             passages=passages,
             question=message["content"],
         )
-        reply_id = uuid.uuid4()
+        # One id for the reply to a message, whichever attempt stores it: the
+        # deltas a visitor saw from a worker that died mid-stream belong to
+        # the same bubble as the reply its successor stores (docs/realtime.md).
+        reply_id = uuid.uuid5(REPLY_IDS, str(message["id"]))
         deltas = _Deltas(self, company_id, conversation_id, reply_id)
         context = tools.ToolContext(self.services, company_id, conversation_id, agent["id"])
         text: list[str] = []

@@ -339,7 +339,7 @@ class Cluster:
     workers: int = 2
     token_delay: float = 0.02  # seconds between streamed model chunks
     # Seconds before a dead worker's job is taken over (JOB_LEASE_SECONDS).
-    job_lease_seconds: int = 15
+    job_lease_seconds: int = 3
     # How often workers look for messages whose turn was never queued.
     turn_recovery_seconds: int = 60
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -139,6 +139,12 @@ class Visitor:
         self.reconnects = 0
         self.notices = 0  # replies that were the failure notice (the model was down)
         self.typing = False  # the agent:typing state as this visitor last heard it
+        # When each streamed attempt at a reply began, (message_id, attempt) ->
+        # time, and when each reply arrived: for the time a turn takes to be
+        # taken over after its worker died (bench/faults kill_worker).
+        self.streams: dict[tuple[str, str | None], float] = {}
+        self.replied_at: dict[str, float] = {}
+        self.waiting_for: str | None = None  # the message whose reply is awaited
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         for attempt in range(40):
@@ -168,6 +174,7 @@ class Visitor:
         if message.get("reply_to") and message["sender_type"] in ("agent", "system"):
             if message["reply_to"] not in self.replies and message["sender_type"] == "system":
                 self.notices += 1
+            self.replied_at.setdefault(message["reply_to"], time.perf_counter())
             self.replies[message["reply_to"]] = message
             self.reply_arrived.set()
 
@@ -203,9 +210,11 @@ class Visitor:
             return
         raise RuntimeError(f"no web process accepted the visitor: {last_error}")
 
-    async def _delta(self, _data: dict) -> None:
+    async def _delta(self, data: dict) -> None:
+        now = time.perf_counter()
         if self.first_delta is None:
-            self.first_delta = time.perf_counter()
+            self.first_delta = now
+        self.streams.setdefault((data.get("message_id"), data.get("attempt")), now)
 
     async def resume(self) -> None:
         ack = await self.sio.call(
@@ -255,6 +264,7 @@ class Visitor:
         self.first_delta = None
         started = time.perf_counter()
         message = await self.send(content)
+        self.waiting_for = message["id"]
         deadline = time.perf_counter() + reply_within
         while message["id"] not in self.replies:
             self.reply_arrived.clear()

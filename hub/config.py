@@ -81,12 +81,13 @@ class Settings:
     # Seconds between Socket.IO pings; a long-poll request is held at most this long.
     socket_ping_interval: int = 20
     conversation_idle_minutes: int = 30  # an active conversation this quiet is ended
-    # Scaled out: a job whose worker stopped renewing it (it died) is taken over after this.
-    job_lease_seconds: int = 15
+    # Scaled out: a job whose worker stopped renewing it (it died) is taken
+    # over after this; a live worker renews four times a lease (docs/agents.md).
+    job_lease_seconds: int = 3
     # Jobs running at once in one process, and of those at most this many for
     # one company. Turns mostly wait on the model (holding no database
     # connection), so a process holds many. A job waiting for its company's
-    # share still holds one of the process's slots (docs/agents.md).
+    # share holds no slot; companies take turns for them (hub.scheduler).
     job_concurrency: int = 64
     job_concurrency_per_company: int = 32
     # Workers re-queue turns whose message was stored but never queued this often
@@ -229,7 +230,7 @@ class Settings:
             socket_messages_per_minute=integer("SOCKET_MESSAGES_PER_MINUTE", 20, 1, 10_000),
             socket_connects_per_minute=integer("SOCKET_CONNECTS_PER_MINUTE", 60, 1, 1_000_000),
             conversation_idle_minutes=integer("CONVERSATION_IDLE_MINUTES", 30, 1, 100_000),
-            job_lease_seconds=integer("JOB_LEASE_SECONDS", 15, 2, 3600),
+            job_lease_seconds=integer("JOB_LEASE_SECONDS", 3, 2, 3600),
             turn_recovery_seconds=integer("TURN_RECOVERY_SECONDS", 60, 1, 3600),
             job_concurrency=integer("JOB_CONCURRENCY", 64, 1, 10_000),
             job_concurrency_per_company=integer("JOB_CONCURRENCY_PER_COMPANY", 32, 1, 10_000),

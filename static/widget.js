@@ -256,11 +256,19 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  const streams = new Map(); // message id -> text so far
+  const streams = new Map(); // message id -> {attempt, index, text} so far
   function delta(data) {
-    const text = (streams.get(data.message_id) || "") + data.delta;
-    streams.set(data.message_id, text);
-    render({ id: data.message_id, sender_type: "agent", content: text }, { streaming: true });
+    let stream = streams.get(data.message_id);
+    // Another attempt at the same reply (a worker died mid-stream and another
+    // took the turn over): it streams again from the start, in the same bubble.
+    if (!stream || stream.attempt !== data.attempt) stream = { attempt: data.attempt, index: -1, text: "" };
+    if (data.index <= stream.index) return; // a repeat
+    const shown = bubbles.get(data.message_id);
+    if (shown && !shown.classList.contains("streaming")) return; // the stored reply came first
+    stream.text += data.delta;
+    stream.index = data.index;
+    streams.set(data.message_id, stream);
+    render({ id: data.message_id, sender_type: "agent", content: stream.text }, { streaming: true });
   }
 
   // ---------- the connection ----------

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bench import faults, load
+from bench import fairness, faults, load
 from bench.cluster import Cluster
 from bench.shipped import source_root, tracebacks
 from fakes.voice_line import Line, espeak, silence, transcribe
@@ -104,3 +104,15 @@ async def test_a_voice_call_on_a_web_process(cluster):
 async def test_fault(cluster, fault):
     result = await faults.FAULTS[fault](cluster, SESSIONS)
     assert result["ok"], explain(result)
+
+
+async def test_a_quiet_company_is_answered_while_another_floods_the_workers():
+    """bench/fairness in a bounded form, on its own cluster: workers of two
+    slots each, one company sends 40 messages at once, then another company's
+    visitors chat. Their turns are answered while most of the flood is still
+    waiting, not after it drains."""
+    async with Cluster(extra_env={"JOB_CONCURRENCY": "2"}, source=source_root()) as cluster:
+        result = await fairness.run(cluster, flood=40, quiet=2, turns=1)
+    assert not result["errors"], result
+    assert result["under_flood"]["count"] == 2 and result["flood_turns"] == 40, result
+    assert result["flood_left_when_quiet_done"] >= 10, result

@@ -588,7 +588,7 @@ async def test_a_turn_recovered_twice_and_still_unanswered_is_recorded_as_failed
                 " WHERE conversation_id = $1 ORDER BY seq",
                 conversation_id,
             )
-        stream = web.jobs.stream
+        stream = web.jobs.company_stream(str(company_id))
         queued = await web.jobs.client.xlen(stream)
     finally:
         await close_services(web)

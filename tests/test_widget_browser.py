@@ -20,7 +20,7 @@ from fakes.openai import Reply
 from hub.app import build_app
 from hub.conversations import post_staff_message, update_conversation
 from hub.services import SERVICES, Services
-from tests.helpers import ARTIFACTS
+from tests.helpers import ARTIFACTS, wait_for
 
 
 @dataclass
@@ -432,3 +432,58 @@ async def test_embedded_on_another_origin_that_declares_windows_1252(
         (origin + "/", "Hello from the shop, proxied=False"),
         (origin + "/", "Hello from the shop, proxied=True"),
     ]
+
+
+async def test_a_reply_taken_over_mid_stream_shows_once(demo_site, browser, fake):
+    """A worker died while streaming a reply and another took the turn over:
+    the visitor saw the first attempt's deltas, then the second attempt
+    streams the same reply (same message id, index from 0 again, another
+    `attempt`). One bubble, the second attempt's text, never both."""
+    from agents_runtime.turns import REPLY_IDS
+    from hub.events import Event
+
+    fake.then(Reply(text="The whole answer, once.", delay=2.0, chunk_delay=0.5))
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(demo_site.url + "/")
+    await page.get_by_role("button", name="Open chat").click()
+    await page.get_by_role("textbox", name="Message").fill("Taken over?")
+    await page.get_by_role("button", name="Send").click()
+    log = page.get_by_role("log", name="Messages")
+    await expect(log.locator(".msg.user")).to_have_text("You: Taken over?")
+
+    async def stored():
+        async with demo_site.services.db.system() as conn:
+            return await conn.fetchrow(
+                "SELECT id, company_id, conversation_id FROM messages WHERE content = 'Taken over?'"
+            )
+
+    question = await wait_for(stored, within=10, every=0.05)
+    # What the worker that died had streamed before the model answers the second.
+    for index, text in enumerate(["A half-streamed ", "first attempt"]):
+        await demo_site.services.events.publish(
+            Event(
+                "message.delta",
+                question["company_id"],
+                {
+                    "conversation_id": question["conversation_id"],
+                    "message_id": uuid.uuid5(REPLY_IDS, str(question["id"])),  # as the turn's
+                    "delta": text,
+                    "index": index,
+                    "attempt": "dead-worker",
+                },
+            )
+        )
+    streaming = log.locator(".msg.agent.streaming")
+    await expect(streaming).to_contain_text("first attempt")
+    # The second attempt replaces the first's text as it streams, not after it.
+    await expect(streaming).to_contain_text("The whole")
+    assert "first attempt" not in await streaming.text_content()
+    reply_id = uuid.uuid5(REPLY_IDS, str(question["id"]))
+    await expect(log.locator(f'[data-id="{reply_id}"]')).to_have_text(
+        "Assistant: The whole answer, once."
+    )
+    await expect(log.locator('.msg.agent:not([data-id="greeting"])')).to_have_count(1)
+    await expect(log.locator(".msg.agent.streaming")).to_have_count(0)
+    assert errors == []

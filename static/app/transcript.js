@@ -99,7 +99,9 @@ export function createTranscript({ label = "Transcript", voice = false } = {}) {
   }
 
   function delta(data) {
-    const stream = streams.get(data.message_id) || { text: "", index: -1 };
+    let stream = streams.get(data.message_id);
+    // Another attempt at the same reply (its worker died mid-stream): from the start.
+    if (!stream || stream.attempt !== data.attempt) stream = { attempt: data.attempt, text: "", index: -1 };
     if (data.index <= stream.index) return; // a repeat
     stream.text += data.delta;
     stream.index = data.index;
