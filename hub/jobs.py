@@ -285,10 +285,13 @@ class RedisStreamQueue(_Runner):
     ) -> None:
         super().__init__(policy or QueuePolicy())
         self.client = client
-        self.stream = f"{prefix}:jobs"  # the companies' streams are named after it
-        self.ready = f"{prefix}:jobs:ready"  # the companies whose stream has entries
-        self.bell = f"{prefix}:jobs:bell"  # rung by every enqueue, to wake idle workers
-        self.dead_stream = f"{prefix}:jobs:dead"  # the dead-letter entries
+        # One hash tag for every key the scripts touch together (a company's
+        # stream, the ready set, the bell), so that on a Redis Cluster they
+        # live in one slot, as the one stream of before did.
+        self.stream = f"{{{prefix}:jobs}}"  # the companies' streams are named after it
+        self.ready = f"{self.stream}:ready"  # the companies whose stream has entries
+        self.bell = f"{self.stream}:bell"  # rung by every enqueue, to wake idle workers
+        self.dead_stream = f"{self.stream}:dead"  # the dead-letter entries
         self.lock_prefix = f"{prefix}:joblock:"
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease_ms = lease_ms

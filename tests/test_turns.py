@@ -411,7 +411,9 @@ async def test_two_redis_workers_one_killed_mid_turn_gives_exactly_one_reply(
             services.jobs._running.clear()
             await close_services(services)
         client = aioredis.from_url(redis_url)
-        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.delete(
+            *[key async for key in client.scan_iter(f"*{settings.redis_prefix}*")] or ["-"]
+        )
         await client.aclose()
 
 
@@ -565,7 +567,9 @@ async def test_a_failed_enqueue_keeps_the_message_and_the_turn_is_recovered(
         for services in (worker, web):
             await close_services(services)
         client = aioredis.from_url(redis_url)
-        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.delete(
+            *[key async for key in client.scan_iter(f"*{settings.redis_prefix}*")] or ["-"]
+        )
         await client.aclose()
 
 
@@ -593,7 +597,9 @@ async def test_a_turn_recovered_twice_and_still_unanswered_is_recorded_as_failed
     finally:
         await close_services(web)
         client = aioredis.from_url(redis_url)
-        await client.delete(f"{settings.redis_prefix}:jobs")
+        await client.delete(
+            *[key async for key in client.scan_iter(f"*{settings.redis_prefix}*")] or ["-"]
+        )
         await client.aclose()
     assert found[:3] == [1, 1, 1] and found[3] == 0  # answered by the notice: nothing left
     assert queued == 3  # sent once, then queued again twice: never a fourth time

@@ -87,5 +87,5 @@ async def test_sigterm_finishes_the_turn_in_flight(fake, base_settings, redis_ur
             await worker.wait()
         await close_services(web)
         client = aioredis.from_url(redis_url)
-        await client.delete(f"{prefix}:jobs")
+        await client.delete(*[key async for key in client.scan_iter(f"*{prefix}*")] or ["-"])
         await client.aclose()
