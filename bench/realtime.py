@@ -283,6 +283,20 @@ async def idle(base: str, pid: int, tokens: list[str | None], sample: int = 2000
     }
 
 
+async def settle(pid: int, within: float = 600) -> None:
+    """Until the server's process is idle (under 5 % of a core over a second):
+    closing thousands of sockets keeps a server busy after the clients are
+    gone (python-socketio's stock manager scans every room per disconnect),
+    and a storm timed meanwhile would measure that too."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + within
+    process.cpu_percent()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        if process.cpu_percent() < 5:
+            return
+
+
 async def storm(base: str, tokens: list[str | None], at_once: int) -> float:
     """Seconds for every client to connect, `at_once` at a time."""
     async with new_session() as session:
@@ -341,8 +355,11 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
             async with aiohttp.ClientSession() as session:
                 tokens = await conversations_for(session, hub_base, needed)
 
+            await settle(hub.pid)
+            hub_idle = await idle(hub_base, hub.pid, tokens[:idle_count])
+            await settle(hub.pid)
             results["idle"] = {
-                "hub": await idle(hub_base, hub.pid, tokens[:idle_count]),
+                "hub": hub_idle,
                 "echo": await idle(echo_base, echo.pid, [None] * idle_count),
                 "hub_fresh_rss_mb": round(fresh / 2**20, 1),
             }
@@ -365,8 +382,12 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
             # falls on both servers.
             runs: dict[str, list[float]] = {"echo": [], "hub": []}
             for _ in range(2):
-                runs["echo"].append(await storm(echo_base, [None] * storm_count, storm_batch))
-                runs["hub"].append(await storm(hub_base, tokens[:storm_count], storm_batch))
+                for name, base, pid, who in (
+                    ("echo", echo_base, echo.pid, [None] * storm_count),
+                    ("hub", hub_base, hub.pid, tokens[:storm_count]),
+                ):
+                    await settle(pid)
+                    runs[name].append(await storm(base, who, storm_batch))
             ratio = round(min(runs["hub"]) / min(runs["echo"]), 2)
             results["storm"] = {"connections": storm_count, "at_once": storm_batch, **runs}
             results["storm"]["ratio"] = ratio
