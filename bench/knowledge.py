@@ -12,8 +12,13 @@
    chunk rows, JSON) next to the same index searched raw, and next to the
    raw embedding + FAISS work without HTTP or database.
 3. Memory: the FAISS cache's bytes per 100k chunks, and the process's RSS.
+4. Memory while ingesting, from outside (`--memory-sizes`, bytes of text;
+   first, on a fresh `python -m hub serve`): each text uploaded through
+   `POST /api/knowledge-base/upload`, the web process's RSS sampled every
+   20 ms until the document is processed, then 3 s later; the figures are
+   the peak and the after, each above the RSS just before the upload.
 
-Prints a table, then one JSON line with every figure.
+Prints markdown tables, then one JSON line with every figure.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -33,6 +41,8 @@ from agents_runtime.knowledge.service import Knowledge
 from bench.common import hub_client, percentile, scratch_database
 from hub.services import SERVICES
 from hub.store import knowledge as store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 WORDS = [
     "tent",
@@ -251,8 +261,124 @@ async def search_latency(url: str, size: int, queries: int) -> dict:
     }
 
 
-async def main(documents: int, sizes: list[int], queries: int) -> dict:
+async def _served_hub(url: str, port: int):
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "SYNTERA_DEMO": "0",
+        "SYNTERA_DATA_DIR": "/tmp/syntera-bench-knowledge",
+        "RATE_LIMIT_PER_HOUR": "10000000",  # the status is polled
+    }
+    for name in ("REDIS_URL", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"):
+        env.pop(name, None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hub",
+        "serve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def ingestion_memory(url: str, sizes: list[int]) -> list[dict]:
+    """RSS of a fresh `python -m hub serve` while each text ingests."""
+    import aiohttp
+
+    from bench.cluster import free_port
+    from bench.realtime import wait_http
+
+    port = free_port()
+    hub = await _served_hub(url, port)
+    process = psutil.Process(hub.pid)
+    base = f"http://127.0.0.1:{port}"
+    figures = []
+    try:
+        await wait_http(f"{base}/healthz")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{base}/api/auth/signup",
+                json={
+                    "email": "memory@example.com",
+                    "password": "bench password",
+                    "company_name": "Memory",
+                },
+            ) as r:
+                staff = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+            rng = random.Random(5)
+            for size in sizes:
+                text = []
+                while sum(len(t) + 2 for t in text) < size:
+                    text.append(paragraph(rng, 6))
+                body = "\n\n".join(text)[:size]
+                form = aiohttp.FormData()
+                form.add_field(
+                    "file", body.encode(), filename=f"text-{size}.txt", content_type="text/plain"
+                )
+                await asyncio.sleep(1)
+                before = peak = process.memory_info().rss
+                started = time.perf_counter()
+                async with session.post(
+                    f"{base}/api/knowledge-base/upload", data=form, headers=staff
+                ) as r:
+                    document = await r.json()
+                while True:
+                    peak = max(peak, process.memory_info().rss)
+                    async with session.get(
+                        f"{base}/api/knowledge-base/{document['id']}", headers=staff
+                    ) as r:
+                        status = (await r.json()).get("status") or await r.text()
+                    if status in ("processed", "failed"):
+                        break
+                    if status not in ("pending", "processing"):
+                        raise RuntimeError(f"unexpected status: {status}")
+                    for _ in range(25):
+                        await asyncio.sleep(0.02)
+                        peak = max(peak, process.memory_info().rss)
+                took = time.perf_counter() - started
+                await asyncio.sleep(3)
+                after = process.memory_info().rss
+                async with session.get(
+                    f"{base}/api/knowledge-base/{document['id']}", headers=staff
+                ) as r:
+                    chunks = (await r.json()).get("chunk_count")
+                figures.append(
+                    {
+                        "bytes": size,
+                        "chunks": chunks,
+                        "status": status,
+                        "seconds": round(took, 1),
+                        "rss_before_mb": round(before / 2**20, 1),
+                        "peak_extra_mb": round((peak - before) / 2**20, 1),
+                        "after_extra_mb": round((after - before) / 2**20, 1),
+                    }
+                )
+    finally:
+        hub.terminate()
+        await hub.wait()
+    return figures
+
+
+async def main(documents: int, sizes: list[int], queries: int, memory_sizes: list[int]) -> dict:
     results: dict = {}
+    if memory_sizes:
+        async with scratch_database() as url:
+            results["ingest_memory"] = await ingestion_memory(url, memory_sizes)
+        print("\nMemory while ingesting (python -m hub serve, from outside)\n")
+        print("| text | chunks | took | RSS before | peak above it | 3 s after, above it |")
+        print("|---|---|---|---|---|---|")
+        for f in results["ingest_memory"]:
+            print(
+                f"| {f['bytes'] // 1000} KB | {f['chunks']} | {f['seconds']} s"
+                f" | {f['rss_before_mb']} MiB | {f['peak_extra_mb']} MiB"
+                f" | {f['after_extra_mb']} MiB |"
+            )
+        print()
+    if not documents and not sizes:
+        return results
     async with scratch_database() as url:
         results["ingest"] = await ingestion(url, documents)
         ingest = results["ingest"]
@@ -283,7 +409,12 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--documents", type=int, default=40)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--memory-sizes", type=int, nargs="*", default=[75_000, 1_000_000], metavar="BYTES"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.documents, args.sizes, args.queries))))
+    print(
+        json.dumps(asyncio.run(main(args.documents, args.sizes, args.queries, args.memory_sizes)))
+    )

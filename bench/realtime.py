@@ -1,19 +1,34 @@
 """Many concurrent widget connections against one web process.
 
-    python -m bench.realtime [--connections 1000 5000] [--idle 10000]
+    python -m bench.realtime [--idle 20000] [--storm 4000] [--connections 1000 5000]
 
 The hub runs as `python -m hub serve` (its own process, the offline responder
 as an instant model: it streams its reply in small deltas with no network
 wait). The clients run in this process and speak Engine.IO/Socket.IO over
-WebSocket directly — a lean client, so thousands fit in one process. For each
-connection count, every connection sends one message at a random moment in a
-10-second window; measured: `message:send` → first `message:delta` (p50,
-p99), `message:send` → ack, and turns per second. Baseline: a bare
-python-socketio server (same client, same machine) that acks and emits a
-delta straight back. Then memory per idle connection: the hub's RSS before
-and after opening `--idle` connections that only answer pings.
+WebSocket directly — a lean client, so thousands fit in one process.
+Baseline for every figure: a bare python-socketio server (same client, same
+machine, same run) that acks and emits a delta straight back.
 
-Prints a table, then one JSON line with every figure.
+In this order, so that the idle figures are a fresh process's:
+
+1. Idle: `--idle` connections opened on each server, each only answering
+   pings; resident memory before and with them open (per connection), and
+   the round trip of a `typing` event's ack on a sample of the idle sockets
+   while they are all open (p50, p99).
+2. Storm: `--storm` clients connecting 50 at a time (`--storm-batch`), as
+   every widget does after a deploy; seconds from the first to the last
+   connected, each server.
+3. Chat: for each `--connections` count, every connection sends one message
+   at a random moment in a 10-second window; `message:send` → first
+   `message:delta` (p50, p99), → ack, and turns per second. Each level uses
+   conversations no earlier level used (a level reusing them would inherit
+   their history and their per-conversation message budget).
+
+Each socket is a file descriptor in the hub and one here: the bench raises
+its own soft limit to the hard one, and `python -m hub serve` raises its
+own the same way; where the hard limit is lower than a count asks, the
+count is cut to fit and the table says so. Prints markdown tables, then one
+JSON line with every figure.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import psutil
 
 from bench.cluster import free_port
 from bench.common import percentile, scratch_database
+from hub.__main__ import raise_open_files_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "/widget"
@@ -46,6 +62,10 @@ sio.attach(app)
 @sio.on("connect", namespace="/widget")
 async def connect(sid, environ, auth):
     await sio.enter_room(sid, sid, namespace="/widget")
+
+@sio.on("typing", namespace="/widget")
+async def typing(sid, data):
+    return {"ok": True}
 
 @sio.on("message:send", namespace="/widget")
 async def send(sid, data):
@@ -120,6 +140,15 @@ class WidgetClient:
         await asyncio.wait_for(self.first_delta.wait(), 120)
         return acked, (time.perf_counter() - start) * 1000
 
+    async def round_trip(self, event: str, payload: dict) -> float:
+        """Milliseconds from emitting `event` to its ack."""
+        assert self.ws is not None
+        self.acked.clear()
+        start = time.perf_counter()
+        await self.ws.send_str(f"42{NS},1{json.dumps([event, payload])}")
+        await asyncio.wait_for(self.acked.wait(), 60)
+        return (time.perf_counter() - start) * 1000
+
     async def close(self) -> None:
         if self.reader is not None:
             self.reader.cancel()
@@ -157,17 +186,43 @@ async def conversations_for(session, base: str, count: int) -> list[str]:
     return await asyncio.gather(*(start() for _ in range(count)))
 
 
+REFUSALS = {"count": 0}  # connects refused and tried again, over the run
+
+
+async def connect_all(clients: list[WidgetClient], at_once: int) -> float:
+    """Connect every client, `at_once` at a time; seconds it took. A refused
+    connect (the hub answers 503 when its database waits too long, which a
+    machine shared with other work can cause) is tried again after a second,
+    as the widget's client does, and counted."""
+    semaphore = asyncio.Semaphore(at_once)
+
+    async def connect(c: WidgetClient) -> None:
+        for attempt in range(5):
+            try:
+                async with semaphore:
+                    await c.connect()
+                return
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+                REFUSALS["count"] += 1
+                if c.ws is not None:
+                    await c.ws.close()
+                await asyncio.sleep(1)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connect(c) for c in clients))
+    return time.perf_counter() - started
+
+
+def new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
 async def load(base: str, tokens: list[str | None], window: float = 10.0) -> dict:
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with new_session() as session:
         clients = [WidgetClient(session, base, t) for t in tokens]
-        semaphore = asyncio.Semaphore(200)
-
-        async def connect(c: WidgetClient) -> None:
-            async with semaphore:
-                await c.connect()
-
-        await asyncio.gather(*(connect(c) for c in clients))
+        await connect_all(clients, 200)
         acks, deltas, errors = [], [], 0
 
         async def visitor(c: WidgetClient) -> None:
@@ -193,28 +248,76 @@ async def load(base: str, tokens: list[str | None], window: float = 10.0) -> dic
     }
 
 
-async def idle_memory(base: str, pid: int, tokens: list[str]) -> float:
-    """Bytes of hub RSS per idle connection."""
-    process = psutil.Process(pid)
-    before = process.memory_info().rss
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+def rss(pid: int) -> int:
+    return psutil.Process(pid).memory_info().rss
+
+
+async def idle(base: str, pid: int, tokens: list[str | None], sample: int = 2000) -> dict:
+    """Memory per idle connection, and `typing` ack round trips on a sample
+    of the idle sockets (20 in flight at a time) while all are open."""
+    before = rss(pid)
+    async with new_session() as session:
         clients = [WidgetClient(session, base, t) for t in tokens]
-        semaphore = asyncio.Semaphore(200)
+        # 50 at a time, as the storm: more at once only queues them for the
+        # hub's database pool.
+        await connect_all(clients, 50)
+        await asyncio.sleep(5)  # let the last connects' garbage go
+        after = rss(pid)
+        lanes = [random.sample(clients, min(sample, len(clients)))[i::20] for i in range(20)]
+        trips: list[float] = []
 
-        async def connect(c: WidgetClient) -> None:
-            async with semaphore:
-                await c.connect()
+        async def lane(chosen: list[WidgetClient]) -> None:
+            for c in chosen:
+                trips.append(await c.round_trip("typing", {"typing": False}))
+                await asyncio.sleep(0.05)
 
-        await asyncio.gather(*(connect(c) for c in clients))
-        await asyncio.sleep(3)
-        after = process.memory_info().rss
+        await asyncio.gather(*(lane(chosen) for chosen in lanes))
         await asyncio.gather(*(c.close() for c in clients))
-    return (after - before) / len(tokens), after
+    return {
+        "connections": len(tokens),
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_open_mb": round(after / 2**20, 1),
+        "kib_per_connection": round((after - before) / len(tokens) / 1024, 1),
+        "ack_p50_ms": round(percentile(trips, 50), 1),
+        "ack_p99_ms": round(percentile(trips, 99), 1),
+    }
 
 
-async def main(counts: list[int], idle: int) -> dict:
+async def settle(pid: int, within: float = 600) -> None:
+    """Until the server's process is idle (under 5 % of a core over a second):
+    closing thousands of sockets keeps a server busy after the clients are
+    gone (python-socketio's stock manager scans every room per disconnect),
+    and a storm timed meanwhile would measure that too."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + within
+    process.cpu_percent()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        if process.cpu_percent() < 5:
+            return
+
+
+async def storm(base: str, tokens: list[str | None], at_once: int) -> float:
+    """Seconds for every client to connect, `at_once` at a time."""
+    async with new_session() as session:
+        clients = [WidgetClient(session, base, t) for t in tokens]
+        took = await connect_all(clients, at_once)
+        await asyncio.gather(*(c.close() for c in clients))
+    return took
+
+
+def sockets_allowed(wanted: int) -> int:
+    """`wanted`, or as many sockets as the hard limit on open files leaves
+    room for in one process (each server, and this process, hold one
+    descriptor per socket), after raising the soft limit to it."""
+    limit = raise_open_files_limit()
+    return min(wanted, limit - 200)
+
+
+async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch: int) -> dict:
     results: dict = {"hub": {}, "echo": {}}
+    wanted = idle_count
+    idle_count = sockets_allowed(idle_count)
     echo_port, hub_port = free_port(), free_port()
     echo = await asyncio.create_subprocess_exec(sys.executable, "-c", ECHO_SERVER, str(echo_port))
     async with scratch_database() as url:
@@ -246,14 +349,68 @@ async def main(counts: list[int], idle: int) -> dict:
             hub_base, echo_base = f"http://127.0.0.1:{hub_port}", f"http://127.0.0.1:{echo_port}"
             await wait_http(f"{hub_base}/healthz")
             await wait_http(f"{echo_base}/socket.io/?EIO=4&transport=polling")
+            fresh = rss(hub.pid)
+            # One conversation per visitor; the chat levels each get their own.
+            needed = max(idle_count, storm_count) + sum(counts)
             async with aiohttp.ClientSession() as session:
-                tokens = await conversations_for(session, hub_base, max([*counts, idle]))
-            print(
-                f"{'connections':>12}{'hub δ p50':>12}{'hub δ p99':>12}{'echo p50':>10}"
-                f"{'echo p99':>10}{'p99 ratio':>10}{'turns/s':>9}{'errors':>8}"
-            )
+                tokens = await conversations_for(session, hub_base, needed)
+
+            await settle(hub.pid)
+            hub_idle = await idle(hub_base, hub.pid, tokens[:idle_count])
+            await settle(hub.pid)
+            results["idle"] = {
+                "hub": hub_idle,
+                "echo": await idle(echo_base, echo.pid, [None] * idle_count),
+                "hub_fresh_rss_mb": round(fresh / 2**20, 1),
+            }
+            cut = "" if idle_count == wanted else f" (cut from {wanted}: open-files hard limit)"
+            print(f"\nIdle connections: {idle_count}{cut}\n")
+            print("| server | RSS before | RSS, all open | per connection | ack p50 | ack p99 |")
+            print("|---|---|---|---|---|---|")
+            for name, label in (("echo", "bare python-socketio"), ("hub", "hub")):
+                f = results["idle"][name]
+                print(
+                    f"| {label} | {f['rss_before_mb']} MiB | {f['rss_open_mb']} MiB"
+                    f" | {f['kib_per_connection']} KiB"
+                    f" | {f['ack_p50_ms']} ms | {f['ack_p99_ms']} ms |"
+                )
+            print(f"\nhub RSS just started: {results['idle']['hub_fresh_rss_mb']} MiB")
+            print(f"connects refused and tried again so far: {REFUSALS['count']}")
+
+            storm_count = min(storm_count, idle_count)
+            # Alternated, twice each, so that a busy moment of the machine
+            # falls on both servers.
+            runs: dict[str, list[float]] = {"echo": [], "hub": []}
+            for _ in range(2):
+                for name, base, pid, who in (
+                    ("echo", echo_base, echo.pid, [None] * storm_count),
+                    ("hub", hub_base, hub.pid, tokens[:storm_count]),
+                ):
+                    await settle(pid)
+                    runs[name].append(await storm(base, who, storm_batch))
+            ratio = round(min(runs["hub"]) / min(runs["echo"]), 2)
+            results["storm"] = {"connections": storm_count, "at_once": storm_batch, **runs}
+            results["storm"]["ratio"] = ratio
+            results["refused_connects_retried"] = REFUSALS["count"]
+            print(f"\nReconnect storm: {storm_count} clients, {storm_batch} at a time\n")
+            print("| server | run 1 | run 2 | ratio (best / best) |")
+            print("|---|---|---|---|")
+            for name, label in (("echo", "bare python-socketio"), ("hub", "hub")):
+                a, b = runs[name]
+                print(f"| {label} | {a:.2f} s | {b:.2f} s | {ratio if name == 'hub' else 1.0} |")
+
+            if counts:
+                print("\nChatting connections\n")
+                print(
+                    "| connections | hub: send → first delta p50 | p99 | echo p50 | echo p99"
+                    " | p99 ratio | hub ack p50 | hub turns/s | errors |"
+                )
+                print("|---|---|---|---|---|---|---|---|---|")
+            offset = max(idle_count, storm_count)
             for count in counts:
-                hub_figures = await load(hub_base, tokens[:count])
+                level = tokens[offset : offset + count]
+                offset += count
+                hub_figures = await load(hub_base, level)
                 echo_figures = await load(echo_base, [None] * count)
                 ratio = round(
                     hub_figures["first_delta_p99_ms"] / echo_figures["first_delta_p99_ms"], 2
@@ -261,21 +418,13 @@ async def main(counts: list[int], idle: int) -> dict:
                 results["hub"][count] = {**hub_figures, "p99_ratio_to_echo": ratio}
                 results["echo"][count] = echo_figures
                 print(
-                    f"{count:>12}{hub_figures['first_delta_p50_ms']:>12}"
-                    f"{hub_figures['first_delta_p99_ms']:>12}{echo_figures['first_delta_p50_ms']:>10}"
-                    f"{echo_figures['first_delta_p99_ms']:>10}{ratio:>10}"
-                    f"{hub_figures['turns_per_s']:>9}{hub_figures['errors']:>8}"
+                    f"| {count} | {hub_figures['first_delta_p50_ms']} ms"
+                    f" | {hub_figures['first_delta_p99_ms']} ms"
+                    f" | {echo_figures['first_delta_p50_ms']} ms"
+                    f" | {echo_figures['first_delta_p99_ms']} ms | {ratio}×"
+                    f" | {hub_figures['ack_p50_ms']} ms | {hub_figures['turns_per_s']}"
+                    f" | {hub_figures['errors']} |"
                 )
-            per_connection, rss = await idle_memory(hub_base, hub.pid, tokens[:idle])
-            results["idle"] = {
-                "connections": idle,
-                "bytes_per_connection": round(per_connection),
-                "hub_rss_mb": round(rss / 2**20, 1),
-            }
-            print(
-                f"idle: {idle} connections, {per_connection / 1024:.1f} KiB each, "
-                f"hub RSS {rss / 2**20:.0f} MiB"
-            )
         finally:
             hub.terminate()
             echo.terminate()
@@ -288,7 +437,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--connections", type=int, nargs="+", default=[1000, 5000])
-    parser.add_argument("--idle", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, nargs="*", default=[1000, 5000])
+    parser.add_argument("--idle", type=int, default=20_000)
+    parser.add_argument("--storm", type=int, default=4_000)
+    parser.add_argument("--storm-batch", type=int, default=50)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.connections, args.idle))))
+    print(json.dumps(asyncio.run(main(args.connections, args.idle, args.storm, args.storm_batch))))

@@ -15,13 +15,30 @@ import sys
 from hub.config import ConfigError, Settings, environment_help
 
 
+def raise_open_files_limit() -> int:
+    """The soft limit on open files raised to the hard one, as servers do:
+    every widget, dashboard and voice socket is a descriptor, and the usual
+    soft default (1 024) would refuse connections long before memory or CPU
+    run out. The hard limit is the operator's (`ulimit -Hn`, systemd's
+    LimitNOFILE, the container's); returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from agents_runtime.voice.models import loaded_at_start
     from hub.app import build_app
 
-    if not loaded_at_start():  # voice sessions run in this process
+    raise_open_files_limit()
+    # Voice sessions run in this process; Piper and Whisper wait for the first call.
+    if not loaded_at_start(eager=False):
         return 1
 
     def announce(_line: str) -> None:

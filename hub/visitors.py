@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 import jwt
 
 from hub.config import Settings
@@ -137,9 +138,17 @@ async def verify_visitor(
     key not revoked since, and used from an origin that key allows."""
     grant = verify_conversation_token(settings, token)
     async with db.system() as conn:
-        row = await keys.is_active(conn, grant.key_id)
+        await check_grant_key(conn, grant, origin)
+    return grant
+
+
+async def check_grant_key(conn: asyncpg.Connection, grant: ConversationGrant, origin: str | None):
+    """The key a verified conversation token names is not revoked and allows
+    `origin`, read in the caller's transaction: the widget's socket reads the
+    conversation in the same one (one transaction per connect, which is what a
+    reconnect storm after a deploy is made of)."""
+    row = await keys.is_active(conn, grant.key_id)
     if row is None:
         raise invalid_key()
     key = PublishableKey(row["id"], grant.company_id, grant.agent_id, tuple(row["allowed_origins"]))
     _check_origin(key, origin)
-    return grant

@@ -286,3 +286,52 @@ def test_a_worker_without_redis_refuses_to_start_with_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("cannot start:"), result.stderr
     assert "REDIS_URL" in lines[0]
     assert list(tmp_path.iterdir()) == []  # it stopped before any database
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit(tmp_path, own_database):
+    """Every socket is a descriptor: `serve` started under the common soft
+    default of 1 024 runs with the hard limit, as servers do, so that
+    thousands of widgets are not refused by a limit nobody chose."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = min(1024, hard // 2)  # below the hard limit, whatever this machine's is
+
+    def lowered() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hub", "serve"],
+        cwd=ROOT,
+        env=_env(
+            DATABASE_URL=own_database,
+            PORT=str(port),
+            SYNTERA_DEMO="0",
+            SYNTERA_DATA_DIR=str(tmp_path / "var"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lowered,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if _request(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.3)
+        limits = Path(f"/proc/{server.pid}/limits").read_text()
+        (line,) = [row for row in limits.splitlines() if row.startswith("Max open files")]
+        in_force = line.split()[3:5]
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert in_force[0] == expected or hard == resource.RLIM_INFINITY, line
+        assert int(in_force[0]) > soft, line
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

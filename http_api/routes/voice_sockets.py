@@ -52,6 +52,9 @@ START_TIMEOUT = 5.0  # seconds for a phone stream's `start` (Twilio sends it at 
 class VoiceCalls(Protocol):
     """The voice agent, as the sockets need it: run an accepted call to its end."""
 
+    def warm(self, phone: bool) -> None:
+        """A call is coming: start loading its speech models, return at once."""
+
     async def browser_call(
         self, ws: web.WebSocketResponse, agent: dict, conversation: dict
     ) -> None: ...
@@ -159,8 +162,9 @@ async def browser_socket(request: web.Request, ws: web.WebSocketResponse) -> Non
     grant = await verify_visitor(
         services.db, services.settings, request.query.get("token"), request.headers.get("Origin")
     )
-    agent, conversation = await _browser_conversation(services, grant)
     sockets = request.app[SOCKETS]
+    sockets.calls.warm(phone=False)  # loads while the conversation is looked up
+    agent, conversation = await _browser_conversation(services, grant)
     async with sockets.slots.hold(grant.company_id, str(conversation["id"])) as refusal:
         if refusal is not None:
             raise ApiError(refusal.status, refusal.code, refusal.message)
@@ -224,6 +228,8 @@ async def twilio_incoming(call: Call) -> web.Response:
     grant = twilio.StreamGrant(
         route["company_id"], route["agent_id"], call_sid, called, params.get("From")
     )
+    # Twilio opens the media stream about a second after this answer.
+    request.app[SOCKETS].calls.warm(phone=True)
     base = public_base(request).replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     twiml = twilio.connect_twiml(
         f"{base}/voice/twilio/stream", twilio.mint_stream_token(settings, grant)
