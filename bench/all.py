@@ -1,6 +1,6 @@
 """Every table of docs/performance.md, measured again on this checkout.
 
-    python -m bench.all                  # all of them, about 75 minutes on 2 cores
+    python -m bench.all                  # all of them, about 90 minutes on 2 cores
     python -m bench.all --only rest,turns
     python -m bench.all --list
 
@@ -45,7 +45,19 @@ def benches(data: Path) -> list[Bench]:
     scifact = data / "scifact"
     return [
         Bench("turns", ["bench.turns", "--turns", "300", "--conversations", "30"]),
-        Bench("realtime", ["bench.realtime"]),
+        Bench(
+            "realtime",
+            [
+                "bench.realtime",
+                "--idle",
+                "20000",
+                "--storm",
+                "4000",
+                "--connections",
+                "1000",
+                "5000",
+            ],
+        ),  # fmt: skip
         Bench("widget", ["bench.widget"]),
         Bench("analytics", ["bench.analytics", "--conversations", "100000", "--repeat", "40"]),
         Bench(
@@ -83,6 +95,7 @@ def benches(data: Path) -> list[Bench]:
             "fanout", ["bench.fanout", "--conversations", "20", "--rate", "1500", "--seconds", "10"]
         ),  # fmt: skip
         Bench("faults", ["bench.faults"]),
+        Bench("fairness", ["bench.fairness"]),
         Bench("rest", ["bench.rest"]),
         Bench("soak", ["bench.soak", "--minutes", "30"]),
     ]

@@ -38,6 +38,7 @@ import aiohttp
 from bench import load
 from bench.cluster import ROOT, Cluster
 from bench.common import percentile
+from bench.report import emit, table
 
 
 async def chat(visitors: list[load.Visitor], turns: int) -> None:
@@ -109,18 +110,23 @@ def print_report(result: dict[str, Any], concurrency: int, per_company: int) -> 
         f" opens {result['flood']} conversations at once (JOB_CONCURRENCY={concurrency},"
         f" JOB_CONCURRENCY_PER_COMPANY={per_company}, 2 workers)"
     )
-    print()
-    print("| quiet company | turns | first token p50 | p99 |")
-    print("|---|---|---|---|")
-    print(f"| alone | {a['count']} | {a['p50_ms']} ms | {a['p99_ms']} ms |")
-    print(f"| under the flood | {f['count']} | {f['p50_ms']} ms | {f['p99_ms']} ms |")
-    print(f"| ratio | | {result['ratio_p50']}x | {result['ratio_p99']}x |")
-    print()
-    print(
-        f"The quiet company's turns were done {result['quiet_done_s']} s into the flood,"
-        f" {result['flood_left_when_quiet_done']} of its turns still to answer;"
-        f" the flood's {result['flood_turns']} turns drained in {result['flood_drained_s']} s."
-        f" Errors: {result['errors'] or 'none'}"
+    emit(
+        "fairness",
+        f"The other company opens {result['flood']} conversations at once;"
+        f" JOB_CONCURRENCY {concurrency}, JOB_CONCURRENCY_PER_COMPANY {per_company},"
+        " 2 workers.\n\n"
+        + table(
+            ["quiet company", "turns", "first token p50", "p99"],
+            [
+                ("alone", a["count"], f"{a['p50_ms']} ms", f"{a['p99_ms']} ms"),
+                ("under the flood", f["count"], f"{f['p50_ms']} ms", f"{f['p99_ms']} ms"),
+                ("**ratio**", "", f"**{result['ratio_p50']}×**", f"{result['ratio_p99']}×"),
+            ],
+        )
+        + f"\nThe quiet company was done {result['quiet_done_s']} s into the flood, with"
+        f" {result['flood_left_when_quiet_done']} of the flood's turns still to answer; the"
+        f" flood's {result['flood_turns']} turns drained in {result['flood_drained_s']} s."
+        f" Errors: {result['errors'] or 'none'}.\n",
     )
 
 

@@ -40,6 +40,7 @@ import aiohttp
 from bench import load
 from bench.cluster import Cluster
 from bench.common import percentile
+from bench.report import emit, table
 from fakes.openai import Reply
 
 VISIT = {"messages": 3, "rest_rps": 5, "think": (0.3, 1.0)}
@@ -283,33 +284,52 @@ EXTRA = (
 
 
 def print_results(results: dict[str, Any]) -> None:
+    rows = []
     for name, result in results.items():
         books = result["ledger"]
-        print(
-            f"{name:<17} {'ok' if result['ok'] else 'FAILED':<7} "
-            f"acked {books['acknowledged']:>4}  lost {books['lost']}  dup {books['duplicated']}"
-            f"  unanswered {books['unanswered']}  gaps {result['seq_gaps']}"
-            f"  reconnects {result['reconnects']}"
-        )
-        extra = {k: result[k] for k in EXTRA if k in result}
-        if extra:
-            print(f"{'':<17} {extra}")
+        extra = {k: result[k] for k in EXTRA if k in result and k != "takeover"}
+        rows.append(
+            (f"`{name}`", "passed" if result["ok"] else "**FAILED**", books["acknowledged"],
+             books["lost"], books["duplicated"], books["unanswered"], result["seq_gaps"],
+             result["reconnects"],
+             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in extra.items()) or "")
+        )  # fmt: skip
+    emit(
+        "faults",
+        table(
+            [
+                "fault",
+                "result",
+                "acknowledged",
+                "lost",
+                "duplicated",
+                "unanswered",
+                "seq gaps",
+                "reconnects",
+                "also",
+            ],
+            rows,
+        ),  # fmt: skip
+    )
     if "kill_worker" in results:
         print_takeover(results["kill_worker"])
 
 
 def print_takeover(result: dict[str, Any]) -> None:
-    """kill_worker's recovery, in markdown: from the SIGKILL to the visitor."""
+    """kill_worker's recovery: from the SIGKILL to the visitor."""
     takeover = result["takeover"]
-    print()
-    print(f"kill_worker: {takeover['turns']} turns taken over from the killed worker")
-    print()
-    print("| from the SIGKILL to | p50 | max |")
-    print("|---|---|---|")
     rows = (("the new attempt's first delta", "to_restart"), ("the whole reply", "to_reply"))
-    for name, key in rows:
-        row = takeover[key]
-        print(f"| {name} | {row['p50_ms']} ms | {row['max_ms']} ms |")
+    emit(
+        "faults-takeover",
+        f"{takeover['turns']} turns taken over from the killed worker.\n\n"
+        + table(
+            ["from the SIGKILL to", "p50", "max"],
+            [
+                (name, f"{takeover[key]['p50_ms']} ms", f"{takeover[key]['max_ms']} ms")
+                for name, key in rows
+            ],
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import psutil
 
 from agents_runtime.knowledge.service import Knowledge
 from bench.common import hub_client, percentile, scratch_database
+from bench.report import emit, number, table
 from hub.services import SERVICES
 from hub.store import knowledge as store
 
@@ -367,40 +368,78 @@ async def main(documents: int, sizes: list[int], queries: int, memory_sizes: lis
     if memory_sizes:
         async with scratch_database() as url:
             results["ingest_memory"] = await ingestion_memory(url, memory_sizes)
-        print("\nMemory while ingesting (python -m hub serve, from outside)\n")
-        print("| text | chunks | took | RSS before | peak above it | 3 s after, above it |")
-        print("|---|---|---|---|---|---|")
-        for f in results["ingest_memory"]:
-            print(
-                f"| {f['bytes'] // 1000} KB | {f['chunks']} | {f['seconds']} s"
-                f" | {f['rss_before_mb']} MiB | {f['peak_extra_mb']} MiB"
-                f" | {f['after_extra_mb']} MiB |"
-            )
-        print()
+        emit(
+            "knowledge-memory",
+            table(
+                ["text", "chunks", "took", "RSS before", "peak above it", "3 s after, above it"],
+                [
+                    (
+                        f"{f['bytes'] // 1000} KB",
+                        f["chunks"],
+                        f"{f['seconds']} s",
+                        f"{f['rss_before_mb']} MiB",
+                        f"{f['peak_extra_mb']} MiB",
+                        f"{f['after_extra_mb']} MiB",
+                    )
+                    for f in results["ingest_memory"]
+                ],
+            ),  # fmt: skip
+        )
     if not documents and not sizes:
         return results
     async with scratch_database() as url:
         results["ingest"] = await ingestion(url, documents)
         ingest = results["ingest"]
-        print(
-            f"ingest: {ingest['chunks']} chunks at {ingest['chunks_per_s']} chunks/s; longest"
-            f" event-loop stall {ingest['max_loop_stall_ms']} ms"
-            f" (p99 {ingest['p99_loop_stall_ms']})"
+        stall = ingest["max_loop_stall_ms"]
+        emit(
+            "knowledge-ingest",
+            table(
+                ["figure", "value", "goal"],
+                [
+                    (
+                        "ingestion, local embedder",
+                        f"{ingest['chunks_per_s']} chunks/s (2 cores)",
+                        "",
+                    ),
+                    (
+                        "longest event-loop stall while ingesting",
+                        f"{stall} ms (p99 {ingest['p99_loop_stall_ms']} ms)",
+                        f"≤ 50 ms {'✓' if stall <= 50 else '✗'}",
+                    ),
+                ],
+            ),  # fmt: skip
         )
         results["search"] = []
-        print(
-            f"{'chunks':>8}{'index':>16}{'API p50':>10}{'API p99':>10}{'raw FAISS':>11}"
-            f"{'raw emb+FAISS':>15}{'ratio':>7}{'index MB':>10}"
-        )
         for size in sizes:
-            figures = await search_latency(url, size, queries)
-            results["search"].append(figures)
-            print(
-                f"{size:>8}{figures['index']:>16}{figures['api_p50_ms']:>10}"
-                f"{figures['api_p99_ms']:>10}{figures['raw_faiss_p50_ms']:>11}"
-                f"{figures['raw_embed_and_faiss_p50_ms']:>15}"
-                f"{figures['ratio_api_to_raw_embed_and_faiss']:>7}{figures['index_mb']:>10}"
-            )
+            results["search"].append(await search_latency(url, size, queries))
+        emit(
+            "knowledge-search",
+            table(
+                [
+                    "chunks",
+                    "index",
+                    "API p50",
+                    "API p99",
+                    "raw FAISS p50",
+                    "raw embedding + FAISS p50",
+                    "API / raw",
+                    "cache size",
+                ],
+                [
+                    (
+                        number(size),
+                        f["index"],
+                        f"{f['api_p50_ms']} ms",
+                        f"{f['api_p99_ms']} ms",
+                        f"{f['raw_faiss_p50_ms']} ms",
+                        f"{f['raw_embed_and_faiss_p50_ms']} ms",
+                        f"{f['ratio_api_to_raw_embed_and_faiss']}×",
+                        f"{f['index_mb']} MB",
+                    )
+                    for size, f in zip(sizes, results["search"], strict=True)
+                ],
+            ),  # fmt: skip
+        )
     return results
 
 

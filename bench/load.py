@@ -41,6 +41,7 @@ import socketio
 
 from bench.cluster import ROOT, Cluster
 from bench.common import percentile
+from bench.report import emit, table
 
 ORIGIN = "https://load.example.com"
 QUESTIONS = [
@@ -568,33 +569,42 @@ CPU_COLUMNS = [("web", "web"), ("worker", "worker"), ("postgres", "PostgreSQL"),
 
 
 def print_report(figures: dict[str, Any]) -> None:
-    print(
+    emit(
+        "load",
         f"{figures['sessions']} sessions, {figures['turns']} turns in {figures['seconds']} s"
-        f" = {figures['turns_per_s']} turns/s\n"
+        f" = {figures['turns_per_s']} turns/s; errors: {figures['errors'] or 'none'}.\n\n"
+        + table(
+            ["operation", "count", "p50", "p99"],
+            [
+                (name, row["count"], f"{row['p50_ms']} ms", f"{row['p99_ms']} ms")
+                for name, row in figures["latency"].items()
+            ],
+        )
+        + f"\nLedger: {ledger_line(figures)}.\n",
     )
-    print("| operation | count | p50 ms | p99 ms |\n|---|---|---|---|")
-    for name, row in figures["latency"].items():
-        print(f"| {name} | {row['count']} | {row['p50_ms']} | {row['p99_ms']} |")
-    print(f"\nerrors: {figures['errors'] or 'none'}")
-    print(f"ledger: {figures['ledger']}, seq gaps: {figures['seq_gaps']}\n")
     print_cpu([("this checkout", figures)])
+
+
+def ledger_line(figures: dict[str, Any]) -> str:
+    books = figures["ledger"]
+    return (
+        f"{books['acknowledged']} acknowledged, {books['lost']} lost,"
+        f" {books['duplicated']} duplicated, {books['unanswered']} unanswered,"
+        f" {books['undelivered_to_dashboard']} not shown on a dashboard,"
+        f" {figures['seq_gaps']} gaps in a visitor's `seq`"
+    )
 
 
 def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
     """CPU per completed turn, one row per run; with two runs, their ratio."""
-    header = " | ".join(title for _, title in CPU_COLUMNS)
-    print(
-        f"| CPU ms per turn | turns | {header} | hub total | clients and model"
-        " | PostgreSQL transactions per turn |"
-    )
-    print("|---" * (len(CPU_COLUMNS) + 5) + "|")
+    lines = []
     for label, figures in rows:
         cpu = figures["cpu_ms_per_turn"]
-        cells = " | ".join(f"{cpu[key]}" for key, _ in CPU_COLUMNS)
-        print(
-            f"| {label} | {figures['turns']} | {cells} | {hub_total(figures)} | {cpu['clients']}"
-            f" | {figures['pg_transactions_per_turn']} |"
-        )
+        lines.append(
+            (label, figures["turns"], *(f"{cpu[key]} ms" for key, _ in CPU_COLUMNS),
+             f"**{hub_total(figures)} ms**", f"{cpu['clients']} ms",
+             figures["pg_transactions_per_turn"])
+        )  # fmt: skip
     if len(rows) == 2:
         (_, before), (_, after) = rows
         ratios = [
@@ -604,9 +614,21 @@ def print_cpu(rows: list[tuple[str, dict[str, Any]]]) -> None:
         total = _ratio(hub_total(after), hub_total(before))
         clients = _ratio(after["cpu_ms_per_turn"]["clients"], before["cpu_ms_per_turn"]["clients"])
         xacts = _ratio(after["pg_transactions_per_turn"] or 0, before["pg_transactions_per_turn"])
-        print(
-            f"| ratio (second / first) | | {' | '.join(ratios)} | {total} | {clients} | {xacts} |"
-        )
+        lines.append(("ratio (second / first)", "", *ratios, f"**{total}**", clients, xacts))
+    emit(
+        "load-cpu",
+        table(
+            [
+                "CPU per turn",
+                "turns",
+                *(title for _, title in CPU_COLUMNS),
+                "hub total",
+                "clients and model",
+                "PostgreSQL transactions per turn",
+            ],
+            lines,
+        ),  # fmt: skip
+    )
 
 
 def hub_total(figures: dict[str, Any]) -> float:
@@ -615,7 +637,7 @@ def hub_total(figures: dict[str, Any]) -> float:
 
 
 def _ratio(after: float, before: float) -> str:
-    return f"{after / before:.2f}x" if before else "-"
+    return f"{after / before:.2f}×" if before else "-"
 
 
 async def measure(args: argparse.Namespace, source: Path) -> dict[str, Any]:

@@ -47,6 +47,7 @@ import psutil
 
 from bench.cluster import free_port
 from bench.common import percentile, scratch_database
+from bench.report import emit, number, table
 from hub.__main__ import raise_open_files_limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,17 +365,31 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
                 "hub_fresh_rss_mb": round(fresh / 2**20, 1),
             }
             cut = "" if idle_count == wanted else f" (cut from {wanted}: open-files hard limit)"
-            print(f"\nIdle connections: {idle_count}{cut}\n")
-            print("| server | RSS before | RSS, all open | per connection | ack p50 | ack p99 |")
-            print("|---|---|---|---|---|---|")
+            print(f"\nIdle connections: {idle_count}{cut}", flush=True)
+            rows = []
             for name, label in (("echo", "bare python-socketio"), ("hub", "hub")):
                 f = results["idle"][name]
-                print(
-                    f"| {label} | {f['rss_before_mb']} MiB | {f['rss_open_mb']} MiB"
-                    f" | {f['kib_per_connection']} KiB"
-                    f" | {f['ack_p50_ms']} ms | {f['ack_p99_ms']} ms |"
-                )
-            print(f"\nhub RSS just started: {results['idle']['hub_fresh_rss_mb']} MiB")
+                rows.append(
+                    (label, f"{f['rss_before_mb']} MiB", f"{f['rss_open_mb']} MiB",
+                     f"{f['kib_per_connection']} KiB", f"{f['ack_p50_ms']} ms",
+                     f"{f['ack_p99_ms']} ms")
+                )  # fmt: skip
+            emit(
+                "realtime-idle",
+                f"{number(idle_count)} idle connections{cut}; the hub just started held"
+                f" {results['idle']['hub_fresh_rss_mb']} MiB.\n\n"
+                + table(
+                    [
+                        "server",
+                        "RSS before",
+                        f"RSS with {number(idle_count)} open",
+                        "per connection",
+                        "ack p50",
+                        "ack p99",
+                    ],
+                    rows,
+                ),  # fmt: skip
+            )
             print(f"connects refused and tried again so far: {REFUSALS['count']}")
 
             storm_count = min(storm_count, idle_count)
@@ -392,20 +407,24 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
             results["storm"] = {"connections": storm_count, "at_once": storm_batch, **runs}
             results["storm"]["ratio"] = ratio
             results["refused_connects_retried"] = REFUSALS["count"]
-            print(f"\nReconnect storm: {storm_count} clients, {storm_batch} at a time\n")
-            print("| server | run 1 | run 2 | ratio (best / best) |")
-            print("|---|---|---|---|")
-            for name, label in (("echo", "bare python-socketio"), ("hub", "hub")):
-                a, b = runs[name]
-                print(f"| {label} | {a:.2f} s | {b:.2f} s | {ratio if name == 'hub' else 1.0} |")
+            emit(
+                "realtime-storm",
+                f"{number(storm_count)} clients reconnecting, {storm_batch} at a time.\n\n"
+                + table(
+                    ["server", "run 1", "run 2", "ratio (best / best)"],
+                    [
+                        (
+                            label,
+                            f"{runs[name][0]:.2f} s",
+                            f"{runs[name][1]:.2f} s",
+                            f"{ratio}×" if name == "hub" else "1.0×",
+                        )
+                        for name, label in (("echo", "bare python-socketio"), ("hub", "hub"))
+                    ],
+                ),  # fmt: skip
+            )
 
-            if counts:
-                print("\nChatting connections\n")
-                print(
-                    "| connections | hub: send → first delta p50 | p99 | echo p50 | echo p99"
-                    " | p99 ratio | hub ack p50 | hub turns/s | errors |"
-                )
-                print("|---|---|---|---|---|---|---|---|---|")
+            chat_rows = []
             offset = max(idle_count, storm_count)
             for count in counts:
                 level = tokens[offset : offset + count]
@@ -417,13 +436,31 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
                 )
                 results["hub"][count] = {**hub_figures, "p99_ratio_to_echo": ratio}
                 results["echo"][count] = echo_figures
-                print(
-                    f"| {count} | {hub_figures['first_delta_p50_ms']} ms"
-                    f" | {hub_figures['first_delta_p99_ms']} ms"
-                    f" | {echo_figures['first_delta_p50_ms']} ms"
-                    f" | {echo_figures['first_delta_p99_ms']} ms | {ratio}×"
-                    f" | {hub_figures['ack_p50_ms']} ms | {hub_figures['turns_per_s']}"
-                    f" | {hub_figures['errors']} |"
+                chat_rows.append(
+                    (number(count), f"{hub_figures['first_delta_p50_ms']} ms",
+                     f"{hub_figures['first_delta_p99_ms']} ms",
+                     f"{echo_figures['first_delta_p50_ms']} ms",
+                     f"{echo_figures['first_delta_p99_ms']} ms", f"{ratio}×",
+                     f"{hub_figures['ack_p50_ms']} ms", hub_figures["turns_per_s"],
+                     hub_figures["errors"])
+                )  # fmt: skip
+            if chat_rows:
+                emit(
+                    "realtime-chat",
+                    table(
+                        [
+                            "connections",
+                            "hub: send → first delta p50",
+                            "p99",
+                            "echo p50",
+                            "echo p99",
+                            "p99 ratio",
+                            "hub ack p50",
+                            "hub turns/s",
+                            "errors",
+                        ],
+                        chat_rows,
+                    ),  # fmt: skip
                 )
         finally:
             hub.terminate()
