@@ -8,6 +8,7 @@ and as the hub sends them gzipped (`http_api/assets.py`, the same function).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from bench.report import emit, number, table
@@ -26,6 +27,9 @@ def sizes() -> list[tuple[str, int, int]]:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     files = sizes()
     raw, zipped = sum(f[1] for f in files), sum(f[2] for f in files)
     rows = [(f"`{name}`", number(size), number(small)) for name, size, small in files]
