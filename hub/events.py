@@ -30,6 +30,8 @@ from typing import Any
 from uuid import UUID
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hub import jsoncodec
@@ -340,6 +342,11 @@ class RedisEventBus(EventBus):
             "socket_connect_timeout": 5,
             "health_check_interval": 30,
             "client_name": f"{self.prefix}:events",  # who is who in CLIENT LIST
+            # No retries: redis-py's pub/sub would otherwise reconnect and
+            # subscribe again by itself when the connection drops, and what
+            # was published meanwhile would be missed without the listener
+            # ever hearing of a gap (so no `sync`). Listener reconnects.
+            "retry": Retry(NoBackoff(), 0),
         }
         if node is None:
             if self.cluster:  # plain pub/sub on a cluster: any node hears every publish

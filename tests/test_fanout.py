@@ -187,6 +187,8 @@ async def test_dashboards_get_the_stream_of_the_conversations_they_opened(hub, c
     # Closed: no more of its stream.
     closed = await watching.call("conversation:unwatch", {"conversation_id": started["id"]})
     assert closed == {"ok": True, "conversation_id": started["id"]}
+    again = await watching.call("conversation:unwatch", {"conversation_id": started["id"]})
+    assert again["ok"] is False and again["code"] == "NOT_FOUND", again  # not watched now
     deltas = len(watching.events["message:delta"])
     await visitor.call("message:send", {"content": "Again"})
     await watching.wait_for("message:new", lambda m: m["sender_type"] == "agent" and m["seq"] > 2)

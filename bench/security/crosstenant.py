@@ -41,6 +41,8 @@ DASHBOARD_EVENTS = {
     "conversation:takeover": {},
     "conversation:release": {},
     "message:send": {"content": "probe"},
+    "conversation:watch": {},
+    "conversation:unwatch": {},
 }
 
 

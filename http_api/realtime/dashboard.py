@@ -148,14 +148,17 @@ class DashboardNamespace(Namespace):
         return {"ok": True, "conversation_id": str(ref.conversation_id)}
 
     async def unwatch(self, sid: str, payload: Any) -> dict[str, Any]:
-        """The person left the conversation: no more of its stream."""
-        principal, _ = await self._principal(sid)
+        """The person left the conversation: no more of its stream. Only what
+        this socket watches can be unwatched (so another company's
+        conversation, which it can never watch, is not found either)."""
+        await self._principal(sid)
         ref: ConversationRef = validated(ConversationRef, payload)
         watching: set[UUID] = (await self.get_session(sid))["watching"]
-        if ref.conversation_id in watching:
-            watching.discard(ref.conversation_id)
-            await self.leave_room(sid, watch_room(ref.conversation_id))
-            await self.services.events.unfollow(conversation_topic(ref.conversation_id))
+        if ref.conversation_id not in watching:
+            raise ApiError.not_found("Watched conversation")
+        watching.discard(ref.conversation_id)
+        await self.leave_room(sid, watch_room(ref.conversation_id))
+        await self.services.events.unfollow(conversation_topic(ref.conversation_id))
         return {"ok": True, "conversation_id": str(ref.conversation_id)}
 
     async def send(self, sid: str, payload: Any) -> dict[str, Any]:
