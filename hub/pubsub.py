@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hub import jsoncodec
+
 log = logging.getLogger(__name__)
 
 
@@ -93,7 +95,13 @@ class Listener:
                     continue
                 self._client = self._connect()
                 async with self._client.pubsub() as pubsub:
-                    await (pubsub.ssubscribe if self.sharded else pubsub.subscribe)(*channels)
+                    if self.sharded:
+                        # One SSUBSCRIBE each: on a cluster one command may name
+                        # channels of one slot only (CROSSSLOT), and a node owns many.
+                        for channel in channels:
+                            await pubsub.ssubscribe(channel)
+                    else:
+                        await pubsub.subscribe(*channels)
                     self._pubsub = pubsub
                     while pubsub.subscribed:
                         message = await pubsub.get_message(timeout=None)
@@ -114,8 +122,9 @@ class Listener:
                             # to another node. Start over where it lives now.
                             raise RedisError(f"slot of {channel} moved")
                 continue  # every channel was removed: wait for the next
-            except (RedisError, OSError):
-                log.warning('{"event":"event_reader_reconnecting"}')
+            except (RedisError, OSError) as error:
+                reason = jsoncodec.dumps(str(error)).decode()
+                log.warning('{"event":"event_reader_reconnecting","reason":%s}', reason)
             finally:
                 self._pubsub = None
                 if self._client is not None:
