@@ -39,6 +39,7 @@ from fakes.openai import FakeOpenAI, Reply
 from fakes.serve import served
 from hub.config import Settings
 from hub.conversations import post_user_message
+from hub.events import company_topic
 from hub.services import close_services, open_services
 from hub.store import companies, conversations
 
@@ -156,6 +157,9 @@ async def one_at_a_time_over_redis(services, company_id, conversation_id, n: int
             stored.put_nowait(time.perf_counter())
 
     services.events.subscribe(heard)
+    # Over Redis a process hears a company's events only once it follows them,
+    # as a web process does for the dashboards connected to it.
+    await services.events.follow(company_topic(company_id))
     samples = []
     for i in range(n):
         start = time.perf_counter()

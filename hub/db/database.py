@@ -63,7 +63,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 class HubConnection(asyncpg.Connection):
     """A pooled connection that knows whether the transaction helper already
-    reset its session (`COMMIT; <reset>` in one round trip), so that the
+    reset its session (`<reset>; COMMIT` in one round trip), so that the
     pool's release does not send the same reset again."""
 
     _reset_done = False
@@ -141,17 +141,20 @@ class Database:
                 yield conn
                 for callback in last_writes:
                     await callback()
+                # The session reset the pool would send on release, and the
+                # commit, in one round trip. The commit comes last: if the
+                # connection dies before it, nothing was committed. (Were it
+                # first, a shutdown arriving while COMMIT waits for its WAL
+                # flush would end the query in the reset, after the commit,
+                # and a committed transaction would be reported as failed.)
+                await conn.execute(conn.get_reset_query() + "\nCOMMIT;")
+                conn.reset_sent()
             except BaseException:
                 # A broken connection cannot roll back; the pool's release
                 # then closes it, which ends the transaction just the same.
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
                 raise
-            # The commit and the session reset the pool would send on release,
-            # in one round trip. If the commit fails, PostgreSQL skips the
-            # rest and the pool resets the connection as usual.
-            await conn.execute("COMMIT; " + conn.get_reset_query())
-            conn.reset_sent()
         finally:
             del self._after_commit[id(conn)]
             del self._before_commit[id(conn)]
