@@ -283,6 +283,14 @@ EXTRA = (
 )
 
 
+def shown(value: Any) -> str:
+    """A figure for the table; a ledger as its counts that are not zero."""
+    if isinstance(value, dict) and "acknowledged" in value:
+        counts = [(k.replace("_", " "), v) for k, v in value.items() if isinstance(v, int) and v]
+        return "(" + ", ".join(f"{name} {v}" for name, v in counts) + ")"
+    return str(value)
+
+
 def print_results(results: dict[str, Any]) -> None:
     rows = []
     for name, result in results.items():
@@ -292,7 +300,7 @@ def print_results(results: dict[str, Any]) -> None:
             (f"`{name}`", "passed" if result["ok"] else "**FAILED**", books["acknowledged"],
              books["lost"], books["duplicated"], books["unanswered"], result["seq_gaps"],
              result["reconnects"],
-             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in extra.items()) or "")
+             ", ".join(f"{k.replace('_', ' ')} {shown(v)}" for k, v in extra.items()) or "")
         )  # fmt: skip
     emit(
         "faults",

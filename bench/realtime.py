@@ -364,7 +364,11 @@ async def main(counts: list[int], idle_count: int, storm_count: int, storm_batch
                 "echo": await idle(echo_base, echo.pid, [None] * idle_count),
                 "hub_fresh_rss_mb": round(fresh / 2**20, 1),
             }
-            cut = "" if idle_count == wanted else f" (cut from {wanted}: open-files hard limit)"
+            cut = (
+                ""
+                if idle_count == wanted
+                else f" (cut from {number(wanted)}: open-files hard limit)"
+            )
             print(f"\nIdle connections: {idle_count}{cut}", flush=True)
             rows = []
             for name, label in (("echo", "bare python-socketio"), ("hub", "hub")):
