@@ -162,7 +162,8 @@ def main() -> None:
         if bench.needs is not None and not bench.needs.exists():
             print(f"\n== {bench.name}: skipped, {bench.needs} is missing", flush=True)
             continue
-        document, missing = replace_blocks(DOC.read_text(), run(bench))
+        found = run(bench)  # first: the file is read after, with any edit made meanwhile
+        document, missing = replace_blocks(DOC.read_text(), found)
         if missing:
             raise SystemExit(f"docs/performance.md has no block for: {', '.join(missing)}")
         DOC.write_text(document)
