@@ -123,6 +123,21 @@ def _request(url: str, body: dict | None = None, token: str | None = None) -> tu
         return error.code, json.loads(error.read())
 
 
+def _wait_healthy(server: subprocess.Popen, base: str, within: float = 90) -> dict:
+    """Until `serve` answers /healthz with 200 (failing if it exits); that answer."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status, health = _request(f"{base}/healthz")
+            if status == 200:
+                return health
+        except OSError:
+            pass
+        assert server.poll() is None, server.stdout.read()
+        assert time.monotonic() < deadline, "serve did not come up"
+        time.sleep(0.3)
+
+
 def test_newcomer_path_on_the_embedded_database(tmp_path):
     """`python -m hub serve` with no configuration: embedded PostgreSQL in the
     data dir; sign up, create an agent, list it; `token` attaches to the same
@@ -141,17 +156,7 @@ def test_newcomer_path_on_the_embedded_database(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                status, health = _request(f"{base}/healthz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.3)
+        health = _wait_healthy(server, base)
         assert health["database"] == "ok"
 
         status, session = _request(
@@ -316,16 +321,7 @@ def test_serve_raises_its_open_files_limit_to_the_hard_limit(tmp_path, own_datab
         preexec_fn=lowered,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _request(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.3)
+        _wait_healthy(server, f"http://127.0.0.1:{port}")
         limits = Path(f"/proc/{server.pid}/limits").read_text()
         (line,) = [row for row in limits.splitlines() if row.startswith("Max open files")]
         in_force = line.split()[3:5]
