@@ -10,8 +10,12 @@ hand-written one-row endpoint costs). The same client — N concurrent
 keep-alive connections from this process — drives each for the same time in
 one run, in `--rounds` turns taken round-robin, so that a load swing on a
 shared machine falls on every target alike. The hub's requests go the whole
-way: token check, rate limit in Redis, a row-level-security transaction,
-queries, JSON, the audit and metrics middleware. Each row also gives the
+way: token check, rate limit in Redis, a row-level-security read, queries,
+JSON, the audit and metrics middleware. A read's switch to the caller's
+company is skipped when the pooled connection's last read was for the same
+company (`hub.db.Database.read`), as it mostly is under one company's
+traffic; the row "16 companies in turn" has every request come from another
+company than the one before, so that it never is. Each row also gives the
 server process's own CPU time per request (PostgreSQL's and Redis's not
 included).
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -51,6 +56,8 @@ REDIS_URL = (
     or os.environ.get("TEST_REDIS_URL")
     or "redis://127.0.0.1:6379/0"
 )
+# Companies whose requests alternate in the row that defeats read sessions.
+COMPANIES = 16
 BARE = """
 import sys
 from aiohttp import web
@@ -127,20 +134,23 @@ class Tally:
 
 
 async def drive(
-    tally: Tally, url: str, headers: dict, seconds: float, concurrency: int, server: int
+    tally: Tally, calls: list[tuple[str, dict]], seconds: float, concurrency: int, server: int
 ) -> None:
-    """`concurrency` keep-alive clients for `seconds`, counted into `tally`,
-    with the CPU time the server process (`server`, a pid; not PostgreSQL or
-    Redis) spent meanwhile."""
+    """`concurrency` keep-alive clients for `seconds`, each request the next
+    of `calls` (url, headers) in turn, counted into `tally`, with the CPU time
+    the server process (`server`, a pid; not PostgreSQL or Redis) spent
+    meanwhile."""
     cpu_before = cpu_seconds(server)
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+    turn = itertools.cycle(calls)
+    async with aiohttp.ClientSession(connector=connector) as http:
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
+                url, headers = next(turn)
                 started = time.perf_counter()
-                async with http.get(url) as response:
+                async with http.get(url, headers=headers) as response:
                     await response.read()
                     if response.status != 200:
                         tally.errors += 1
@@ -171,8 +181,9 @@ async def stop(process: asyncio.subprocess.Process) -> None:
     await process.wait()
 
 
-async def prepare(base: str) -> tuple[dict, str]:
-    """A company with an agent and 40 conversations; (staff headers, agent id)."""
+async def prepare(base: str, conversations: int = 40) -> tuple[dict, str]:
+    """A company with an agent and `conversations` conversations; (staff
+    headers, agent id)."""
     async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{base}/api/auth/signup",
@@ -195,7 +206,7 @@ async def prepare(base: str) -> tuple[dict, str]:
         ) as response:
             key = (await response.json())["key"]
         public = {"Authorization": f"Bearer {key}", "Origin": "https://bench.example.com"}
-        for _ in range(40):  # something to list
+        for _ in range(conversations):  # something to list
             async with http.post(
                 f"{base}/public/conversations", json={"agent_id": agent["id"]}, headers=public
             ) as response:
@@ -253,11 +264,10 @@ async def main(
             bare_row = await start(argv, env, row_port)
             processes.append(bare_row)
             targets = [
-                ("bare aiohttp, constant JSON", f"http://127.0.0.1:{bare_port}/bare", {}, bare),
+                ("bare aiohttp, constant JSON", [(f"http://127.0.0.1:{bare_port}/bare", {})], bare),
                 (
                     "bare aiohttp + asyncpg, one row",
-                    f"http://127.0.0.1:{row_port}/agents/{agent_id}",
-                    {},
+                    [(f"http://127.0.0.1:{row_port}/agents/{agent_id}", {})],
                     bare_row,
                 ),
             ]
@@ -267,26 +277,28 @@ async def main(
                 old = await start([sys.executable, "-m", "hub", "serve"], old_env, port, before)
                 processes.append(old)
                 url = f"http://127.0.0.1:{port}/api/agents/{agent_id}"
-                targets.append(("before: GET /api/agents/:id", url, headers, old))
+                targets.append(("before: GET /api/agents/:id", [(url, headers)], old))
             for name, path in [
                 ("GET /api/agents/:id", f"/api/agents/{agent_id}"),
                 ("GET /api/agents", "/api/agents"),
                 ("GET /api/conversations?limit=20", "/api/conversations?limit=20"),
             ]:
-                targets.append((name, base + path, headers, hub))
+                targets.append((name, [(base + path, headers)], hub))
+            # Every request from another company than the one before it: a
+            # pooled connection is then never left switched to the caller's
+            # company by its last read (what one company's traffic enjoys).
+            others = [await prepare(base, conversations=0) for _ in range(COMPANIES - 1)]
+            calls = [
+                (f"{base}/api/agents/{agent}", company_headers)
+                for company_headers, agent in [(headers, agent_id), *others]
+            ]
+            targets.append((f"GET /api/agents/:id, {COMPANIES} companies in turn", calls, hub))
             # Round-robin in short turns: a load swing on a shared machine
             # then falls on every target alike instead of on one.
             tallies = {name: Tally() for name, *_ in targets}
             for _ in range(rounds):
-                for name, url, target_headers, process in targets:
-                    await drive(
-                        tallies[name],
-                        url,
-                        target_headers,
-                        seconds / rounds,
-                        concurrency,
-                        process.pid,
-                    )
+                for name, calls, process in targets:
+                    await drive(tallies[name], calls, seconds / rounds, concurrency, process.pid)
         finally:
             for process in processes:
                 await stop(process)

@@ -105,6 +105,11 @@ class Call:
         """The tenant transaction of the caller's company."""
         return self.services.db.tenant(self.user.company_id)
 
+    def read(self):
+        """The caller's company's rows without a transaction (`Database.read`):
+        for a handler that only reads, one statement at a time."""
+        return self.services.db.read(self.user.company_id)
+
 
 Handler = Callable[[Call], Awaitable[Any]]
 _REGEX_PARAM = re.compile(r"{(\w+):[^}]+}")

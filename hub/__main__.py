@@ -64,7 +64,7 @@ async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
     db = await connect(settings, max_size=1)
     try:
-        async with db.pool.acquire() as conn:
+        async with db.session() as conn:
             applied = await migrate(conn)
     finally:
         await db.close()
@@ -81,7 +81,7 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.ensure_jwt_secret()
     db = await connect(settings, max_size=1)
     try:
-        async with db.pool.acquire() as conn:
+        async with db.session() as conn:
             await migrate(conn)
         async with db.system() as conn:
             user = await users.find_for_login(conn, args.email)
@@ -112,7 +112,7 @@ async def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
     db = await connect(settings, max_size=2)
     try:
-        async with db.pool.acquire() as conn:
+        async with db.session() as conn:
             await migrate(conn)
         started = time.perf_counter()
         result = await seed(

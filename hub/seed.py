@@ -292,7 +292,7 @@ async def seed(
                 "updated_at",
             ],
         )
-    async with db.pool.acquire() as conn:
+    async with db.session() as conn:
         # Fresh statistics and visibility map, as autovacuum would leave them:
         # the planner picks the analytics indexes, and index-only scans stay so.
         await conn.execute(

@@ -116,7 +116,7 @@ async def open_services(
     settings = settings.ensure_jwt_secret()
     db = await connect(settings)
     if run_migrations:
-        async with db.pool.acquire() as conn:
+        async with db.session() as conn:
             await migrate(conn)
     metrics = Metrics()
     redis = None

@@ -314,7 +314,7 @@ async def test_replies_stored_as_a_model_the_offline_responder_stood_in_for_are_
                 meta,
             )
     sql = next(MIGRATIONS_DIR.glob("0015_*.sql")).read_text()
-    async with db.pool.acquire() as conn:  # as the migrations run: the owner
+    async with db.session() as conn:  # as the migrations run: the owner
         await conn.execute(sql)
 
     costs = await (await client.get("/api/analytics/costs", headers=account.headers)).json()

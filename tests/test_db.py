@@ -167,3 +167,106 @@ async def test_a_savepoint_undoes_its_block_alone(db):
     async with db.tenant(company) as conn:
         names = await conn.fetch("SELECT first_name FROM contacts ORDER BY first_name")
     assert [r["first_name"] for r in names] == ["kept", "released"]
+
+
+async def _two_companies(db) -> tuple[uuid.UUID, uuid.UUID]:
+    async with db.system() as conn:
+        a = await conn.fetchval("INSERT INTO companies (name) VALUES ('A') RETURNING id")
+        b = await conn.fetchval("INSERT INTO companies (name) VALUES ('B') RETURNING id")
+    return a, b
+
+
+async def _raw_session(db) -> tuple[str, str]:
+    """Whom the pool's next connection is, as a bare acquire finds it."""
+    async with db.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT current_user AS role, current_setting('app.company_id', true) AS company"
+        )
+    return row["role"], row["company"] or ""
+
+
+async def test_a_read_is_confined_to_its_company_on_a_connection_another_company_left(
+    base_settings,
+):
+    """`Database.read` leaves its connection switched to its company (the next
+    read for that company skips the switch); whoever uses the connection next
+    — another company's read, a transaction, a system transaction, a bare
+    session — sees what it is entitled to and no more."""
+    db = await connect(base_settings, max_size=1)  # one connection: every use is the same one
+    try:
+        a, b = await _two_companies(db)
+        for company in (a, a, b):
+            async with db.system() as conn:
+                await conn.execute(
+                    "INSERT INTO agents (company_id, name, model, temperature, max_tokens)"
+                    " VALUES ($1, 'agent', 'm', 0, 10)",
+                    company,
+                )
+        for company, count in ((a, 2), (a, 2), (b, 1), (a, 2)):
+            async with db.read(company) as conn:
+                assert await conn.fetchval("SELECT count(*) FROM agents") == count
+                assert await conn.fetchval("SELECT count(*) FROM companies") == 1
+                assert not conn.is_in_transaction()
+        assert await _raw_session(db) == ("syntera_app", str(a))  # left standing, as said
+        async with db.tenant(b) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM agents") == 1
+        assert (await _raw_session(db))[0] != "syntera_app"  # the commit reset it
+        async with db.read(b) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM agents") == 1
+        async with db.system() as conn:  # the owner again, not company b
+            mine = "SELECT count(*) FROM agents WHERE company_id = ANY($1)"
+            assert await conn.fetchval(mine, [a, b]) == 3
+            assert not await conn.fetchval("SELECT current_setting('app.company_id', true)")
+        async with db.read(a) as conn:
+            pass
+        async with db.session() as conn:
+            assert await conn.fetchval(mine, [a, b]) == 3
+            await conn.execute("SELECT pg_advisory_lock(42)")
+        async with db.pool.acquire() as conn:  # the session's lock went with its release
+            assert await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42"
+            ) == 0
+        assert (await _raw_session(db))[0] != "syntera_app"
+    finally:
+        await db.close()
+
+
+async def test_a_transaction_that_fails_after_leaving_a_read_session_leaves_the_owner(
+    base_settings,
+):
+    """Leaving a read session goes in the same round trip as BEGIN, so a
+    rollback undoes the leaving too: the release then resets the session."""
+    db = await connect(base_settings, max_size=1)
+    try:
+        a, _ = await _two_companies(db)
+        async with db.read(a) as conn:
+            pass
+        with pytest.raises(LookupError):
+            async with db.system() as conn:
+                assert await conn.fetchval("SELECT current_user") != "syntera_app"
+                raise LookupError("the block fails")
+        assert await _raw_session(db) != ("syntera_app", str(a))
+        assert (await _raw_session(db))[0] != "syntera_app"
+        # A read that opens a transaction and leaves it open is rolled back on release.
+        async with db.read(a) as conn:
+            await conn.execute("BEGIN")
+        async with db.system() as conn:
+            assert await conn.fetchval("SELECT current_user") != "syntera_app"
+            assert await conn.fetchval("SELECT count(*) FROM companies") >= 2
+    finally:
+        await db.close()
+
+
+def test_only_the_database_module_takes_connections_from_the_pool():
+    """A pooled connection may still be in a company's read session: only the
+    helpers of hub/db/database.py know, so nothing else acquires bare."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    offenders = [
+        str(path.relative_to(root))
+        for package in ("hub", "http_api", "agents_runtime")
+        for path in (root / package).rglob("*.py")
+        if "pool.acquire(" in path.read_text() and path.name != "database.py"
+    ]
+    assert offenders == []

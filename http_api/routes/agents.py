@@ -99,14 +99,14 @@ async def create_agent(call: Call) -> dict:
 @api.get("/api/agents", response=AgentList, tags=("agents",))
 async def list_agents(call: Call) -> dict:
     """List the company's agents."""
-    async with call.tenant() as conn:
+    async with call.read() as conn:
         return {"agents": await agents.list_all(conn, call.user.company_id)}
 
 
 @api.get("/api/agents/{id}", response=Agent, tags=("agents",))
 async def get_agent(call: Call) -> dict:
     """One agent."""
-    async with call.tenant() as conn:
+    async with call.read() as conn:
         return found(await agents.get(conn, call.params["id"]), "Agent")
 
 

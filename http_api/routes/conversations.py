@@ -85,7 +85,7 @@ async def list_conversations(call: Call) -> dict:
     """Conversations, newest first, with the total for the filter."""
     q: ConversationQuery = call.query
     started_from, started_before = q.bounds()
-    async with call.tenant() as conn:
+    async with call.read() as conn:
         rows, total = await conversations.page(
             conn,
             call.user.company_id,
@@ -105,7 +105,7 @@ async def list_conversations(call: Call) -> dict:
 @api.get("/api/conversations/{id}", response=Conversation, tags=("conversations",))
 async def get_conversation(call: Call) -> dict:
     """One conversation."""
-    async with call.tenant() as conn:
+    async with call.read() as conn:
         return found(await conversations.get(conn, call.params["id"]), "Conversation")
 
 
@@ -138,7 +138,7 @@ async def patch_conversation(call: Call) -> dict:
 async def list_messages(call: Call) -> dict:
     """Messages in order; `after_seq` to resume, `before_seq` to scroll back."""
     q: MessageQuery = call.query
-    async with call.tenant() as conn:
+    async with call.read() as conn:
         found(await conversations.get(conn, call.params["id"]), "Conversation")
         rows = await messages.page(
             conn, call.params["id"], limit=q.limit, after_seq=q.after_seq, before_seq=q.before_seq

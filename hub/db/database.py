@@ -1,11 +1,13 @@
 """The pool and the transaction helper.
 
-Every query runs in a transaction opened here. A tenant transaction switches
-to the `syntera_app` role, which row-level security applies to, and sets
-`app.company_id`: a query that forgets its company filter still sees only
-that company's rows. A system transaction (sign-up, log-in, migrations,
-cross-tenant jobs) runs as the connecting role and is used by name, never by
-default.
+Every query runs on a connection handed out here. A tenant transaction
+switches to the `syntera_app` role, which row-level security applies to, and
+sets `app.company_id`: a query that forgets its company filter still sees only
+that company's rows. A system transaction (sign-up, log-in, cross-tenant jobs)
+runs as the connecting role and is used by name, never by default. A tenant
+read (`Database.read`) is the same confinement without a transaction, for
+reads of one statement; `Database.session` is a bare connection as the
+owner, outside any transaction (migrations, VACUUM).
 """
 
 from __future__ import annotations
@@ -61,24 +63,41 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+# A connection's session is in a state its helper cannot vouch for (a block
+# failed, or `Database.session` lent it bare): its release resets it whole.
+UNKNOWN = "unknown"
+
+
 class HubConnection(asyncpg.Connection):
-    """A pooled connection that knows whether the transaction helper already
-    reset its session (`<reset>; COMMIT` in one round trip), so that the
-    pool's release does not send the same reset again."""
+    """A pooled connection that knows whose its session is between uses:
+    `None`, the owner with nothing of ours set (a new connection, or one
+    whose last transaction committed with the reset); a company id, when
+    `Database.read` left it switched to that company at session level, so
+    that the next read for the same company goes straight to its query; or
+    `UNKNOWN`. Only the helpers here change it."""
 
-    _reset_done = False
+    _session: UUID | str | None = None
 
-    def reset_sent(self) -> None:
-        self._reset_done = True
+    def session_state(self) -> UUID | str | None:
+        return self._session
+
+    def set_session_state(self, state: UUID | str | None) -> None:
+        self._session = state
+
+    def get_reset_query(self) -> str:
+        # RESET ALL leaves the role as it is; a read session switched it.
+        return super().get_reset_query() + "\nRESET ROLE;"
 
 
 async def _reset_on_release(conn: HubConnection) -> None:
-    # What asyncpg's release does by default (RESET ALL, UNLISTEN *, advisory
-    # locks, cursors) — unless the commit carried it already.
-    if conn._reset_done:
-        conn._reset_done = False
+    # Nothing to send when the helper left the session in a state it knows
+    # (its transaction's COMMIT carried the reset, or a read's switch stands
+    # for the next read); otherwise what asyncpg's release does by default —
+    # roll back, RESET ALL, UNLISTEN *, advisory locks, cursors — and the role.
+    if conn.session_state() is not UNKNOWN:
         return
-    await conn.execute(conn.get_reset_query())
+    await conn.reset()
+    conn.set_session_state(None)
 
 
 _savepoints = itertools.count()
@@ -113,6 +132,18 @@ def _begin(company_id: UUID | None) -> str:
     )
 
 
+# A read session's switch, at session level (no transaction to be local to).
+def _switch_session(company_id: UUID) -> str:
+    return (
+        f"SELECT set_config('role', '{APP_ROLE}', false),"
+        f" set_config('app.company_id', '{UUID(str(company_id))}', false)"
+    )
+
+
+# Back to the owner from a read session, ahead of a transaction's BEGIN.
+_LEAVE_SESSION = "RESET ROLE; RESET app.company_id; "
+
+
 class Database:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
@@ -124,20 +155,27 @@ class Database:
         self._before_commit: dict[int, list[Callable[[], Awaitable[None]]]] = {}
         self._after_commit: dict[int, list[Callable[[], Awaitable[None]]]] = {}
 
-    @asynccontextmanager
-    async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> HubConnection:
         try:
             # asyncio.timeout, not acquire(timeout=): asyncpg's wraps each
             # acquire in a task of its own (asyncio.wait_for), per transaction.
             async with asyncio.timeout(10):
-                conn = await self.pool.acquire()
+                return await self.pool.acquire()
         except CONNECTION_ERRORS as exc:
             raise database_unavailable() from exc
+
+    @asynccontextmanager
+    async def _transaction(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
+        conn = await self._acquire()
         pending = self._after_commit[id(conn)] = []
         last_writes = self._before_commit[id(conn)] = []
+        # A read session is left first, in the same round trip as BEGIN.
+        leave = _LEAVE_SESSION if conn.session_state() is not None else ""
+        # Until the COMMIT below: a rollback would also undo `leave`.
+        conn.set_session_state(UNKNOWN)
         try:
             try:
-                await conn.execute(_begin(company_id))
+                await conn.execute(leave + _begin(company_id))
                 yield conn
                 for callback in last_writes:
                     await callback()
@@ -148,7 +186,7 @@ class Database:
                 # flush would end the query in the reset, after the commit,
                 # and a committed transaction would be reported as failed.)
                 await conn.execute(conn.get_reset_query() + "\nCOMMIT;")
-                conn.reset_sent()
+                conn.set_session_state(None)
             except BaseException:
                 # A broken connection cannot roll back; the pool's release
                 # then closes it, which ends the transaction just the same.
@@ -192,6 +230,45 @@ class Database:
     def system(self) -> AsyncIterator[asyncpg.Connection]:
         """A transaction as the owning role: for work that precedes or spans tenants."""
         return self._transaction(None)
+
+    @asynccontextmanager
+    async def read(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+        """One company's rows, as `tenant` confines them, without a
+        transaction: each statement is its own, with its own snapshot. For
+        reads of one statement, where BEGIN and COMMIT would be two of its
+        three round trips. The switch to the company is made at session level
+        and left standing, so that the next read for the same company on this
+        connection is its query alone; a transaction or `session` leaves it
+        first."""
+        if company_id is None:
+            raise ValueError("a tenant read needs a company id")
+        conn = await self._acquire()
+        try:
+            if conn.session_state() != company_id:
+                conn.set_session_state(UNKNOWN)  # until the switch is known to have run
+                await conn.execute(_switch_session(company_id))
+                conn.set_session_state(company_id)
+            yield conn
+            if conn.is_in_transaction():  # not what a read is for: undone on release
+                conn.set_session_state(UNKNOWN)
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection as the owner, outside any transaction, for what cannot
+        run in one or holds a session-level lock (migrations, VACUUM). Reset
+        whole on release, whatever it was used for. (Its callers run at start
+        or from the command line: a database error reaches them as it is.)"""
+        conn = await self.pool.acquire()
+        try:
+            left_read = conn.session_state() is not None
+            conn.set_session_state(UNKNOWN)
+            if left_read:
+                await conn.execute(_LEAVE_SESSION)
+            yield conn
+        finally:
+            await self.pool.release(conn)
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=3) as conn:
