@@ -223,9 +223,12 @@ async def test_a_read_is_confined_to_its_company_on_a_connection_another_company
             assert await conn.fetchval(mine, [a, b]) == 3
             await conn.execute("SELECT pg_advisory_lock(42)")
         async with db.pool.acquire() as conn:  # the session's lock went with its release
-            assert await conn.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42"
-            ) == 0
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42"
+                )
+                == 0
+            )
         assert (await _raw_session(db))[0] != "syntera_app"
     finally:
         await db.close()
