@@ -128,14 +128,17 @@ class TurnRunner:
     async def handle(self, job: Job) -> None:
         company_id = UUID(job.company_id)
         conversation_id = UUID(job.payload["conversation_id"])
-        # One transaction finds what is unanswered and loads what answering the
-        # first of it (usually all of it) needs: a transaction fewer per turn.
-        async with self.services.db.tenant(company_id) as conn:
+        # One read finds what is unanswered and loads what answering the first
+        # of it (usually all of it) needs. A read, not a transaction: each
+        # statement sees what is committed when it runs, and what they read
+        # is bounded by the message's seq; BEGIN and COMMIT would be two more
+        # round trips per turn.
+        async with self.services.db.read(company_id) as conn:
             pending = await messages.unanswered(conn, conversation_id, job.payload["seq"])
             loaded = await self._load(conn, conversation_id, pending[0]) if pending else None
         for position, message in enumerate(pending):
             if position:
-                async with self.services.db.tenant(company_id) as conn:
+                async with self.services.db.read(company_id) as conn:
                     loaded = await self._load(conn, conversation_id, message)
             if loaded is None or not await self._answer(company_id, message, *loaded):
                 break
