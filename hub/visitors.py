@@ -64,7 +64,7 @@ async def resolve_key(db: Database, header: str | None, origin: str | None) -> P
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw.startswith(KEY_PREFIX):
         raise invalid_key("A publishable key is required: Authorization: Bearer pk_...")
-    async with db.system() as conn:
+    async with db.system_read() as conn:
         row = await keys.find_active(conn, key_hash(raw))
     if row is None:
         raise invalid_key()
@@ -137,15 +137,15 @@ async def verify_visitor(
     widget's socket, the voice socket): signed and unexpired, its publishable
     key not revoked since, and used from an origin that key allows."""
     grant = verify_conversation_token(settings, token)
-    async with db.system() as conn:
+    async with db.system_read() as conn:
         await check_grant_key(conn, grant, origin)
     return grant
 
 
 async def check_grant_key(conn: asyncpg.Connection, grant: ConversationGrant, origin: str | None):
     """The key a verified conversation token names is not revoked and allows
-    `origin`, read in the caller's transaction: the widget's socket reads the
-    conversation in the same one (one transaction per connect, which is what a
+    `origin`, read on the caller's connection: the widget's socket reads the
+    conversation on the same one (one read per connect, which is what a
     reconnect storm after a deploy is made of)."""
     row = await keys.is_active(conn, grant.key_id)
     if row is None:

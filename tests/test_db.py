@@ -219,6 +219,12 @@ async def test_a_read_is_confined_to_its_company_on_a_connection_another_company
             assert not await conn.fetchval("SELECT current_setting('app.company_id', true)")
         async with db.read(a) as conn:
             pass
+        async with db.system_read() as conn:  # a read as the owner leaves company a first
+            assert await conn.fetchval(mine, [a, b]) == 3
+            assert not conn.is_in_transaction()
+        assert (await _raw_session(db))[0] != "syntera_app"
+        async with db.read(a) as conn:
+            pass
         async with db.session() as conn:
             assert await conn.fetchval(mine, [a, b]) == 3
             await conn.execute("SELECT pg_advisory_lock(42)")

@@ -134,6 +134,6 @@ class Bridge:
         # Only the process holding that user's sockets needs to count.
         if not self.realtime.sio.manager.rooms.get(DASHBOARD, {}).get(user_room(user_id)):
             return
-        async with self.realtime.services.db.tenant(company_id) as conn:
+        async with self.realtime.services.db.read(company_id) as conn:
             count = await notifications.unread_count(conn, UUID(str(user_id)))
         await self._emit("notification:unread", {"count": count}, user_room(user_id), DASHBOARD)

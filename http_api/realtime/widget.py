@@ -56,9 +56,9 @@ class WidgetNamespace(Namespace):
         services = self.services
         try:
             token = auth.get("token") if isinstance(auth, dict) else None
-            # verify_visitor's checks, in the conversation's own transaction.
+            # verify_visitor's checks, in one read as the conversation's company.
             grant = verify_conversation_token(services.settings, token)
-            async with services.db.tenant(grant.company_id) as conn:
+            async with services.db.read(grant.company_id) as conn:
                 await check_grant_key(conn, grant, environ.get("HTTP_ORIGIN"))
                 if not await conversations.exists(conn, grant.conversation_id):
                     raise ApiError.unauthorized(
@@ -112,7 +112,7 @@ class WidgetNamespace(Namespace):
     async def resume(self, sid: str, payload: Any) -> dict[str, Any]:
         grant, _ = await self._grant(sid)
         body: Resume = validated(Resume, payload)
-        async with self.services.db.tenant(grant.company_id) as conn:
+        async with self.services.db.read(grant.company_id) as conn:
             conversation = await conversations.get(conn, grant.conversation_id)
             missed = await messages.page(
                 conn, grant.conversation_id, limit=RESUME_LIMIT, after_seq=body.after_seq

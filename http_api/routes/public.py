@@ -93,7 +93,7 @@ async def _profile(call: Call, agent_id: UUID) -> dict[str, Any]:
     key = call.key
     if key is None or agent_id != key.agent_id:  # a key speaks for its own agent only
         raise ApiError.not_found("Agent")
-    async with call.services.db.tenant(key.company_id) as conn:
+    async with call.services.db.read(key.company_id) as conn:
         return found(await agents.public_profile(conn, agent_id), "Agent")
 
 

@@ -231,22 +231,32 @@ class Database:
         """A transaction as the owning role: for work that precedes or spans tenants."""
         return self._transaction(None)
 
-    @asynccontextmanager
-    async def read(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+    def read(self, company_id: UUID) -> AsyncIterator[asyncpg.Connection]:
         """One company's rows, as `tenant` confines them, without a
         transaction: each statement is its own, with its own snapshot. For
-        reads of one statement, where BEGIN and COMMIT would be two of its
-        three round trips. The switch to the company is made at session level
-        and left standing, so that the next read for the same company on this
-        connection is its query alone; a transaction or `session` leaves it
-        first."""
+        reads of one statement (or of several that need no common snapshot),
+        where BEGIN and COMMIT would be two more round trips. The switch to
+        the company is made at session level and left standing, so that the
+        next read for the same company on this connection is its queries
+        alone; a transaction, or a read as another, leaves it first."""
         if company_id is None:
             raise ValueError("a tenant read needs a company id")
+        return self._read(company_id)
+
+    def system_read(self) -> AsyncIterator[asyncpg.Connection]:
+        """`read` as the owning role: a read that precedes the tenant (a
+        publishable key by its hash)."""
+        return self._read(None)
+
+    @asynccontextmanager
+    async def _read(self, company_id: UUID | None) -> AsyncIterator[asyncpg.Connection]:
         conn = await self._acquire()
         try:
             if conn.session_state() != company_id:
                 conn.set_session_state(UNKNOWN)  # until the switch is known to have run
-                await conn.execute(_switch_session(company_id))
+                await conn.execute(
+                    _LEAVE_SESSION if company_id is None else _switch_session(company_id)
+                )
                 conn.set_session_state(company_id)
             yield conn
             if conn.is_in_transaction():  # not what a read is for: undone on release
