@@ -15,6 +15,7 @@ what this raises into its LLMError.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ class StreamError(Exception):
 
 
 class ChatStream:
-    """One completion's stream: `feed(bytes)` returns the text deltas in them;
+    """One completion's stream: `feed(bytes)` yields the text deltas in them;
     after `end()`, the attributes hold the whole answer.
 
     Raises ValueError on a `data:` that is not a JSON object, StreamError on
@@ -42,17 +43,22 @@ class ChatStream:
         self._partial = b""  # the start of a line the next bytes finish
         self._data: list[bytes] = []  # the `data:` lines of the event being read
 
-    def feed(self, chunk: bytes) -> list[str]:
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        """The text deltas in `chunk`, each as soon as its event is read: the
+        deltas before a bad event come out before what it raises, wherever
+        the network cut the body into chunks."""
         if self.done:
-            return []
+            return
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended a line
         deltas: list[str] = []
         for line in lines:
             self._line(line.rstrip(b"\r"), deltas)
+            if deltas:
+                yield from deltas
+                deltas.clear()
             if self.done:
                 break
-        return deltas
 
     def end(self) -> list[str]:
         """The body ended: an event not closed by a blank line still counts

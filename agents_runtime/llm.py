@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
 import httpx2
 import openai
 
@@ -87,6 +88,9 @@ class LLM(Protocol):
 
     def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]: ...
 
+    async def aclose(self) -> None:
+        """Let go of connections, once nothing streams any more."""
+
 
 def recorded_model(llm: LLM, configured: str) -> str:
     """The model a reply is recorded, priced and counted in analytics as, chat
@@ -100,6 +104,16 @@ def recorded_model(llm: LLM, configured: str) -> str:
 
 
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+
+
+def _timed_out(exc: openai.APITimeoutError) -> bool:
+    """Whether the model really took too long. The aiohttp transport reports
+    every lost connection as a timeout (a refused connect, a server that
+    hung up before answering): those are an unavailable model, retried."""
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, aiohttp.ClientError):
+        cause = cause.__cause__
+    return cause is None or isinstance(cause, TimeoutError)
 
 
 class OpenAIChat:
@@ -123,6 +137,10 @@ class OpenAIChat:
             base_url=base_url,
             max_retries=0,
             timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
+            # The `openai` client over aiohttp, whose C parser reads the
+            # streamed body: httpx2's pure-Python one took 8 ms of CPU for a
+            # 40-token reply, this one 3.6 (docs/performance.md, CPU per turn).
+            http_client=openai.DefaultAioHttpClient(),
         )
         self.attempts = attempts
         self.backoff = backoff
@@ -147,8 +165,12 @@ class OpenAIChat:
                     "/chat/completions", cast_to=httpx2.Response, body=body, stream=True
                 )
             except openai.APITimeoutError as exc:
-                # Not retried: the caller's wait is already as long as it should be.
-                raise LLMError("model timed out") from exc
+                if _timed_out(exc):
+                    # Not retried: the caller's wait is already as long as it should be.
+                    raise LLMError("model timed out") from exc
+                if attempt == self.attempts:
+                    raise LLMError(f"model unavailable after {attempt} attempts: {exc}") from exc
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             except _RETRYABLE as exc:
                 if attempt == self.attempts:
                     raise LLMError(f"model unavailable after {attempt} attempts: {exc}") from exc
@@ -156,6 +178,9 @@ class OpenAIChat:
             except openai.APIStatusError as exc:
                 raise LLMError(f"model refused the request ({exc.status_code}): {exc}") from exc
         raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
         response = await self._open(request)
@@ -306,6 +331,9 @@ class OfflineResponder:
             return NO_HANDOFF, []
         call = ToolCall("offline_handoff", HANDOFF_TOOL, json.dumps({"reason": HANDOFF_REASON}))
         return "", [call]
+
+    async def aclose(self) -> None:
+        pass  # nothing held
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
         handoff = self._handoff(request)

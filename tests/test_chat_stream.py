@@ -82,6 +82,13 @@ async def test_an_error_event_mid_stream_raises_after_the_text_before_it(fake):
             deltas += stream.feed(raw[start : start + 16])
         stream.end()
     assert deltas == ["Refunds", " are"]
+    # The whole body in one chunk, as a transport that read it all at once
+    # hands it over: the text before the error still comes out first.
+    whole, seen = ChatStream("gpt-test"), []
+    with pytest.raises(StreamError, match="scripted mid-stream failure"):
+        for delta in whole.feed(raw):
+            seen.append(delta)
+    assert seen == ["Refunds", " are"]
 
 
 async def test_a_malformed_line_is_a_value_error(fake):
@@ -119,14 +126,16 @@ def request() -> ChatRequest:
 async def test_openai_chat_turns_a_broken_stream_into_llm_error_after_its_deltas(fake):
     fake.then(Reply(text=ANSWER, error_after=3))
     seen: list[str] = []
+    llm = OpenAIChat("sk", fake.base_url)
     with pytest.raises(LLMError, match="broke off: scripted mid-stream failure"):
-        async for item in OpenAIChat("sk", fake.base_url).stream(request()):
+        async for item in llm.stream(request()):
             seen.append(item)
     assert seen == ["Refunds", " are", " issued"]
     fake.then(Reply(text=ANSWER, malformed=True))
     with pytest.raises(LLMError, match="malformed"):
-        async for _ in OpenAIChat("sk", fake.base_url).stream(request()):
+        async for _ in llm.stream(request()):
             pass
+    await llm.aclose()
 
 
 async def test_openai_chat_reuses_its_connection_across_replies(fake, aiohttp_server):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aiohttp import web
 
 from agents_runtime.handoff_intent import asks_for_a_person
 from agents_runtime.llm import (
@@ -220,3 +221,38 @@ async def test_offline_responder_without_the_handoff_tool_says_it_cannot():
 def test_a_reply_is_recorded_as_the_model_that_produced_it(fake):
     assert recorded_model(OfflineResponder(), "gpt-4o-mini") == "offline-responder"
     assert recorded_model(OpenAIChat("sk", fake.base_url), "gpt-4o-mini") == "gpt-4o-mini"
+
+
+async def test_a_model_that_cannot_be_reached_is_retried_then_unavailable_not_timed_out(
+    unused_tcp_port,
+):
+    """Nothing listens: the aiohttp transport names a refused connect a
+    timeout; it is an unavailable model, tried again, not a slow one."""
+    llm = OpenAIChat("sk", f"http://127.0.0.1:{unused_tcp_port}/v1", backoff=0.01)
+    try:
+        with pytest.raises(LLMError, match="unavailable after 3 attempts"):
+            await collect(llm, request())
+    finally:
+        await llm.aclose()
+
+
+async def test_a_stream_cut_by_the_server_is_an_error(aiohttp_server):
+    """The connection drops after the first chunk: an LLMError, not a reply."""
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunk = {"choices": [{"index": 0, "delta": {"content": "Hel"}}], "model": "m"}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        request.transport.close()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", cut)
+    server = await aiohttp_server(app)
+    llm = OpenAIChat("sk", f"http://{server.host}:{server.port}/v1")
+    try:
+        with pytest.raises(LLMError, match="broke off"):
+            await collect(llm, request())
+    finally:
+        await llm.aclose()

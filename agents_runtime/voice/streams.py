@@ -57,6 +57,9 @@ class VoiceAgent:
         models.load_speech(eager=False)
         return cls(services, runtime.build_llm(services.settings))
 
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+
     def warm(self, phone: bool) -> None:
         models.warm(phone)
 

@@ -78,9 +78,9 @@ async def entrypoint(settings: Settings, ctx: JobContext) -> None:
     async def hang_up() -> None:
         ctx.delete_room()  # ends the call for the caller too (SIP: hangs up)
 
-    call = VoiceCall.speaking(
-        services, runtime.build_llm(settings), agent, conversation, on_end=hang_up
-    )
+    llm = runtime.build_llm(settings)
+    ctx.add_shutdown_callback(llm.aclose)
+    call = VoiceCall.speaking(services, llm, agent, conversation, on_end=hang_up)
     await call.start(room=ctx.room)
 
 

@@ -134,9 +134,13 @@ class Engine:
             self._timers = None
 
     async def close(self) -> None:
-        """After the queue has stopped: running executions may still call webhooks."""
+        """After the queue has stopped: running executions may still call
+        webhooks. The LLM it was installed with goes too: the process's agent
+        work (turns and workflows, `agents_runtime.runtime.install`) is over."""
         await self.stop_timers()
         await self.webhooks.close()
+        if self.llm is not None:
+            await self.llm.aclose()
 
     # --- starting executions --------------------------------------------------
 

@@ -63,6 +63,9 @@ class VoiceCalls(Protocol):
         self, ws: web.WebSocketResponse, stream_sid: str, agent: dict, conversation: dict
     ) -> None: ...
 
+    async def aclose(self) -> None:
+        """The process stops: its calls have ended."""
+
 
 @dataclass
 class VoiceSockets:
@@ -101,6 +104,7 @@ def install(app: web.Application, open_calls: Callable[[Services], VoiceCalls]) 
         services.events.subscribe(sockets.on_event)
         yield
         services.events.unsubscribe(sockets.on_event)
+        await sockets.calls.aclose()
 
     app.cleanup_ctx.append(sockets_ctx)
 
