@@ -279,3 +279,23 @@ def test_only_the_database_module_takes_connections_from_the_pool():
         if "pool.acquire(" in path.read_text() and path.name != "database.py"
     ]
     assert offenders == []
+
+
+async def test_a_tenant_query_may_run_in_parallel(db):
+    """Row-level security's company check is parallel safe: PostgreSQL may
+    give a tenant's large read parallel workers, as it would the owner's."""
+    async with db.system() as conn:
+        company = await conn.fetchval("INSERT INTO companies (name) VALUES ('P') RETURNING id")
+    async with db.tenant(company) as conn:
+        for setting in (
+            "parallel_setup_cost",
+            "parallel_tuple_cost",
+            "min_parallel_table_scan_size",
+            "min_parallel_index_scan_size",
+        ):
+            await conn.execute(f"SET LOCAL {setting} = 0")
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 2")
+        plan = "\n".join(
+            r[0] for r in await conn.fetch("EXPLAIN SELECT count(*) FROM messages")
+        )
+    assert "Gather" in plan, plan
