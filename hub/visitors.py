@@ -142,13 +142,16 @@ async def verify_visitor(
     return grant
 
 
-async def check_grant_key(conn: asyncpg.Connection, grant: ConversationGrant, origin: str | None):
+async def check_grant_key(
+    conn: asyncpg.Connection, grant: ConversationGrant, origin: str | None
+) -> bool:
     """The key a verified conversation token names is not revoked and allows
-    `origin`, read on the caller's connection: the widget's socket reads the
-    conversation on the same one (one read per connect, which is what a
-    reconnect storm after a deploy is made of)."""
-    row = await keys.is_active(conn, grant.key_id)
+    `origin`; whether the token's conversation still exists. One statement:
+    the widget's socket asks both on connect, which is what a reconnect storm
+    after a deploy is made of."""
+    row = await keys.is_active(conn, grant.key_id, grant.conversation_id)
     if row is None:
         raise invalid_key()
     key = PublishableKey(row["id"], grant.company_id, grant.agent_id, tuple(row["allowed_origins"]))
     _check_origin(key, origin)
+    return row["conversation_exists"]

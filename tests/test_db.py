@@ -295,7 +295,5 @@ async def test_a_tenant_query_may_run_in_parallel(db):
         ):
             await conn.execute(f"SET LOCAL {setting} = 0")
         await conn.execute("SET LOCAL max_parallel_workers_per_gather = 2")
-        plan = "\n".join(
-            r[0] for r in await conn.fetch("EXPLAIN SELECT count(*) FROM messages")
-        )
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN SELECT count(*) FROM messages"))
     assert "Gather" in plan, plan

@@ -59,11 +59,9 @@ class WidgetNamespace(Namespace):
             # verify_visitor's checks, in one read as the conversation's company.
             grant = verify_conversation_token(services.settings, token)
             async with services.db.read(grant.company_id) as conn:
-                await check_grant_key(conn, grant, environ.get("HTTP_ORIGIN"))
-                if not await conversations.exists(conn, grant.conversation_id):
-                    raise ApiError.unauthorized(
-                        "The conversation no longer exists", "INVALID_TOKEN"
-                    )
+                exists = await check_grant_key(conn, grant, environ.get("HTTP_ORIGIN"))
+            if not exists:
+                raise ApiError.unauthorized("The conversation no longer exists", "INVALID_TOKEN")
         except ApiError as error:
             raise refuse(error) from None
         flood = self._floods.get(grant.conversation_id)

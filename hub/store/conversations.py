@@ -35,12 +35,6 @@ async def create(
     return dict(row)
 
 
-async def exists(conn: asyncpg.Connection, conversation_id: UUID) -> bool:
-    return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1)", conversation_id
-    )
-
-
 async def get(conn: asyncpg.Connection, conversation_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM conversations WHERE id = $1", conversation_id)
     return dict(row) if row else None

@@ -60,9 +60,17 @@ async def find_active(conn: asyncpg.Connection, key_hash: bytes) -> dict[str, An
     return dict(row) if row else None
 
 
-async def is_active(conn: asyncpg.Connection, key_id: UUID) -> dict[str, Any] | None:
+async def is_active(
+    conn: asyncpg.Connection, key_id: UUID, conversation_id: UUID
+) -> dict[str, Any] | None:
+    """The key if it is not revoked, and whether the conversation a token of
+    it names still exists (`conversation_exists`): one round trip for both."""
     row = await conn.fetchrow(
-        "SELECT id, allowed_origins FROM agent_keys WHERE id = $1 AND revoked_at IS NULL", key_id
+        """SELECT id, allowed_origins,
+                  EXISTS (SELECT 1 FROM conversations WHERE id = $2) AS conversation_exists
+           FROM agent_keys WHERE id = $1 AND revoked_at IS NULL""",
+        key_id,
+        conversation_id,
     )
     return dict(row) if row else None
 
