@@ -259,9 +259,9 @@ class Database:
                 )
                 conn.set_session_state(company_id)
             yield conn
+        finally:
             if conn.is_in_transaction():  # not what a read is for: undone on release
                 conn.set_session_state(UNKNOWN)
-        finally:
             await self.pool.release(conn)
 
     @asynccontextmanager
