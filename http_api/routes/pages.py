@@ -70,8 +70,11 @@ async def static_file(call: Call) -> web.Response:
     """A file of the widget, the demo page or the dashboard."""
     try:
         path = (STATIC_DIR / call.params["path"]).resolve()
+        # is_file() stats the name: one too long for the file system raises
+        # OSError, which must be a 404, not the 503 of a database OSError.
+        exists = path.is_relative_to(STATIC_DIR) and path.is_file()
     except (OSError, ValueError):  # a NUL, a name the OS refuses
         raise ApiError.not_found("File") from None
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+    if not exists:
         raise ApiError.not_found("File")
     return respond(call.request, file_asset(path))
